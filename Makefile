@@ -1,0 +1,69 @@
+# The two commands: `make run` (the product, embedded defaults) and `make test` (every test).
+# Both set up what they need: a virtualenv, pinned dependencies, the browser client build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/realtime
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint typecheck pytest cluster client client-test bench clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+client:
+	@if [ -f client/package.json ]; then scripts/build-client.sh; fi
+
+run: $(VENV)/.runtime client
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py setup_schedule
+	$(BIN)/python manage.py demo_user
+	@echo "Open http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, WebSocket: ws://$(HOST):$(PORT)/ws/)"
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy realtime_project prices wallets notifications alerts
+
+# anvil (a real JSON-RPC node) and solc for the wallet tests, pinned in contracts/.
+contracts/node_modules/.package-lock.json: contracts/package-lock.json
+	cd contracts && npm ci --no-audit --no-fund --loglevel=error
+
+pytest: $(VENV)/.dev client contracts/node_modules/.package-lock.json
+	@mkdir -p var
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+client-test:
+	@if [ -f client/package.json ]; then scripts/test-client.sh; fi
+
+test: $(VENV)/.dev
+	scripts/services.sh
+	scripts/ensure-chromium.sh
+	$(MAKE) --no-print-directory lint typecheck client-test pytest
+
+cluster: $(VENV)/.runtime client
+	scripts/services.sh
+	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
+	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py setup_schedule
+	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) PRICES_QUEUE=prices $(BIN)/honcho start -f Procfile
+
+bench: $(VENV)/.dev client
+	scripts/services.sh
+	cd bench/loadgen && npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) var staticfiles client/node_modules
