@@ -1,0 +1,123 @@
+"""Protocol v1's own frame types, registered on the router like any app's handlers.
+
+`subscribe`, `unsubscribe`, `ping`, `pong` and `auth` pass through the same
+middleware (rate limit, metrics) as app messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .auth import principal_from_ticket
+from .clock import now_ms
+from .conf import gateway_settings
+from .errors import ErrorCode, GatewayError
+from .hub import Hub
+from .metrics import RTT
+from .namespaces import Principal, Snapshotter, namespaces
+from .protocol import (
+    ChannelName,
+    dumps,
+    parse_channel,
+    parse_max_rate,
+    parse_since,
+    require_str,
+)
+from .router import NO_REPLY, Request, router
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.context["hub"]
+    return hub
+
+
+def subscribe_schema(frame: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel": parse_channel(frame.get("channel")),
+        "since": parse_since(frame.get("since")),
+        "max_rate": parse_max_rate(frame),
+    }
+
+
+def channel_schema(frame: dict[str, Any]) -> ChannelName:
+    return parse_channel(frame.get("channel"))
+
+
+@router.register("subscribe", schema=subscribe_schema)
+async def subscribe(request: Request) -> Any:
+    conn = request.connection
+    channel: ChannelName = request.data["channel"]
+    ns, internal = await namespaces.authorise(conn.principal, channel)
+    public = namespaces.normalise(channel).name
+    if public in conn.subscriptions:
+        raise GatewayError("already subscribed to this channel", code=ErrorCode.ALREADY_SUBSCRIBED)
+    limit = gateway_settings().max_subscriptions
+    if len(conn.subscriptions) >= limit:
+        raise GatewayError(f"at most {limit} subscriptions per connection", code=ErrorCode.SUBSCRIPTION_LIMIT)
+    snapshot = _snapshot_fn(ns.snapshot, conn.principal, internal) if ns.snapshot is not None else None
+    hook_first = bool(snapshot is not None and ns.snapshot_hook_first is not None and ns.snapshot_hook_first(internal))
+    await _hub(request).subscribe(
+        conn,
+        public=public,
+        internal=internal.name,
+        namespace=ns,
+        since=request.data["since"],
+        max_rate=request.data["max_rate"],
+        reply_id=request.id,
+        snapshot=snapshot,
+        snapshot_hook_first=hook_first,
+    )
+    return NO_REPLY
+
+
+@router.register("unsubscribe", schema=channel_schema)
+async def unsubscribe(request: Request) -> Any:
+    channel: ChannelName = request.data
+    try:
+        public = namespaces.normalise(channel).name
+    except GatewayError:
+        public = channel.name
+    if not await _hub(request).unsubscribe(request.connection, public):
+        raise GatewayError("not subscribed to this channel", code=ErrorCode.NOT_SUBSCRIBED)
+    request.connection.enqueue(dumps({"type": "unsubscribed", "id": request.id, "channel": public}))
+    return NO_REPLY
+
+
+@router.register("ping")
+async def ping(request: Request) -> Any:
+    request.connection.enqueue(dumps({"type": "pong", "id": request.id, "server_time": now_ms()}))
+    return NO_REPLY
+
+
+@router.register("pong", cost=0)
+async def pong(request: Request) -> Any:
+    hub = _hub(request)
+    heartbeat = request.connection.heartbeat
+    if heartbeat.pong(request.frame.get("id"), hub.clock.monotonic()) and heartbeat.last_sample is not None:
+        RTT.observe(heartbeat.last_sample)
+    return NO_REPLY
+
+
+@router.register("auth", schema=lambda frame: require_str(frame, "ticket", max_length=512))
+async def auth(request: Request) -> Any:
+    conn = request.connection
+    principal = await principal_from_ticket(request.data)
+    hub = _hub(request)
+    if principal.user_id != conn.user_id:
+        # A different identity: private channels of the previous one are dropped.
+        for public, sub in list(conn.subscriptions.items()):
+            if not sub.namespace.public:
+                await hub.unsubscribe(conn, public)
+                conn.enqueue(dumps({"type": "unsubscribed", "id": None, "channel": public, "reason": "auth_changed"}))
+    await hub.set_principal(conn, principal)
+    conn.enqueue(dumps({"type": "authenticated", "id": request.id, "user": {"id": principal.user_id}}))
+    return NO_REPLY
+
+
+def _snapshot_fn(hook: Snapshotter, principal: Principal, internal: ChannelName) -> Callable[[], Awaitable[str | None]]:
+    async def snapshot() -> str | None:
+        data = await hook(principal, internal)
+        return None if data is None else dumps(data)
+
+    return snapshot

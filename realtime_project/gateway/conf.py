@@ -1,0 +1,144 @@
+"""The `REALTIME` setting: one namespaced dict, every key documented with its default.
+
+Precedence: the defaults below, then `REALTIME_<KEY>` environment variables, then
+keys set in `settings.REALTIME`.
+
+Read through `gateway_settings()`; tests override with Django's `override_settings`
+(the cache is keyed on the settings object identity, so overrides take effect).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds between server pings, and seconds a ping may stay unanswered before the
+    # connection is closed with 4408. 25 s stays under common proxy idle timeouts (60 s).
+    "HEARTBEAT_INTERVAL": 25.0,
+    "HEARTBEAT_TIMEOUT": 10.0,
+    # Largest client frame (issue #2: 64 KiB); larger frames get `too_large`.
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Transport limit: frames above this are refused by the server with close 1009.
+    "MAX_MESSAGE_BYTES": 1024 * 1024,
+    "MAX_SUBSCRIPTIONS": 100,
+    # Token bucket per connection for client frames: sustained rate and burst.
+    "RATE_LIMIT_PER_SECOND": 20.0,
+    "RATE_LIMIT_BURST": 40.0,
+    # A client that keeps flooding after being told is closed with 4429.
+    "FLOOD_CLOSE_AFTER": 100,
+    "MAX_CONNECTIONS_PER_USER": 20,
+    # Frames queued for one connection before it is a slow consumer (closed with 4409).
+    "SEND_QUEUE_SIZE": 2_000,
+    # Allowed browser origins (scheme://host[:port]); empty: derived from ALLOWED_HOSTS.
+    # Clients that send no Origin header (non-browsers) are allowed.
+    "ALLOWED_ORIGINS": [],
+    "TICKET_TTL": 60,
+    # Redis for history/presence; empty: in-memory (embedded mode).
+    "HISTORY_REDIS_URL": "",
+    "KEY_PREFIX": "rt",
+    # Per-namespace history overrides: {"prices": {"size": 100, "ttl": 3600}}.
+    "HISTORY": {},
+    # Graceful drain: clients are told to reconnect after a random 0..N ms.
+    "DRAIN_MAX_DELAY_MS": 5_000,
+    "DRAIN_GRACE_SECONDS": 2.0,
+    # Presence entries of a gateway expire this long after its last heartbeat.
+    "PRESENCE_TTL": 30.0,
+    "GATEWAY_ID": "",
+}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    max_frame_bytes: int
+    max_message_bytes: int
+    max_subscriptions: int
+    rate_limit_per_second: float
+    rate_limit_burst: float
+    flood_close_after: int
+    max_connections_per_user: int
+    send_queue_size: int
+    allowed_origins: tuple[str, ...]
+    ticket_ttl: int
+    history_redis_url: str
+    key_prefix: str
+    history: dict[str, dict[str, float]] = field(default_factory=dict)
+    drain_max_delay_ms: int = 5_000
+    drain_grace_seconds: float = 2.0
+    presence_ttl: float = 30.0
+    gateway_id: str = ""
+
+
+_cache: tuple[int, GatewaySettings] | None = None
+
+
+def _from_environment() -> dict[str, Any]:
+    """`REALTIME_<KEY>` environment variables, parsed by the type of the default."""
+    out: dict[str, Any] = {}
+    for key, default in DEFAULTS.items():
+        value = os.environ.get(f"REALTIME_{key}")
+        if value is None or value == "":
+            continue
+        if isinstance(default, dict):
+            out[key] = json.loads(value)
+        elif isinstance(default, list):
+            out[key] = [item.strip() for item in value.split(",") if item.strip()]
+        elif isinstance(default, bool):
+            out[key] = value.lower() in ("1", "true", "yes", "on")
+        elif isinstance(default, int):
+            out[key] = int(float(value))
+        elif isinstance(default, float):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _default_origins() -> tuple[str, ...]:
+    origins: list[str] = []
+    for host in settings.ALLOWED_HOSTS:
+        if host in ("*", ""):
+            return ("*",)
+        host = host.lstrip(".")
+        origins += [f"http://{host}", f"https://{host}"]
+    return tuple(origins)
+
+
+def gateway_settings() -> GatewaySettings:
+    global _cache
+    raw = getattr(settings, "REALTIME", {})
+    if _cache is not None and _cache[0] == id(raw):
+        return _cache[1]
+    merged = {**DEFAULTS, **_from_environment(), **raw}
+    port = os.environ.get("PORT", "")
+    gateway_id = merged["GATEWAY_ID"] or f"{socket.gethostname()}-{os.getpid()}{'-' + port if port else ''}"
+    value = GatewaySettings(
+        heartbeat_interval=float(merged["HEARTBEAT_INTERVAL"]),
+        heartbeat_timeout=float(merged["HEARTBEAT_TIMEOUT"]),
+        max_frame_bytes=int(merged["MAX_FRAME_BYTES"]),
+        max_message_bytes=int(merged["MAX_MESSAGE_BYTES"]),
+        max_subscriptions=int(merged["MAX_SUBSCRIPTIONS"]),
+        rate_limit_per_second=float(merged["RATE_LIMIT_PER_SECOND"]),
+        rate_limit_burst=float(merged["RATE_LIMIT_BURST"]),
+        flood_close_after=int(merged["FLOOD_CLOSE_AFTER"]),
+        max_connections_per_user=int(merged["MAX_CONNECTIONS_PER_USER"]),
+        send_queue_size=int(merged["SEND_QUEUE_SIZE"]),
+        allowed_origins=tuple(merged["ALLOWED_ORIGINS"]) or _default_origins(),
+        ticket_ttl=int(merged["TICKET_TTL"]),
+        history_redis_url=str(merged["HISTORY_REDIS_URL"]),
+        key_prefix=str(merged["KEY_PREFIX"]),
+        history=dict(merged["HISTORY"]),
+        drain_max_delay_ms=int(merged["DRAIN_MAX_DELAY_MS"]),
+        drain_grace_seconds=float(merged["DRAIN_GRACE_SECONDS"]),
+        presence_ttl=float(merged["PRESENCE_TTL"]),
+        gateway_id=gateway_id,
+    )
+    _cache = (id(raw), value)
+    return value

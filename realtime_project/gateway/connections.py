@@ -1,0 +1,291 @@
+"""Connections of this process: state, bounded send queue, and the registry.
+
+Every outgoing frame of a connection goes through `Connection.enqueue` (one choke point
+for writes, as in python-websockets): it is written at once when the connection is
+idle, and otherwise queued (bounded) behind the send in progress.
+A connection whose queue overflows is a slow consumer: it is closed with 4409 and
+recovers on reconnect, and it never slows the others (DESIGN.md "Hub").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import CloseCode
+from .heartbeat import Heartbeat
+from .namespaces import ANONYMOUS, Principal
+from .ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from .hub import Subscription
+
+logger = logging.getLogger("realtime.gateway")
+
+SendText = Callable[[str], Coroutine[Any, Any, None]]
+Close = Callable[[int], Awaitable[None]]
+
+#: How long a close may wait for a paused transport before the connection is abandoned.
+CLOSE_TIMEOUT = 5.0
+
+_ids = itertools.count(1)
+
+
+class _CloseMarker:
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """One WebSocket connection as the gateway sees it (hashable by identity)."""
+
+    send_text: SendText
+    close_transport: Close
+    heartbeat: Heartbeat
+    bucket: TokenBucket
+    queue_limit: int
+    connected_at: float
+    id: str = ""
+    principal: Principal = ANONYMOUS
+    session: str = ""
+    last_seen: float = 0.0
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    rejected_streak: int = 0
+    close_code: int | None = None
+    frames_in: int = 0
+    frames_out: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Called when the connection is abandoned (its transport would not take the close):
+    #: the consumer ends the ASGI app so the server drops the socket.
+    abort: Callable[[], None] | None = None
+    _sending: bool = False
+    _queue: deque[str | _CloseMarker] = field(default_factory=deque)
+    _started: bool = False
+    #: The task finishing a send that could not complete at once, then draining the
+    #: queue. None while the connection is idle: no task per connection at rest.
+    _writer: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = f"c{next(_ids)}"
+        self.last_seen = self.connected_at
+
+    @property
+    def user_id(self) -> int | None:
+        return self.principal.user_id
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    @property
+    def rtt(self) -> float | None:
+        return self.heartbeat.rtt
+
+    def start(self) -> None:
+        """Begin writing (frames queued before the handshake completed go out first)."""
+        self._started = True
+        if self._queue and self._writer is None:
+            self._spawn(self._drain())
+
+    def enqueue(self, text: str) -> bool:
+        """Send a frame now if the connection is idle, else queue it (bounded).
+
+        Returns False (and closes the connection with 4409) on overflow.
+        """
+        if self.close_code is not None:
+            return False
+        if self._writer is None and self._started and not self._queue:
+            return self._send_now(text)
+        if len(self._queue) >= self.queue_limit:
+            logger.warning("slow consumer %s: send queue full (%d frames), closing", self.id, self.queue_limit)
+            self._queue.clear()
+            self.close(CloseCode.SLOW_CONSUMER)
+            return False
+        self._queue.append(text)
+        return True
+
+    def _send_now(self, text: str) -> bool:
+        """The fan-out hot path: run the transport's send synchronously.
+
+        An ASGI send that can write at once (uvicorn when the socket is writable)
+        completes without suspending, so no task, queue hop or wake-up is paid per
+        delivery. Only a send that must wait (paused transport) is finished by a task,
+        and frames behind it queue up.
+        """
+        coro = self.send_text(text)
+        try:
+            pending = coro.send(None)
+        except StopIteration:
+            self.frames_out += 1
+            return True
+        except Exception:  # the peer went away: the consumer's disconnect cleans up
+            logger.debug("connection %s: send failed", self.id, exc_info=True)
+            return False
+        self._spawn(self._finish(coro, pending))
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._writer = asyncio.get_running_loop().create_task(coro, name=f"ws-writer-{self.id}")
+
+    async def _finish(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        """Drive a suspended send to completion (as a Task would), then drain the queue."""
+        self._sending = True
+        try:
+            while True:
+                if pending is None:
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.wait({pending})
+                try:
+                    pending = coro.send(None)
+                except StopIteration:
+                    break
+            self.frames_out += 1
+        except asyncio.CancelledError:
+            coro.close()
+            raise
+        except Exception:
+            logger.debug("connection %s: send failed", self.id, exc_info=True)
+            self._writer = None
+            return
+        finally:
+            self._sending = False
+        await self._drain()
+
+    def close(self, code: int) -> None:
+        """Close after the frames already queued are flushed (idempotent)."""
+        if self.close_code is not None:
+            return
+        self.close_code = int(code)
+        self._queue.append(_CloseMarker(int(code)))
+        if self._writer is None and self._started:
+            self._spawn(self._drain())
+        if self._sending:
+            # A send is in flight and may never finish (a paused transport is what fills
+            # the queue of a slow consumer): give it CLOSE_TIMEOUT, then abandon the socket.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abandon_if_stuck)
+
+    def _abandon_if_stuck(self) -> None:
+        writer = self._writer
+        if writer is None or writer.done() or not self._sending:
+            return
+        logger.info("connection %s: send stuck while closing, abandoning the socket", self.id)
+        writer.cancel()
+        if self.abort is not None:
+            self.abort()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                item = queue.popleft()
+                if isinstance(item, _CloseMarker):
+                    queue.clear()
+                    try:
+                        await asyncio.wait_for(self.close_transport(item.code), CLOSE_TIMEOUT)
+                    except TimeoutError:
+                        logger.info("connection %s: close not flushed in %ss", self.id, CLOSE_TIMEOUT)
+                    return
+                self._sending = True
+                try:
+                    await self.send_text(item)
+                finally:
+                    self._sending = False
+                self.frames_out += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away mid-send: the consumer's disconnect cleans up
+            logger.debug("connection %s: send failed", self.id, exc_info=True)
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until queued frames and the close have been handed to the transport."""
+        writer = self._writer
+        if writer is not None:
+            await asyncio.wait({writer}, timeout=timeout)  # never raises the writer's fate
+
+    def stop(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user": self.user_id,
+            "channels": sorted(self.subscriptions),
+            "connected_at": self.connected_at,
+            "last_seen": self.last_seen,
+            "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 1),
+            "missed_pongs": self.heartbeat.missed,
+            "quality": self.heartbeat.quality.value,
+            "queued": self.queued,
+        }
+
+
+class ConnectionManager:
+    """Process-local registry: who is connected, as which user (presence is in Redis)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Connection] = {}
+        self._by_user: dict[int, set[Connection]] = {}
+
+    def add(self, conn: Connection) -> None:
+        self._by_id[conn.id] = conn
+        if conn.user_id is not None:
+            self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self._by_id.pop(conn.id, None)
+        self._detach_user(conn)
+
+    def get(self, conn_id: str) -> Connection | None:
+        return self._by_id.get(conn_id)
+
+    def associate_user(self, conn: Connection, principal: Principal) -> tuple[int | None, int | None]:
+        """Switch the connection's user; returns (old user id, new user id)."""
+        old = conn.user_id
+        self._detach_user(conn)
+        conn.principal = principal
+        if conn.id in self._by_id and principal.user_id is not None:
+            self._by_user.setdefault(principal.user_id, set()).add(conn)
+        return old, principal.user_id
+
+    def _detach_user(self, conn: Connection) -> None:
+        if conn.user_id is None:
+            return
+        conns = self._by_user.get(conn.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_user[conn.user_id]
+
+    def connections_of(self, user_id: int) -> set[Connection]:
+        return set(self._by_user.get(user_id, ()))
+
+    def users(self) -> list[int]:
+        return list(self._by_user)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    @property
+    def user_count(self) -> int:
+        return len(self._by_user)

@@ -1,0 +1,56 @@
+"""`manage.py serve`: run the gateway (uvicorn by default, or daphne), plus the embedded
+scheduler when there is no Redis (embedded mode)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+def server_module_default() -> str:
+    from realtime_project.server import DEFAULT_APP
+
+    return DEFAULT_APP
+
+
+class Command(BaseCommand):
+    help = "Run the ASGI server with the WebSocket gateway (drains on SIGTERM)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--server", choices=["uvicorn", "daphne"], default=os.environ.get("SERVER", "uvicorn"))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-compression", action="store_true", help="do not negotiate permessage-deflate")
+        parser.add_argument("--app", default=os.environ.get("ASGI_APP", server_module_default()), help="ASGI app path")
+        parser.add_argument(
+            "--scheduler",
+            choices=["auto", "on", "off"],
+            default=os.environ.get("EMBEDDED_SCHEDULER", "auto"),
+            help="run the beat schedule in-process (auto: only in embedded mode)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from realtime_project import server
+        from realtime_project.scheduling import EmbeddedScheduler
+
+        scheduler = None
+        if options["scheduler"] == "on" or (options["scheduler"] == "auto" and settings.EMBEDDED):
+            scheduler = EmbeddedScheduler()
+            scheduler.start()
+        mode = "embedded (SQLite/in-memory unless configured)" if settings.EMBEDDED else "production (Redis)"
+        self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/ with {options['server']}, {mode}")
+        try:
+            if options["server"] == "daphne":
+                server.run_daphne(
+                    options["host"], options["port"], compression=not options["no_compression"], app=options["app"]
+                )
+            else:
+                server.run_uvicorn(
+                    options["host"], options["port"], compression=not options["no_compression"], app=options["app"]
+                )
+        finally:
+            if scheduler is not None:
+                scheduler.stop()

@@ -1,0 +1,26 @@
+"""URL configuration: admin, API, schema/docs, health and metrics, dashboard."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from realtime_project.gateway import views as gateway_views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", gateway_views.healthz, name="healthz"),
+    path("readyz", gateway_views.readyz, name="readyz"),
+    path("metrics", gateway_views.metrics, name="metrics"),
+    path("api/ws-ticket/", gateway_views.WsTicketView.as_view(), name="ws-ticket"),
+    path("api/publish/", gateway_views.PublishView.as_view(), name="publish"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/prices/", include("prices.urls")),
+    path("api/wallets/", include("wallets.urls")),
+    path("api/notifications/", include("notifications.urls")),
+    path("api/alerts/", include("alerts.urls")),
+    path("", gateway_views.dashboard, name="dashboard"),
+]

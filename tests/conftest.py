@@ -1,0 +1,171 @@
+"""Shared fixtures: real Redis, real server processes, WebSocket clients.
+
+Tests that need a real part (Redis, PostgreSQL, a server process, an EVM, Chromium)
+use it for real and fail when it is missing: they never skip silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis as redis_sync
+
+from realtime_project.gateway import runtime
+from tests.support.servers import ServerProcess, server_env
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_postgres_flush() -> Iterator[None]:
+    """Flush with DELETE instead of TRUNCATE between transactional tests on PostgreSQL.
+
+    TRUNCATE gives every table (and index) new files: with ~45 tables that is the
+    largest cost of the suite on PostgreSQL. The tests leave a few rows behind, which
+    DELETE removes in milliseconds; Django's PostgreSQL foreign keys are DEFERRABLE
+    INITIALLY DEFERRED, so order does not matter inside the flush transaction.
+    Sequences restart too (as SQLite's do after a flush): `serialized_rollback` tests
+    restore rows by primary key, and content types recreated after a flush must get
+    the same keys again or the restore collides with them.
+    """
+    from django.db import connection
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+    sequences: list[dict[str, str]] = []
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):  # type: ignore[no-untyped-def]
+        if not tables:
+            return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        if not sequences:
+            sequences.extend(connection.introspection.sequence_list())
+        wanted = set(tables)
+        statements = [f"DELETE FROM {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
+        return statements + self.sequence_reset_by_name_sql(style, [s for s in sequences if s["table"] in wanted])
+
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    yield
+    DatabaseOperations.sql_flush = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before the test database is dropped, end sessions that other threads still hold.
+
+    `database_sync_to_async` runs queries in executor threads whose connections outlive
+    the tests; PostgreSQL refuses to drop a database that has sessions.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gateway_runtime() -> Iterator[None]:
+    """Each test gets its own hubs and in-memory history (they are per loop/process)."""
+    runtime.reset_for_tests()
+    yield
+    runtime.reset_for_tests()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Async tests stop the hubs they started, before their event loop closes.
+    for item in items:
+        if asyncio.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.append("_stop_hubs")  # type: ignore[attr-defined]
+
+
+@pytest_asyncio.fixture
+async def _stop_hubs() -> AsyncIterator[None]:
+    yield
+    hub = runtime.current_hub()
+    if hub is not None:
+        await hub.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis; a test that needs it fails (never skips) when it is down."""
+    client = redis_sync.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis_sync.RedisError as exc:
+        pytest.fail(f"Redis is required at {TEST_REDIS_URL} ({exc}); run scripts/services.sh")
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A unique key prefix so concurrent test runs never share Redis state."""
+    return f"t{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def redis_settings(settings, redis_url: str, key_prefix: str):  # type: ignore[no-untyped-def]
+    """Switch this process to production mode: Redis layer, Redis history/presence."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "prefix": key_prefix,
+                "capacity": 10_000,
+            },
+        }
+    }
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": redis_url, "KEY_PREFIX": key_prefix}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield settings
+    channel_layers.backends.clear()
+    cleanup = redis_sync.Redis.from_url(redis_url)
+    for key in cleanup.scan_iter(f"{key_prefix}*", count=1000):
+        cleanup.delete(key)
+    cleanup.close()
+
+
+@pytest.fixture
+def live_server_factory(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Start real gateway processes: `live_server_factory(server="daphne", redis=url)`.
+
+    The process uses the test database (tests using it need `transactional_db`).
+    Each one is stopped at teardown and its log is checked for tracebacks.
+    """
+    started: list[ServerProcess] = []
+
+    def start(**kwargs: object) -> ServerProcess:
+        proc = ServerProcess(env=server_env(**kwargs), server=str(kwargs.get("server", "daphne")))  # type: ignore[arg-type]
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+    for proc in started:
+        proc.assert_clean_log()

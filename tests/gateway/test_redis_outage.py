@@ -1,0 +1,107 @@
+"""Redis going away and coming back: connections stay, /readyz says so, delivery resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis as redis_sync
+import websockets
+
+from realtime_project.gateway.api import publish
+from tests.support.redis_server import RedisServer
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def readyz(base: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+async def recv_message(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if frame["type"] == "ping":
+            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+            continue
+        return frame  # type: ignore[no-any-return]
+
+
+async def test_gateway_survives_redis_restart(
+    private_redis: RedisServer, live_server_factory: Any, settings: Any, key_prefix: str
+) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": private_redis.url, "socket_timeout": 15}], "prefix": key_prefix},
+        }
+    }
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": private_redis.url, "KEY_PREFIX": key_prefix}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    server = live_server_factory(server="daphne", redis=private_redis.url, key_prefix=key_prefix)
+    async with websockets.connect(server.ws_url) as ws:
+        assert (await recv_message(ws))["type"] == "welcome"
+        await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:BTC"}))
+        assert (await recv_message(ws))["type"] == "subscribed"
+        await asyncio.to_thread(publish, "prices:BTC", {"n": 1})
+        assert (await recv_message(ws))["data"] == {"n": 1}
+        assert (await asyncio.to_thread(readyz, server.http_url))[0] == 200
+
+        private_redis.stop()
+        await asyncio.to_thread(wait_for, lambda: readyz(server.http_url)[0] == 503)
+        _status, body = await asyncio.to_thread(readyz, server.http_url)
+        assert body["status"] == "not_ready" and body["channel_layer"]["ok"] is False
+        # The WebSocket stays open and keeps answering.
+        await ws.send(json.dumps({"type": "ping", "id": "during"}))
+        assert (await recv_message(ws))["id"] == "during"
+        with pytest.raises(redis_sync.RedisError):  # the publisher gets a clear error at the call site
+            await asyncio.to_thread(publish, "prices:BTC", {"n": "lost"})
+
+        private_redis.start()  # same port, empty: memberships and history are gone
+        await asyncio.to_thread(wait_for, lambda: readyz(server.http_url)[0] == 200)
+        await asyncio.sleep(0.5)  # let the hub's probe re-join its groups
+        channel_layers.backends.clear()
+
+        async def delivered() -> dict[str, Any]:
+            for attempt in range(20):
+                await asyncio.to_thread(publish, "prices:BTC", {"n": 2, "attempt": attempt})
+                try:
+                    return await recv_message(ws, timeout=1)
+                except TimeoutError:
+                    continue
+            raise AssertionError("delivery did not resume")
+
+        message = await delivered()
+        assert message["data"]["n"] == 2 and message["seq"] == 1  # a new epoch after the flush
+    log = server.read_log()
+    assert log.count("channel layer unreachable") == 1, log  # one clear error per incident
+    assert "reachable again" in log

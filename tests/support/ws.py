@@ -1,0 +1,44 @@
+"""WebSocket test helpers: a Channels communicator speaking protocol v1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+
+from realtime_project.asgi import application
+
+
+class Client:
+    """Wraps `WebsocketCommunicator` with JSON frames and protocol helpers."""
+
+    def __init__(self, path: str = "/ws/", headers: list[tuple[bytes, bytes]] | None = None, user: Any = None) -> None:
+        self.comm = WebsocketCommunicator(application, path, headers=headers or [])
+        if user is not None:
+            self.comm.scope["user"] = user
+        self.welcome: dict[str, Any] | None = None
+
+    async def connect(self, expect_welcome: bool = True) -> bool:
+        connected, _ = await self.comm.connect(timeout=5)
+        if connected and expect_welcome:
+            self.welcome = await self.recv()
+            assert self.welcome["type"] == "welcome", self.welcome
+        return bool(connected)
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.comm.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 3) -> dict[str, Any]:
+        out = await self.comm.receive_from(timeout=timeout)
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    async def request(self, frame: dict[str, Any], timeout: float = 3) -> dict[str, Any]:
+        await self.send(frame)
+        return await self.recv(timeout)
+
+    async def nothing(self, timeout: float = 0.2) -> bool:
+        return bool(await self.comm.receive_nothing(timeout=timeout))
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
