@@ -1,0 +1,1 @@
+"""Prices: source adapters, aggregation, change-driven publishing, market overview."""

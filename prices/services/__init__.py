@@ -1,0 +1,1 @@
+"""Writes of the prices app (`<entity>_<action>` services)."""

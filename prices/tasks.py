@@ -1,0 +1,41 @@
+"""Celery tasks of the prices app: thin wrappers over the services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.core.cache import cache
+
+from .conf import prices_settings
+from .services.history import candles_prune
+from .services.overview import market_overview_refresh
+from .services.tick import prices_tick
+
+logger = logging.getLogger("prices.tasks")
+
+#: A tick that overlaps the previous one (slow sources) is skipped, not queued behind it.
+TICK_LOCK = "prices:tick-lock"
+TICK_LOCK_TTL = 30
+
+
+@shared_task(name="prices.tasks.tick", ignore_result=True)
+def tick() -> dict[str, Any] | None:
+    if not cache.add(TICK_LOCK, 1, TICK_LOCK_TTL):
+        logger.info("previous price tick still running: skipped")
+        return None
+    try:
+        return prices_tick().summary()
+    finally:
+        cache.delete(TICK_LOCK)
+
+
+@shared_task(name="prices.tasks.market_overview", ignore_result=True)
+def market_overview() -> bool:
+    return market_overview_refresh() is not None
+
+
+@shared_task(name="prices.tasks.prune_history", ignore_result=True)
+def prune_history() -> int:
+    return candles_prune(retention_days=prices_settings().history_retention_days)

@@ -1,0 +1,346 @@
+"""PriceAggregator: median, freshness, outliers, minimum sources, TWAP, labels (hand-computed)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from prices.aggregation import PriceAggregator, median
+from prices.quotes import Quote, QuoteRejected
+from prices.twap import Twap
+
+T0 = 1_764_100_000.0  # seconds
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def agg(clock: Clock, **kw: float) -> PriceAggregator:
+    a = PriceAggregator(
+        stale_after=kw.get("stale_after", 60.0),
+        outlier_bound=kw.get("outlier_bound", 0.02),
+        min_sources=int(kw.get("min_sources", 2)),
+        twap_window=kw.get("twap_window", 30.0),
+        clock=clock,
+    )
+    a.start(["a", "b", "c", "d", "sim"])
+    return a
+
+
+def q(source: str, price: float, t: float = T0, symbol: str = "BTC", **kw: object) -> Quote:
+    return Quote(symbol, source, price, int(t * 1000), **kw)  # type: ignore[arg-type]
+
+
+def test_median_odd_and_even() -> None:
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    assert median([7.0]) == 7.0
+
+
+def test_median_of_fresh_quotes_and_sources_listed() -> None:
+    clock = Clock()
+    a = agg(clock)
+    for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.5)):
+        a.on_price(q(source, price))
+    p = a.get_price("BTC")
+    assert p is not None
+    assert p.price == 100.5
+    assert p.sources == ("a", "b", "c")
+    assert (p.stale, p.degraded, p.source) == (False, False, "aggregate")
+    assert p.timestamp == int(T0 * 1000)
+
+
+def test_even_count_takes_the_mean_of_the_middle_two() -> None:
+    a = agg(Clock())
+    for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.4), ("d", 100.8)):
+        a.on_price(q(source, price))
+    assert a.get_price("BTC").price == pytest.approx(100.6)  # (100.4 + 100.8) / 2
+
+
+def test_quote_older_than_stale_after_is_excluded() -> None:
+    clock = Clock()
+    a = agg(clock, stale_after=60)
+    a.on_price(q("a", 100.0, t=T0 - 61))  # 61 s old: not fresh
+    a.on_price(q("b", 200.0, t=T0 - 60))  # exactly 60 s: still fresh
+    a.on_price(q("c", 202.0, t=T0))
+    p = a.get_price("BTC")
+    assert p.price == 201.0 and p.sources == ("b", "c")
+
+
+def test_outlier_is_dropped_and_counted_once_against_its_source() -> None:
+    a = agg(Clock(), outlier_bound=0.02)
+    for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.5), ("d", 110.0)):
+        a.on_price(q(source, price))
+    # d: median of others (100, 100.5, 101) = 100.5; |110 - 100.5| / 100.5 = 9.45 % > 2 %.
+    # a: median(101, 100.5, 110) = 101; |100 - 101| / 101 = 0.99 % -> kept.
+    p = a.get_price("BTC")
+    assert p.price == 100.5 and p.sources == ("a", "b", "c") and p.rejected == ("d",)
+    assert not p.degraded
+    a.get_price("BTC")  # the same quote judged again is not counted twice
+    assert a.take_outliers() == {"d": 1}
+    assert a.take_outliers() == {}
+    a.on_price(q("d", 111.0, t=T0))  # a new bad quote from d counts again
+    a.get_price("BTC")
+    assert a.take_outliers() == {"d": 1}
+
+
+def test_outlier_bound_is_exclusive() -> None:
+    a = agg(Clock(), outlier_bound=0.02)
+    for source, price in (("a", 100.0), ("b", 100.0), ("c", 102.0)):
+        a.on_price(q(source, price))
+    # c: |102 - 100| / 100 = 2 % exactly: not more than the bound, kept.
+    p = a.get_price("BTC")
+    assert p.sources == ("a", "b", "c") and p.price == 100.0
+
+
+def test_two_disagreeing_sources_blame_nobody_and_flag_degraded() -> None:
+    a = agg(Clock(), min_sources=2)
+    a.on_price(q("a", 100.0))
+    a.on_price(q("b", 120.0))
+    p = a.get_price("BTC")
+    assert p.price == 110.0 and p.degraded and not p.stale and p.sources == ("a", "b")
+    assert a.take_outliers() == {}
+
+
+def test_worst_offender_goes_first_then_two_disagreeing_are_degraded() -> None:
+    a = agg(Clock(), outlier_bound=0.1)
+    for source, price in (("a", 100.0), ("b", 200.0), ("c", 400.0)):
+        a.on_price(q(source, price))
+    # a vs median(200, 400)=300: 66 %; b vs median(100, 400)=250: 20 %; c vs 150: 166 %.
+    # c is the worst: dropped. a and b still disagree (100 %): no one else can be blamed.
+    p = a.get_price("BTC")
+    assert p.price == 150.0 and p.degraded and p.rejected == ("c",) and p.sources == ("a", "b")
+    assert a.take_outliers() == {"c": 1}
+
+
+def test_one_bad_quote_among_three_does_not_condemn_the_good_ones() -> None:
+    a = agg(Clock(), outlier_bound=0.02, min_sources=2)
+    for source, price in (("a", 100.0), ("b", 100.1), ("c", 150.0)):
+        a.on_price(q(source, price))
+    # All at once, a (vs mean(100.1, 150) = 125.05) would look like an outlier too.
+    p = a.get_price("BTC")
+    assert p.sources == ("a", "b") and p.rejected == ("c",) and not p.degraded
+    assert p.price == pytest.approx(100.05)
+
+
+def test_below_min_sources_is_degraded_not_stale() -> None:
+    a = agg(Clock(), min_sources=2)
+    a.on_price(q("a", 100.0))
+    p = a.get_price("BTC")
+    assert p.price == 100.0 and p.degraded and not p.stale and p.sources == ("a",)
+    a.on_price(q("b", 100.2))
+    assert not a.get_price("BTC").degraded
+
+
+def test_outlier_rejection_can_drop_below_min_sources() -> None:
+    a = agg(Clock(), min_sources=3)
+    for source, price in (("a", 100.0), ("b", 100.1), ("c", 101.5)):
+        a.on_price(q(source, price))
+    p = a.get_price("BTC")
+    # c vs median(100, 100.1) = 100.05: 1.45 %... within 2 %: kept; use a tighter bound.
+    assert p.sources == ("a", "b", "c") and not p.degraded
+    b = agg(Clock(), min_sources=3, outlier_bound=0.01)
+    for source, price in (("a", 100.0), ("b", 100.1), ("c", 101.5)):
+        b.on_price(q(source, price))
+    p = b.get_price("BTC")
+    assert p.sources == ("a", "b") and p.degraded and p.price == pytest.approx(100.05)
+
+
+def test_no_fresh_quote_repeats_last_price_as_stale() -> None:
+    clock = Clock()
+    a = agg(clock, stale_after=60)
+    a.on_price(q("a", 100.0))
+    a.on_price(q("b", 102.0))
+    first = a.get_price("BTC")
+    clock.t += 61
+    p = a.get_price("BTC")
+    assert p.price == 101.0 and p.stale and p.degraded and p.sources == ()
+    assert p.timestamp == first.timestamp  # the time of the last real aggregate
+
+
+def test_never_quoted_symbol_has_no_price() -> None:
+    a = agg(Clock())
+    assert a.get_price("NOPE") is None
+    assert a.aggregate(["NOPE", "BTC"]) == {}
+
+
+def test_change_and_volume_are_medians_of_reporting_sources() -> None:
+    a = agg(Clock())
+    a.on_price(q("a", 100.0, change24h=1.0, volume24h=10.0))
+    a.on_price(q("b", 100.0, change24h=3.0, volume24h=30.0))
+    a.on_price(q("c", 100.0, change24h=None, volume24h=20.0))  # Kraken reports no 24 h change
+    p = a.get_price("BTC")
+    assert p.change24h == 2.0 and p.volume24h == 20.0
+
+
+def test_outlier_change_and_volume_do_not_count() -> None:
+    a = agg(Clock())
+    a.on_price(q("a", 100.0, change24h=1.0))
+    a.on_price(q("b", 100.0, change24h=2.0))
+    a.on_price(q("c", 300.0, change24h=90.0))
+    assert a.get_price("BTC").change24h == 1.5
+
+
+def test_twap_hand_computed() -> None:
+    clock = Clock()
+    a = agg(clock, twap_window=30)
+    a.on_price(q("a", 100.0))
+    assert a.get_price("BTC").twap == 100.0  # one sample: the price itself
+    clock.t = T0 + 10
+    a.on_price(q("a", 110.0, t=clock.t))
+    a.get_price("BTC")
+    clock.t = T0 + 20
+    a.on_price(q("a", 120.0, t=clock.t))
+    a.get_price("BTC")
+    clock.t = T0 + 30
+    # (100*10 + 110*10 + 120*10) / 30 = 110
+    assert a.get_price("BTC").twap == pytest.approx(110.0)
+    clock.t = T0 + 45
+    # window [15, 45]: 110 for 5 s, 120 for 25 s -> (550 + 3000) / 30 = 118.333…
+    assert a.get_price("BTC").twap == pytest.approx(3550 / 30)
+
+
+def test_twap_direct() -> None:
+    t = Twap(15)
+    t.add(0, 100)
+    t.add(10, 110)
+    t.add(20, 120)
+    # window [15, 30]: 110 for 5, 120 for 10 -> 1750 / 15
+    assert t.value(30) == pytest.approx(1750 / 15)
+    assert len(t) == 2  # the sample at 0 was evicted; 10 is the anchor
+    t.add(20, 90)  # same instant: the newer value replaces the older
+    assert t.value(30) == pytest.approx((110 * 5 + 90 * 10) / 15)
+    t.add(5, 1)  # out of order: ignored
+    assert t.value(30) == pytest.approx((110 * 5 + 90 * 10) / 15)
+    assert Twap(5).value(1) is None
+    with pytest.raises(ValueError):
+        Twap(0)
+
+
+def test_twap_clock_stepping_back_is_safe() -> None:
+    t = Twap(10)
+    t.add(100, 50)
+    t.add(105, 60)
+    assert t.value(90) == pytest.approx(50.0)  # now clamped to the last sample
+
+
+def test_simulated_quotes_never_mix_with_real_ones() -> None:
+    clock = Clock()
+    a = agg(clock, min_sources=1)
+    a.on_price(q("sim", 50.0, simulated=True))
+    p = a.get_price("BTC")
+    assert p.source == "simulated" and p.price == 50.0 and p.sources == ("sim",)
+    a.on_price(q("a", 100.0))
+    p = a.get_price("BTC")
+    assert p.source == "aggregate" and p.price == 100.0 and p.sources == ("a",)
+
+
+@pytest.mark.parametrize(
+    ("price", "code"),
+    [
+        (math.nan, "invalid_price"),
+        (math.inf, "invalid_price"),
+        (-1.0, "invalid_price"),
+        (0.0, "invalid_price"),
+        (1e13, "invalid_price"),
+        (True, "invalid_price"),
+    ],
+)
+def test_bad_prices_are_rejected_and_do_not_poison(price: float, code: str) -> None:
+    a = agg(Clock())
+    a.on_price(q("a", 100.0))
+    a.on_price(q("b", 100.0))
+    with pytest.raises(QuoteRejected) as err:
+        a.on_price(q("c", price))
+    assert err.value.code == code
+    p = a.get_price("BTC")
+    assert p.price == 100.0 and p.sources == ("a", "b")
+
+
+def test_future_timestamp_rejected_beyond_tolerance() -> None:
+    a = agg(Clock())  # tolerance 5 s
+    a.on_price(q("a", 100.0, t=T0 + 5))
+    with pytest.raises(QuoteRejected) as err:
+        a.on_price(q("b", 100.0, t=T0 + 6))
+    assert err.value.code == "future_timestamp"
+    with pytest.raises(QuoteRejected) as err:
+        a.on_price(Quote("BTC", "b", 100.0, -5))
+    assert err.value.code == "invalid_timestamp"
+
+
+def test_unknown_source_rejected_and_removed_source_leaves_at_once() -> None:
+    a = agg(Clock(), min_sources=1)
+    with pytest.raises(QuoteRejected) as err:
+        a.on_price(q("zzz", 100.0))
+    assert err.value.code == "unknown_source"
+    a.on_price(q("a", 100.0))
+    a.on_price(q("b", 102.0))
+    a.remove_source("b")
+    assert a.get_price("BTC").sources == ("a",)
+    assert "b" not in a.sources
+    a.add_source("b")
+    assert "b" in a.sources
+
+
+def test_bad_optional_fields_are_dropped_not_the_quote() -> None:
+    a = agg(Clock(), min_sources=1)
+    stored = a.on_price(q("a", 100.0, change24h=math.nan, volume24h=-5.0))
+    assert stored.change24h is None and stored.volume24h is None
+    assert a.on_price(q("a", 100.0, t=T0 + 1, change24h=-100.0)).change24h is None
+
+
+def test_newest_quote_per_source_wins_and_older_ones_are_ignored() -> None:
+    a = agg(Clock(), min_sources=1)
+    a.on_price(q("a", 100.0, t=T0 - 5))
+    a.on_price(q("a", 90.0, t=T0 - 10))  # older: ignored
+    assert a.get_price("BTC").price == 100.0
+    a.on_price(q("a", 105.0, t=T0 - 1))
+    assert a.get_price("BTC").price == 105.0
+
+
+def test_as_update_is_the_wire_payload() -> None:
+    a = agg(Clock())
+    a.on_price(q("a", 100.0, change24h=1.0, volume24h=5.0))
+    a.on_price(q("b", 100.0))
+    assert a.get_price("BTC").as_update() == {
+        "symbol": "BTC",
+        "price": 100.0,
+        "change24h": 1.0,
+        "volume24h": 5.0,
+        "timestamp": int(T0 * 1000),
+        "sources": ["a", "b"],
+        "source": "aggregate",
+        "stale": False,
+        "degraded": False,
+        "twap": 100.0,
+    }
+
+
+def test_start_forgets_everything_and_invalid_config() -> None:
+    a = agg(Clock())
+    a.on_price(q("a", 100.0))
+    a.start(["a"])
+    assert a.get_price("BTC") is None and a.sources == {"a"}
+    with pytest.raises(ValueError):
+        PriceAggregator(min_sources=0)
+
+
+def test_twap_update_equals_add_then_value() -> None:
+    import random
+
+    rng = random.Random(3)
+    a, b = Twap(30), Twap(30)
+    now = 0.0
+    for _ in range(5000):
+        now += rng.choice([0, 0.5, 1, 2, 7])
+        price = rng.choice([100.0, 101.0, 102.0])
+        a.add(now, price)
+        expected = a.value(now)
+        assert expected is not None
+        assert b.update(now, price) == pytest.approx(expected, rel=1e-12)

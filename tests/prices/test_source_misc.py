@@ -1,0 +1,111 @@
+"""The simulated market, Retry-After parsing, bisection and the adapter registry."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+
+from prices.sources.base import SourceConfig, UnknownSymbol
+from prices.sources.batching import UnknownIds, fetch_isolating
+from prices.sources.http import parse_retry_after
+from prices.sources.registry import get_adapter
+from prices.sources.simulated import SimulatedSource
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_764_100_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def sim(seed: int = 7, clock: Clock | None = None) -> SimulatedSource:
+    return SimulatedSource(
+        SourceConfig(slug="simulated", kind="simulated", base_url="", seed=seed), clock=clock or Clock()
+    )
+
+
+def test_simulated_is_seeded_labelled_and_moves_realistically() -> None:
+    a_clock, b_clock = Clock(), Clock()
+    a, b = sim(clock=a_clock), sim(clock=b_clock)
+    ask = {"BTC": "BTC", "ETH": "ETH", "NEW": "NEW"}
+    paths: list[list[float]] = []
+    for src, clock in ((a, a_clock), (b, b_clock)):
+        prices = []
+        for _ in range(50):
+            clock.t += 2
+            prices += [q.price for q in src.fetch(ask).quotes]
+        paths.append(prices)
+    assert paths[0] == paths[1]  # same seed, same walk
+    quotes = a.fetch(ask).quotes
+    assert all(q.simulated and q.source == "simulated" and q.price > 0 for q in quotes)
+    btc = [p for i, p in enumerate(paths[0]) if i % 3 == 0]
+    steps = [abs(b2 / b1 - 1) for b1, b2 in itertools.pairwise(btc)]
+    assert max(steps) < 0.005  # 60 % annual volatility: 2 s steps are basis points, not percent
+    assert any(s > 0 for s in steps)
+    # A symbol without a demo start price gets one derived from the seed.
+    assert sim(seed=7).fetch({"NEW": "NEW"}).quotes[0].price == sim(seed=7).fetch({"NEW": "NEW"}).quotes[0].price
+    assert sim(seed=7).fetch({"NEW": "NEW"}).quotes[0].price != sim(seed=8).fetch({"NEW": "NEW"}).quotes[0].price
+    figures = a.global_stats()
+    assert 0 < figures["btc_dominance"] < 100 and figures["total_market_cap"] > 1e12
+    trades = a.trades("BTC", "BTC", 5)
+    assert len(trades) == 5 and {t.side for t in trades} <= {"buy", "sell"}
+    assert trades == sorted(trades, key=lambda t: -t.time)
+
+
+def test_simulated_long_gap_is_not_one_huge_jump() -> None:
+    clock = Clock()
+    src = sim(clock=clock)
+    (before,) = src.fetch({"BTC": "BTC"}).quotes
+    clock.t += 30 * 86_400  # the server was off for a month
+    (after,) = src.fetch({"BTC": "BTC"}).quotes
+    assert abs(after.price / before.price - 1) < 0.05
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("119") == 119
+    assert parse_retry_after(" 2.5 ") == 2.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412500.0) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("") is None and parse_retry_after(None) is None
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("99999999") == 3 * 86_400  # capped at Binance's longest ban
+
+
+def test_fetch_isolating_finds_every_bad_id() -> None:
+    calls: list[list[str]] = []
+
+    def fetch(ids: list[str]) -> list[str]:
+        calls.append(ids)
+        if {"c", "f"} & set(ids):
+            raise UnknownSymbol("unknown")
+        return ids
+
+    unknown: set[str] = set()
+    problems: Counter[str] = Counter()
+    results = fetch_isolating(list("abcdefgh"), fetch, unknown=unknown, problems=problems)
+    assert sorted(x for r in results for x in r) == list("abdegh")
+    assert unknown == {"c", "f"} and problems["unknown_symbol"] == 2
+    assert len(calls) < 16
+
+
+def test_unknown_ids_expire() -> None:
+    clock = Clock()
+    ids = UnknownIds(clock=clock, ttl=10)
+    ids.add({"x"})
+    assert ids.filter(["x", "y"]) == (["y"], 1)
+    clock.t += 11
+    assert ids.filter(["x", "y"]) == (["x", "y"], 0)
+
+
+def test_registry_reuses_adapter_until_config_changes() -> None:
+    cfg = SourceConfig(slug="simulated", kind="simulated", base_url="")
+    first = get_adapter(cfg)
+    assert get_adapter(cfg) is first
+    assert get_adapter(SourceConfig(slug="simulated", kind="simulated", base_url="", seed=9)) is not first
+    with pytest.raises(ValueError):
+        get_adapter(SourceConfig(slug="x", kind="nope", base_url=""))
