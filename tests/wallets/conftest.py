@@ -1,0 +1,138 @@
+"""Wallets fixtures: a real in-process EVM (py-evm via EthereumTesterProvider) serving a chain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
+
+from realtime_project.gateway.runtime import memory_history
+from wallets.models import Chain, Wallet
+from wallets.providers import register_provider, unregister_provider
+from wallets.services import chain_register
+from wallets.tokens import clear_cache
+
+BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
+
+
+def artifact(name: str) -> dict[str, Any]:
+    return json.loads((BUILD / f"{name}.json").read_text())
+
+
+class Evm:
+    """A py-evm chain with helpers to deploy the committed test tokens and move things."""
+
+    def __init__(self) -> None:
+        self.w3 = Web3(EthereumTesterProvider())
+        self.tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        self.accounts: list[str] = list(self.w3.eth.accounts)
+        self.url = f"tester://{secrets.token_hex(4)}"
+        self.chain_id = int(self.w3.eth.chain_id)
+
+    def deploy(self, name: str, *args: Any, sender: int = 0) -> Contract:
+        art = artifact(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        tx = factory.constructor(*args).transact({"from": self.accounts[sender]})
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx)
+        return self.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+
+    def call(self, fn: Any, sender: int, **extra: Any) -> str:
+        """Send a contract transaction; returns its 0x hash."""
+        return str(Web3.to_hex(fn.transact({"from": self.accounts[sender], **extra})))
+
+    def pay(self, sender: int, to: int | str, value: int, **extra: Any) -> str:
+        target = self.accounts[to] if isinstance(to, int) else to
+        tx = {"from": self.accounts[sender], "to": target, "value": value, **extra}
+        return str(Web3.to_hex(self.w3.eth.send_transaction(tx)))  # type: ignore[arg-type]
+
+    def mine(self, blocks: int = 1) -> None:
+        self.w3.testing.mine(blocks)
+
+    @property
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str:
+        return str(Web3.to_hex(self.w3.eth.get_block(number)["hash"]))
+
+
+@pytest.fixture
+def evm() -> Iterator[Evm]:
+    chain = Evm()
+    register_provider(chain.url, chain.w3)
+    clear_cache()
+    yield chain
+    unregister_provider(chain.url)
+    clear_cache()
+
+
+@pytest.fixture
+def chain(evm: Evm, settings: Any) -> Chain:
+    """The EVM as a registered chain, scanned from the next block on, 3 confirmations."""
+    settings.WALLETS = {"address_filter_limit": 100}
+    return chain_register(
+        chain_id=evm.chain_id,
+        name="py-evm",
+        rpc_url=evm.url,
+        required_confirmations=3,
+        poll_interval=1,
+        start_block=evm.head + 1,
+    )
+
+
+@pytest.fixture
+def user(django_user_model: Any) -> Any:
+    # No password: hashing one (PBKDF2) costs ~1 s per test and nothing here logs in with it.
+    return django_user_model.objects.create_user(username=f"u{secrets.token_hex(3)}")
+
+
+def link(user: Any, address: str, chains: list[Chain] | None = None) -> Wallet:
+    from wallets.services import wallet_link_watch_only
+
+    return wallet_link_watch_only(
+        user_id=user.pk, address=address, chain_ids=[c.chain_id for c in chains] if chains else None
+    )
+
+
+def frames(address: str) -> list[dict[str, Any]]:
+    """What the gateway recorded on `wallet:{address}` (the real history of the channel)."""
+
+    async def read() -> list[Any]:
+        return await memory_history().range(f"wallet:{address}", 0)
+
+    return [json.loads(pub.payload) for pub in asyncio.run(read())]
+
+
+@pytest.fixture(scope="module")
+def anvil_node() -> Iterator[Any]:
+    from tests.wallets.nodes import Anvil
+
+    node = Anvil()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def anvil(anvil_node: Any) -> Iterator[Any]:
+    """The module's anvil, reverted to its starting state after each test (fast isolation)."""
+    from tests.wallets.nodes import rpc
+
+    snapshot = rpc(anvil_node.url, "evm_snapshot")
+    yield anvil_node
+    rpc(anvil_node.url, "evm_revert", [snapshot])
+
+
+@pytest.fixture
+def faulty(anvil: Any) -> Iterator[Any]:
+    from tests.wallets.nodes import FaultyRpc
+
+    proxy = FaultyRpc(anvil.url)
+    yield proxy
+    proxy.stop()

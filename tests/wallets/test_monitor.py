@@ -1,0 +1,168 @@
+"""TransactionMonitor on a real EVM: confirmations, failure with reason, replacement, drop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from tests.wallets.conftest import Evm, frames, link
+from wallets.addresses import InvalidTxHash
+from wallets.api import register_transaction_listener
+from wallets.models import WatchedTransaction
+from wallets.monitor import TransactionMonitor, _confirmation_listeners, _failure_listeners
+from wallets.scanning import chain_scan
+from wallets.selectors import UnknownChain
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
+
+
+@pytest.fixture
+def events() -> Any:
+    got: list[dict[str, Any]] = []
+    register_transaction_listener(got.append)
+    yield got
+    _confirmation_listeners.remove(got.append)
+    _failure_listeners.remove(got.append)
+
+
+def statuses(address: str, tx_hash: str) -> list[tuple[str, int]]:
+    return [
+        (f["data"]["status"], f["data"]["confirmations"])
+        for f in frames(address)
+        if f["type"] == "transaction" and f["data"]["hash"] == tx_hash and "nonce" in f["data"] and "chain" in f["data"]
+    ]
+
+
+def test_pending_included_confirmations_confirmed(evm: Evm, chain: Any, user: Any, events: list[Any]) -> None:
+    a1, a2 = evm.accounts[1:3]
+    link(user, a2)
+    evm.tester.disable_auto_mine_transactions()
+    tx_hash = evm.pay(1, a2, 12345)
+    monitor = TransactionMonitor()
+    tx = monitor.watch(tx_hash.upper().replace("0X", "0x"), evm.chain_id, user_id=user.pk)
+    assert (tx.status, tx.from_address, tx.to_address, tx.nonce, int(tx.value)) == ("pending", a1, a2, 0, 12345)
+    monitor.poll(chain)  # in the mempool: still pending, nothing to publish
+    assert monitor.get_status(tx_hash, evm.chain_id)["status"] == "pending"
+    evm.mine(1)
+    for _ in range(3):
+        monitor.poll(chain)
+        evm.mine(1)
+    monitor.poll(chain)  # no change after confirmation: nothing more published
+    assert statuses(a2, tx_hash) == [("included", 1), ("included", 2), ("confirmed", 3)]
+    status = monitor.get_status(tx_hash, evm.chain_id)
+    assert status is not None and status["block"] == evm.w3.eth.get_transaction_receipt(tx_hash)["blockNumber"]
+    assert (status["status"], status["confirmations"], status["required"], status["from"], status["to"]) == (
+        "confirmed",
+        3,
+        3,
+        a1,
+        a2,
+    )
+    assert events == [
+        {
+            "event": "confirmed",
+            "user_ids": [user.pk],
+            "chain": evm.chain_id,
+            "hash": tx_hash,
+            "from": a1,
+            "to": a2,
+            "value": 12345 / 10**18,
+            "reason": None,
+        }
+    ]
+
+
+def test_failed_with_revert_reason(evm: Evm, chain: Any, user: Any, events: list[Any]) -> None:
+    a1, a2 = evm.accounts[1:3]
+    link(user, a1)
+    token = evm.deploy("TestERC20", "Test Token", "TT", 18)
+    tx_hash = evm.call(token.functions.transfer(a2, 5), 1, gas=100_000)
+    monitor = TransactionMonitor()
+    monitor.watch(tx_hash, evm.chain_id)
+    monitor.poll(chain)
+    tx = WatchedTransaction.objects.get(hash=tx_hash)
+    assert (tx.status, tx.reason) == ("failed", "TestERC20: transfer amount exceeds balance")
+    assert statuses(a1, tx_hash) == [("failed", 1)]
+    assert [(e["event"], e["reason"], e["user_ids"]) for e in events] == [
+        ("failed", "TestERC20: transfer amount exceeds balance", [user.pk])
+    ]
+    evm.mine(5)
+    monitor.poll(chain)  # failed is final: no more frames, no second notification
+    assert len(events) == 1 and statuses(a1, tx_hash) == [("failed", 1)]
+
+
+def test_replaced_by_same_nonce_is_detected_by_the_scan(evm: Evm, chain: Any, user: Any) -> None:
+    a1, a2 = evm.accounts[1:3]
+    link(user, a1)
+    chain.start_block = evm.head + 1
+    chain.save()
+    chain_scan(chain_id=chain.chain_id)
+    evm.tester.disable_auto_mine_transactions()
+    nonce = evm.w3.eth.get_transaction_count(a1)
+    fees = {"maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 10**9, "nonce": nonce}
+    slow = evm.pay(1, a2, 500, **fees)
+    monitor = TransactionMonitor()
+    monitor.watch(slow, evm.chain_id, user_id=user.pk)
+    # Cancel: 0 to self with the same nonce and a higher fee; only that one gets mined.
+    cancel = evm.pay(1, a1, 0, maxFeePerGas=4 * 10**9, maxPriorityFeePerGas=3 * 10**9, nonce=nonce)
+    evm.mine(1)
+
+    assert chain_scan(chain_id=chain.chain_id).error == ""
+
+    tx = WatchedTransaction.objects.get(hash=slow)
+    assert (tx.status, tx.replaced_by) == ("replaced", cancel)
+    assert tx.reason.startswith("cancelled")
+    replaced = [f for f in frames(a1) if f["type"] == "transaction" and f["data"].get("status") == "replaced"]
+    assert replaced[-1]["data"]["replaced_by"] == cancel
+    monitor.poll(chain)  # final: the monitor leaves it alone
+    assert WatchedTransaction.objects.get(hash=slow).status == "replaced"
+
+
+def test_replacement_seen_by_the_monitor_through_the_nonce(evm: Evm, chain: Any, user: Any) -> None:
+    a1, a2 = evm.accounts[1:3]
+    evm.tester.disable_auto_mine_transactions()
+    nonce = evm.w3.eth.get_transaction_count(a1)
+    slow = evm.pay(1, a2, 500, maxFeePerGas=2 * 10**9, maxPriorityFeePerGas=10**9, nonce=nonce)
+    monitor = TransactionMonitor()
+    monitor.watch(slow, evm.chain_id)
+    evm.pay(1, a2, 500, maxFeePerGas=4 * 10**9, maxPriorityFeePerGas=3 * 10**9, nonce=nonce)
+    evm.mine(1)
+    monitor.poll(chain)  # no scan ran: the nonce tells
+    tx = WatchedTransaction.objects.get(hash=slow)
+    assert (tx.status, tx.reason) == ("replaced", "the sender's nonce was used by another transaction")
+
+
+def test_unknown_transaction_is_dropped_after_grace_polls(evm: Evm, chain: Any) -> None:
+    ghost = "0x" + "ab" * 32
+    monitor = TransactionMonitor()
+    monitor.watch(ghost, evm.chain_id)
+    monitor.poll(chain)
+    monitor.poll(chain)
+    assert WatchedTransaction.objects.get(hash=ghost).status == "pending"
+    monitor.poll(chain)
+    tx = WatchedTransaction.objects.get(hash=ghost)
+    assert tx.status == "dropped" and "3 polls" in tx.reason
+
+
+@pytest.mark.parametrize("bad", ["0x1234", "ab" * 32, "0x" + "zz" * 32, "", "0x" + "ab" * 33])
+def test_malformed_hashes_are_refused(evm: Evm, chain: Any, bad: str) -> None:
+    with pytest.raises(InvalidTxHash):
+        TransactionMonitor().watch(bad, evm.chain_id)
+    assert not WatchedTransaction.objects.exists()
+
+
+def test_unknown_chain_is_refused(evm: Evm, chain: Any) -> None:
+    with pytest.raises(UnknownChain):
+        TransactionMonitor().watch("0x" + "ab" * 32, 999_999)
+    assert not WatchedTransaction.objects.exists()
+
+
+def test_unwatch(evm: Evm, chain: Any, user: Any) -> None:
+    tx_hash = Web3.to_hex(evm.w3.eth.send_transaction({"from": evm.accounts[0], "to": evm.accounts[1], "value": 1}))
+    monitor = TransactionMonitor()
+    monitor.watch(tx_hash, evm.chain_id, user_id=user.pk)
+    assert monitor.unwatch(tx_hash, evm.chain_id, user_id=user.pk) is True
+    assert monitor.get_status(tx_hash, evm.chain_id) is None
+    assert monitor.unwatch(tx_hash, evm.chain_id, user_id=user.pk) is False

@@ -1,0 +1,187 @@
+"""A node that times out, fails, caps log ranges, goes backwards or lies: the cursor never skips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from web3 import HTTPProvider, Web3
+
+from tests.wallets.conftest import artifact, link
+from wallets.listener import forget_log_ranges
+from wallets.models import ChainCursor, WalletActivity
+from wallets.scanning import chain_scan
+from wallets.services import chain_register
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
+
+
+class Setup:
+    def __init__(self, anvil: Any, faulty: Any) -> None:
+        self.w3 = Web3(HTTPProvider(anvil.url))
+        self.accounts = list(self.w3.eth.accounts)
+        self.faulty = faulty
+        art = artifact("TestERC20")
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            factory.constructor("T", "T", 0).transact({"from": self.accounts[0]})
+        )
+        self.token = self.w3.eth.contract(address=receipt["contractAddress"], abi=art["abi"])
+
+    def mint(self, who: int, amount: int) -> str:
+        return str(
+            Web3.to_hex(self.token.functions.mint(self.accounts[who], amount).transact({"from": self.accounts[0]}))
+        )
+
+    def pay(self, who: int, value: int) -> str:
+        tx = {"from": self.accounts[0], "to": self.accounts[who], "value": value}
+        return str(Web3.to_hex(self.w3.eth.send_transaction(tx)))  # type: ignore[arg-type]
+
+    @property
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def cursor(self) -> ChainCursor:
+        return ChainCursor.objects.get(chain__chain_id=31337)
+
+
+@pytest.fixture
+def node(anvil: Any, faulty: Any, user: Any, settings: Any) -> Iterator[Setup]:
+    # Generous for a loaded CI machine; the proxy delays 2.5 s when a timeout is wanted.
+    settings.WALLETS = {"rpc_timeout": 1.5, "batch_blocks": 3, "address_filter_limit": 100}
+    forget_log_ranges()
+    setup = Setup(anvil, faulty)
+    chain_register(
+        chain_id=31337, name="anvil", rpc_url=faulty.url, required_confirmations=1, start_block=setup.head + 1
+    )
+    link(user, setup.accounts[1])
+    yield setup
+    forget_log_ranges()
+
+
+def minted_blocks(setup: Setup) -> set[int]:
+    return set(WalletActivity.objects.filter(kind="transaction").values_list("block_number", flat=True))
+
+
+def test_timeout_stops_the_scan_and_nothing_advances(node: Setup) -> None:
+    assert chain_scan(chain_id=31337).error == ""
+    before = node.cursor()
+    node.mint(1, 5)
+    node.faulty.faults.timeout_methods = {"eth_getLogs"}
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "rpc_timeout" and "eth_getLogs timed out" in result.detail
+    after = node.cursor()
+    assert (after.block_number, after.block_hash) == (before.block_number, before.block_hash)
+    assert after.last_error == "rpc_timeout" and after.last_error_at is not None
+    assert not WalletActivity.objects.exists()
+    node.faulty.faults.timeout_methods = set()
+    assert chain_scan(chain_id=31337).error == ""
+    assert node.cursor().block_number == node.head and node.cursor().last_error == ""
+    assert minted_blocks(node) == {node.head}
+
+
+@pytest.mark.parametrize("method", ["eth_getBlockByNumber", "eth_getLogs", "eth_call", "eth_getBalance"])
+def test_rpc_errors_write_nothing(node: Setup, method: str) -> None:
+    chain_scan(chain_id=31337)
+    before = node.cursor().block_number
+    node.pay(1, 10**15)
+    node.mint(1, 5)
+    node.faulty.faults.error_methods = {method}
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "rpc_error" and method in result.detail
+    assert node.cursor().block_number == before
+    assert not WalletActivity.objects.exists()
+    node.faulty.faults.error_methods = set()
+    assert chain_scan(chain_id=31337).error == ""
+    assert minted_blocks(node) == {node.head - 1, node.head}
+
+
+def test_rate_limited_http_429(node: Setup) -> None:
+    chain_scan(chain_id=31337)
+    node.mint(1, 5)
+    node.faulty.faults.http_status = {"eth_getBlockByNumber": 429}
+    result = chain_scan(chain_id=31337)
+    assert result.error == "rpc_unavailable"
+    assert not WalletActivity.objects.exists()
+
+
+def test_log_range_cap_is_narrowed_adaptively(node: Setup) -> None:
+    chain_scan(chain_id=31337)
+    start = node.head + 1
+    for _ in range(7):
+        node.mint(1, 1)
+    node.faulty.faults.max_log_range = 2
+    node.faulty.faults.seen.clear()
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "" and result.blocks == 7
+    assert minted_blocks(node) == set(range(start, start + 7))
+    # 3-block batches: each first asks 3, is refused, narrows to 1 (then regrows to 2).
+    assert node.faulty.faults.seen.count("eth_getLogs") > 3
+
+
+def test_node_going_backwards_changes_nothing(node: Setup) -> None:
+    node.mint(1, 5)
+    node.mint(1, 6)
+    assert chain_scan(chain_id=31337).error == ""
+    before = node.cursor()
+    rows = WalletActivity.objects.count()
+    node.faulty.faults.head_offset = -2  # a lagging node behind a load balancer
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "node_behind"
+    after = node.cursor()
+    assert (after.block_number, after.block_hash) == (before.block_number, before.block_hash)
+    assert WalletActivity.objects.count() == rows
+
+
+def test_missing_block_commits_up_to_the_gap_only(node: Setup) -> None:
+    chain_scan(chain_id=31337)
+    start = node.head + 1
+    for _ in range(3):
+        node.mint(1, 1)
+    node.faulty.faults.missing_blocks = {start + 1}
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "missing_block"
+    assert node.cursor().block_number == start  # the block before the gap, not past it
+    assert minted_blocks(node) == {start}
+    node.faulty.faults.missing_blocks = set()
+    assert chain_scan(chain_id=31337).error == ""
+    assert minted_blocks(node) == {start, start + 1, start + 2}
+
+
+def test_block_with_a_missing_parent_is_not_taken_for_a_reorg(node: Setup) -> None:
+    node.mint(1, 1)
+    chain_scan(chain_id=31337)
+    before = node.cursor()
+    node.mint(1, 2)
+    node.faulty.faults.bad_parent_blocks = {node.head}
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "missing_parent" and result.reorgs == []
+    after = node.cursor()
+    assert (after.block_number, after.block_hash) == (before.block_number, before.block_hash)
+    assert WalletActivity.objects.filter(kind="transaction").count() == 1
+
+
+def test_node_of_another_chain_is_refused(node: Setup) -> None:
+    node.faulty.faults.chain_id = 1
+    result = chain_scan(chain_id=31337)
+    assert result.error == "chain_id_mismatch" and "serves chain 1" in result.detail
+    assert not ChainCursor.objects.filter(chain__chain_id=31337, block_number__gt=0).exists()
+
+
+def test_unsupported_rpc_url_is_a_recorded_error(node: Setup) -> None:
+    chain_register(chain_id=31337, name="anvil", rpc_url="ftp://example.invalid", required_confirmations=1)
+    result = chain_scan(chain_id=31337)
+    assert result.error == "unsupported_rpc_url"

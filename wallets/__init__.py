@@ -1,0 +1,1 @@
+"""Wallets: linked addresses, chain scanning, activity, transaction tracking."""

@@ -1,0 +1,75 @@
+"""Admin of chains, cursors, wallets, activity and tracked transactions (actions call services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .models import Balance, Chain, ChainCursor, SkippedLog, TokenMetadata, Wallet, WalletActivity, WatchedTransaction
+
+
+@admin.register(Chain)
+class ChainAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("chain_id", "name", "rpc_url", "required_confirmations", "poll_interval", "enabled")
+    list_filter = ("enabled",)
+    actions = ["scan_now"]
+
+    @admin.action(description="Scan the selected chains now")
+    def scan_now(self, request: HttpRequest, queryset: QuerySet[Chain]) -> None:
+        from .tasks import scan_chain
+
+        for chain in queryset:
+            scan_chain.delay(chain.chain_id)
+        messages.info(request, f"scan enqueued for {queryset.count()} chain(s)")
+
+
+@admin.register(ChainCursor)
+class ChainCursorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("chain", "block_number", "head_number", "last_scan_at", "last_error", "last_error_at")
+    readonly_fields = ("block_hash", "last_error_detail")
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("address", "user", "label", "watch_only", "verified_at", "created_at")
+    list_filter = ("watch_only",)
+    search_fields = ("address", "label", "user__username")
+    filter_horizontal = ("chains",)
+
+
+@admin.register(WalletActivity)
+class WalletActivityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("address", "chain", "kind", "block_number", "tx_hash", "log_index", "token", "timestamp")
+    list_filter = ("kind", "chain")
+    search_fields = ("address", "tx_hash")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # activity mirrors the chain; edit nothing by hand
+
+
+@admin.register(WatchedTransaction)
+class WatchedTransactionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("hash", "chain", "status", "confirmations", "required", "block_number", "from_address")
+    list_filter = ("status", "chain")
+    search_fields = ("hash", "from_address", "to_address")
+
+
+@admin.register(Balance)
+class BalanceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("address", "chain", "token", "symbol", "amount", "block_number")
+    search_fields = ("address", "token", "symbol")
+
+
+@admin.register(TokenMetadata)
+class TokenMetadataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("address", "chain", "symbol", "decimals", "issues")
+    search_fields = ("address", "symbol")
+
+
+@admin.register(SkippedLog)
+class SkippedLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("chain", "block_number", "tx_hash", "log_index", "reason", "created_at")
+    list_filter = ("reason", "chain")

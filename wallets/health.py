@@ -1,0 +1,34 @@
+"""Readiness of the chain scanners: lag behind the head and the last error per chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from .models import Chain
+
+
+def chains_health() -> dict[str, Any]:
+    """`ok` is false when an enabled chain's last scan failed or is older than 10 poll intervals."""
+    now = timezone.now()
+    chains: dict[str, Any] = {}
+    ok = True
+    for chain in Chain.objects.filter(enabled=True).select_related("cursor"):
+        cursor = getattr(chain, "cursor", None)
+        if cursor is None:
+            chains[str(chain.chain_id)] = {"ok": True, "state": "not_started"}
+            continue
+        age = (now - cursor.last_scan_at).total_seconds() if cursor.last_scan_at else None
+        stale = age is None or age > 10 * max(chain.poll_interval, 1.0)
+        lag = (cursor.head_number - cursor.block_number) if cursor.head_number is not None else None
+        chain_ok = not cursor.last_error and not stale
+        ok = ok and chain_ok
+        chains[str(chain.chain_id)] = {
+            "ok": chain_ok,
+            "block": cursor.block_number,
+            "lag": lag,
+            "last_scan_age": age,
+            "error": cursor.last_error or None,
+        }
+    return {"ok": ok, "chains": chains}

@@ -1,0 +1,224 @@
+"""Wallets data: chains and their scan cursors, linked wallets, activity, tracked transactions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Chain(models.Model):
+    """An EVM chain the platform scans (one Celery scan per enabled chain)."""
+
+    chain_id = models.PositiveBigIntegerField(unique=True, help_text="EIP-155 chain id")
+    name = models.CharField(max_length=60)
+    rpc_url = models.CharField(max_length=500, help_text="JSON-RPC endpoint (http/https)")
+    required_confirmations = models.PositiveIntegerField(help_text="blocks on top before a transaction is confirmed")
+    poll_interval = models.FloatField(default=12.0, help_text="seconds between scans (about the block time)")
+    native_symbol = models.CharField(max_length=12, default="ETH")
+    enabled = models.BooleanField(default=True)
+    start_block = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="first block to scan when there is no cursor (empty: the current head)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chain_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.chain_id})"
+
+
+class ChainCursor(models.Model):
+    """The last block fully processed on a chain: activity up to it is committed."""
+
+    chain = models.OneToOneField(Chain, on_delete=models.CASCADE, related_name="cursor")
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    head_number = models.PositiveBigIntegerField(null=True, blank=True, help_text="node head at the last scan")
+    last_scan_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=64, blank=True, help_text="error code of the last failed scan")
+    last_error_detail = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.chain_id}@{self.block_number}"
+
+
+class ScannedBlock(models.Model):
+    """Recent canonical blocks (number -> hash, parent) to find the common ancestor of a reorg."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=66)
+    parent_hash = models.CharField(max_length=66)
+    timestamp = models.PositiveBigIntegerField(help_text="seconds since the epoch")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "number"], name="scannedblock_unique_number")]
+
+
+class Wallet(models.Model):
+    """An address a user linked: verified by a signed message (EIP-4361 style) or watch-only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallets")
+    address = models.CharField(max_length=42, help_text="EIP-55 checksummed address")
+    label = models.CharField(max_length=100, blank=True)
+    chains = models.ManyToManyField(Chain, blank=True, related_name="wallets", help_text="empty: every enabled chain")
+    watch_only = models.BooleanField(default=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "address"], name="wallet_unique_per_user")]
+        indexes = [models.Index(fields=["address"])]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.user_id})"
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class WalletChallenge(models.Model):
+    """A single-use sign-in message (EIP-4361) a user must sign to prove an address is theirs."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=42)
+    chain_id = models.PositiveBigIntegerField()
+    nonce = models.CharField(max_length=32, unique=True)
+    message = models.TextField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ActivityKind(models.TextChoices):
+    BALANCE = "balance"
+    TRANSACTION = "transaction"
+    APPROVAL = "approval"
+    NFT = "nft"
+
+
+class WalletActivity(models.Model):
+    """One thing that happened to a watched address in a block.
+
+    The natural key (chain, address, kind, block hash, tx hash, log index, token) makes a
+    re-scan idempotent; log_index is -1 for native transfers and balance changes.
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="activity")
+    address = models.CharField(max_length=42)
+    kind = models.CharField(max_length=12, choices=ActivityKind.choices)
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    log_index = models.IntegerField()
+    token = models.CharField(max_length=42, blank=True, help_text="token contract; empty for the native coin")
+    payload = models.JSONField(help_text="the WalletUpdate published for this row")
+    timestamp = models.DateTimeField(help_text="block time")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "address", "kind", "block_hash", "tx_hash", "log_index", "token"],
+                name="walletactivity_natural_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["address", "-id"], name="walletactivity_address_id"),
+            models.Index(fields=["chain", "block_number"], name="walletactivity_chain_block"),
+        ]
+
+
+class Balance(models.Model):
+    """The last known balance of a watched address in the native coin or an ERC-20 token."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=42)
+    token = models.CharField(max_length=42, blank=True)
+    symbol = models.CharField(max_length=32, blank=True)
+    decimals = models.PositiveSmallIntegerField(null=True, blank=True, help_text="empty: unknown (raw units)")
+    amount = models.DecimalField(max_digits=78, decimal_places=0, help_text="raw units (wei)")
+    block_number = models.PositiveBigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address", "token"], name="balance_unique")]
+
+
+class TokenMetadata(models.Model):
+    """Token facts read once per contract (symbol, decimals), tolerant of non-standard tokens."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=42)
+    symbol = models.CharField(max_length=32, blank=True)
+    name = models.CharField(max_length=100, blank=True)
+    decimals = models.PositiveSmallIntegerField(null=True, blank=True)
+    issues = models.CharField(max_length=200, blank=True, help_text="why a field is missing or guessed")
+    fetched_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address"], name="tokenmetadata_unique")]
+
+
+class SkippedLog(models.Model):
+    """A log or block the scanner could not use, with the reason (never silently dropped)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    tx_hash = models.CharField(max_length=66, blank=True)
+    log_index = models.IntegerField()
+    reason = models.CharField(max_length=64)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "block_hash", "tx_hash", "log_index"], name="skippedlog_natural_key"
+            )
+        ]
+
+
+class TxStatus(models.TextChoices):
+    PENDING = "pending"
+    INCLUDED = "included"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    DROPPED = "dropped"
+    REPLACED = "replaced"
+
+
+#: Statuses the monitor still polls (a reorg rolled back by the scanner reopens the others).
+OPEN_STATUSES = (TxStatus.PENDING, TxStatus.INCLUDED)
+
+
+class WatchedTransaction(models.Model):
+    """A transaction followed from pending to confirmed (or failed, dropped, replaced)."""
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="transactions")
+    hash = models.CharField(max_length=66)
+    status = models.CharField(max_length=12, choices=TxStatus.choices, default=TxStatus.PENDING)
+    confirmations = models.PositiveIntegerField(default=0)
+    required = models.PositiveIntegerField()
+    block_number = models.PositiveBigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    nonce = models.PositiveBigIntegerField(null=True, blank=True)
+    from_address = models.CharField(max_length=42, blank=True)
+    to_address = models.CharField(max_length=42, blank=True)
+    value = models.DecimalField(max_digits=78, decimal_places=0, default=0, help_text="wei")
+    reason = models.CharField(max_length=300, blank=True, help_text="revert reason or why it was dropped")
+    replaced_by = models.CharField(max_length=66, blank=True)
+    missing_polls = models.PositiveIntegerField(default=0)
+    notified = models.CharField(max_length=12, blank=True, help_text="last status listeners were told about")
+    watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "hash"], name="watchedtx_unique")]
+        indexes = [models.Index(fields=["chain", "status"], name="watchedtx_chain_status")]

@@ -1,0 +1,228 @@
+"""TransactionMonitor: pending -> included -> n/N confirmations -> confirmed, or failed/dropped/replaced.
+
+`poll(chain)` runs after every scan of the chain (so confirmations are published on each
+new block); the scanner itself spots replacements (same sender and nonce mined under
+another hash) and moves transactions of orphaned blocks back to pending. Listeners
+registered with `on_confirmation`/`on_failure` are called after commit, once per outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from .addresses import checksum_lower, normalise_tx_hash
+from .conf import wallets_settings
+from .listener import BlockListener
+from .models import Chain, TxStatus, WatchedTransaction
+from .payloads import units
+from .publishing import publish_transaction
+from .rpc import ChainClient, Reverted, RpcError
+from .selectors import chain_get, open_transactions, user_ids_for_addresses
+
+logger = logging.getLogger("wallets.monitor")
+
+Listener = Callable[[dict[str, Any]], None]
+_confirmation_listeners: list[Listener] = []
+_failure_listeners: list[Listener] = []
+
+
+class TransactionMonitor:
+    """Follows watched transactions of every chain (stateless: the state is in the database)."""
+
+    def __init__(self, *, listener: BlockListener | None = None) -> None:
+        self.listener = listener or BlockListener()
+
+    # --- listeners --------------------------------------------------------------------------
+
+    @staticmethod
+    def on_confirmation(fn: Listener) -> Listener:
+        """Call `fn(event)` when a watched transaction reaches its required confirmations."""
+        if fn not in _confirmation_listeners:
+            _confirmation_listeners.append(fn)
+        return fn
+
+    @staticmethod
+    def on_failure(fn: Listener) -> Listener:
+        """Call `fn(event)` when a watched transaction is mined and reverted."""
+        if fn not in _failure_listeners:
+            _failure_listeners.append(fn)
+        return fn
+
+    # --- watching ---------------------------------------------------------------------------
+
+    def watch(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> WatchedTransaction:
+        """Start following `tx_hash` on chain id `chain` (InvalidTxHash / UnknownChain on bad input)."""
+        tx_hash = normalise_tx_hash(tx_hash)
+        chain_row = chain_get(chain_id=chain)
+        tx, created = WatchedTransaction.objects.get_or_create(
+            chain=chain_row, hash=tx_hash, defaults={"required": chain_row.required_confirmations}
+        )
+        if user_id is not None:
+            tx.watchers.add(user_id)
+        if created or not tx.from_address:
+            try:
+                self._fill_details(self.listener.client(chain_row), tx)
+            except RpcError as exc:
+                # The node may be down or may not know it yet: the poll fills it in later.
+                logger.info("watch %s: details not available yet (%s)", tx_hash, exc.code)
+        return tx
+
+    def unwatch(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> bool:
+        """Stop following (for one user: drop them; with no watcher left, forget the transaction)."""
+        tx_hash = normalise_tx_hash(tx_hash)
+        chain_row = chain_get(chain_id=chain)
+        tx = WatchedTransaction.objects.filter(chain=chain_row, hash=tx_hash).first()
+        if tx is None:
+            return False
+        if user_id is not None:
+            tx.watchers.remove(user_id)
+            if tx.watchers.exists():
+                return True
+        tx.delete()
+        return True
+
+    def get_status(self, tx_hash: str, chain: int) -> dict[str, Any] | None:
+        from .payloads import transaction_data
+
+        tx_hash = normalise_tx_hash(tx_hash)
+        chain_get(chain_id=chain)
+        tx = WatchedTransaction.objects.select_related("chain").filter(chain__chain_id=chain, hash=tx_hash).first()
+        return None if tx is None else transaction_data(tx)
+
+    # --- polling ----------------------------------------------------------------------------
+
+    def poll(self, chain: Chain) -> list[WatchedTransaction]:
+        """Advance every open transaction of `chain`; returns those that changed."""
+        client = self.listener.client(chain)
+        head = client.head()
+        changed: list[WatchedTransaction] = []
+        for pk in list(open_transactions(chain=chain).values_list("pk", flat=True)):
+            if self._poll_one(client, pk, head):
+                changed.append(WatchedTransaction.objects.get(pk=pk))
+        return changed
+
+    def _poll_one(self, client: ChainClient, pk: int, head: int) -> bool:
+        conf = wallets_settings()
+        # RPC first (outside any transaction), then a short locked update.
+        snapshot = WatchedTransaction.objects.select_related("chain").get(pk=pk)
+        receipt = client.receipt(snapshot.hash)
+        mined_tx = None if receipt else client.transaction(snapshot.hash)
+        nonce_now = None
+        if receipt is None and mined_tx is None and snapshot.nonce is not None and snapshot.from_address:
+            nonce_now = client.nonce(snapshot.from_address, "latest")
+        reason = ""
+        if receipt is not None and receipt.status == 0:
+            reason = self._revert_reason(client, snapshot, receipt.block_number)
+        with transaction.atomic():
+            tx = WatchedTransaction.objects.select_for_update().select_related("chain").get(pk=pk)
+            if tx.status not in (TxStatus.PENDING, TxStatus.INCLUDED):
+                return False  # the scanner marked it replaced meanwhile
+            before = (tx.status, tx.confirmations, tx.block_number, tx.block_hash)
+            if receipt is not None:
+                tx.block_number, tx.block_hash = receipt.block_number, receipt.block_hash
+                tx.confirmations = max(0, head - receipt.block_number + 1)
+                tx.missing_polls = 0
+                if not tx.from_address:
+                    tx.from_address = checksum_lower(receipt.sender)
+                    tx.to_address = checksum_lower(receipt.to) if receipt.to else ""
+                if receipt.status == 0:
+                    tx.status, tx.reason = TxStatus.FAILED, reason
+                elif tx.confirmations >= tx.required:
+                    tx.status = TxStatus.CONFIRMED
+                else:
+                    tx.status = TxStatus.INCLUDED
+            elif mined_tx is not None:
+                # Known to the node but not mined (mempool), or its block was orphaned.
+                tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.PENDING, 0, None, ""
+                tx.missing_polls = 0
+                _apply_details(tx, mined_tx)
+            elif nonce_now is not None and tx.nonce is not None and nonce_now > tx.nonce:
+                tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.REPLACED, 0, None, ""
+                tx.reason = tx.reason or "the sender's nonce was used by another transaction"
+            else:
+                tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.PENDING, 0, None, ""
+                tx.missing_polls += 1
+                if tx.missing_polls >= conf.dropped_after_polls:
+                    tx.status = TxStatus.DROPPED
+                    tx.reason = f"not found on the node for {tx.missing_polls} polls and its nonce is unused"
+            if (tx.status, tx.confirmations, tx.block_number, tx.block_hash) == before:
+                tx.save(update_fields=["missing_polls", "from_address", "to_address", "nonce", "value", "updated_at"])
+                return False
+            tx.save()
+            publish_transaction(tx)
+            self._notify_on_commit(tx)
+            return True
+
+    @staticmethod
+    def _fill_details(client: ChainClient, tx: WatchedTransaction) -> None:
+        found = client.transaction(tx.hash)
+        if found is not None:
+            _apply_details(tx, found)
+            tx.save(update_fields=["from_address", "to_address", "nonce", "value", "updated_at"])
+
+    @staticmethod
+    def _revert_reason(client: ChainClient, tx: WatchedTransaction, block: int) -> str:
+        """Replay the call on the state before its block; the node's revert string if any."""
+        original = client.transaction(tx.hash)
+        if original is None or original.to is None:
+            return "reverted"
+        call = {
+            "from": client.w3.to_checksum_address(original.sender),
+            "to": client.w3.to_checksum_address(original.to),
+            "data": original.input,
+            "value": original.value,
+            "gas": original.gas or None,
+        }
+        try:
+            client.call({k: v for k, v in call.items() if v is not None}, max(0, block - 1))
+        except Reverted as exc:
+            return exc.reason or "reverted"
+        except RpcError as exc:
+            return f"reverted (reason unavailable: {exc.code})"
+        return "reverted (the replay succeeded: the failure depends on earlier transactions of its block)"
+
+    # --- listeners after commit ---------------------------------------------------------------
+
+    @staticmethod
+    def _notify_on_commit(tx: WatchedTransaction) -> None:
+        if tx.status not in (TxStatus.CONFIRMED, TxStatus.FAILED) or tx.notified == tx.status:
+            return
+        tx.notified = tx.status
+        tx.save(update_fields=["notified"])
+        event = transaction_event(tx)
+        listeners = list(_confirmation_listeners if tx.status == TxStatus.CONFIRMED else _failure_listeners)
+        transaction.on_commit(lambda: _call_listeners(listeners, event))
+
+
+def transaction_event(tx: WatchedTransaction) -> dict[str, Any]:
+    """The event given to transaction listeners (cross-app contract)."""
+    user_ids = set(tx.watchers.values_list("id", flat=True)) | user_ids_for_addresses([tx.from_address, tx.to_address])
+    return {
+        "event": "confirmed" if tx.status == TxStatus.CONFIRMED else "failed",
+        "user_ids": sorted(user_ids),
+        "chain": tx.chain.chain_id,
+        "hash": tx.hash,
+        "from": tx.from_address or None,
+        "to": tx.to_address or None,
+        "value": units(int(tx.value), 18),
+        "reason": tx.reason or None,
+    }
+
+
+def _call_listeners(listeners: list[Listener], event: dict[str, Any]) -> None:
+    for fn in listeners:
+        try:
+            fn(event)
+        except Exception:  # one listener must never break tracking or the others
+            logger.exception("transaction listener %r failed", fn)
+
+
+def _apply_details(tx: WatchedTransaction, found: Any) -> None:
+    tx.from_address = checksum_lower(found.sender)
+    tx.to_address = checksum_lower(found.to) if found.to else ""
+    tx.nonce = found.nonce
+    tx.value = found.value

@@ -1,0 +1,205 @@
+"""WalletUpdate payloads of `wallet:{address}` (the cross-app contract; see docs/wallets.md).
+
+`{"type": "balance"|"transaction"|"approval"|"nft", "address": EIP-55, "chain": int,
+"data": {...}, "timestamp": ms}`. Amounts are JSON numbers in token units (`value`) with
+the exact integer in raw units as a string (`value_raw`), since wei exceed a double.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .addresses import checksum_lower
+from .chaindata import Tx
+from .events import Event
+from .tokens import TokenInfo
+
+
+def units(raw: int, decimals: int | None) -> float:
+    """Raw integer amount in token units (a float: a display value, never for arithmetic)."""
+    if decimals is None:
+        return float(raw)
+    return float(Decimal(raw).scaleb(-decimals))
+
+
+def _cs(address: str | None) -> str | None:
+    return None if address is None else checksum_lower(address.lower())
+
+
+def tx_state(block: int, head: int, required: int) -> tuple[str, int]:
+    confirmations = max(0, head - block + 1)
+    return ("confirmed" if confirmations >= required else "included"), confirmations
+
+
+def update(kind: str, address: str, chain_id: int, data: dict[str, Any], timestamp_ms: int) -> dict[str, Any]:
+    return {"type": kind, "address": _cs(address), "chain": chain_id, "data": data, "timestamp": timestamp_ms}
+
+
+def event_update(
+    event: Event,
+    *,
+    chain_id: int,
+    token: TokenInfo | None,
+    head: int,
+    required: int,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    """The WalletUpdate for one parsed token event of one watched address."""
+    f = event.fields
+    decimals = token.decimals if token else None
+    data: dict[str, Any] = {
+        "hash": event.tx_hash,
+        "block": event.block_number,
+        "block_hash": event.block_hash,
+        "log_index": event.log_index,
+        "event": event.name,
+        "standard": event.standard,
+        "token": _cs(event.token),
+        "symbol": token.symbol if token else "",
+    }
+    if event.kind == "transaction":  # ERC-20 Transfer
+        status, confirmations = tx_state(event.block_number, head, required)
+        data.update(
+            status=status,
+            confirmations=confirmations,
+            required=required,
+            **{"from": _cs(f["from"]), "to": _cs(f["to"])},
+            value=units(f["value"], decimals),
+            value_raw=str(f["value"]),
+            decimals=decimals,
+            direction=_direction(event.address, f["from"], f["to"]),
+        )
+    elif event.kind == "nft":
+        data.update(
+            **{"from": _cs(f["from"]), "to": _cs(f["to"])},
+            direction=_direction(event.address, f["from"], f["to"]),
+        )
+        if "token_id" in f:
+            data["token_id"] = str(f["token_id"])
+        else:
+            data.update(
+                operator=_cs(f["operator"]),
+                ids=[str(i) for i in f["ids"]],
+                values=[str(v) for v in f["values"]],
+            )
+    else:  # approval
+        data["owner"] = _cs(f["owner"])
+        if "operator" in f:
+            data.update(operator=_cs(f["operator"]), approved=f["approved"])
+        elif "token_id" in f:
+            data.update(spender=_cs(f["spender"]), token_id=str(f["token_id"]))
+        else:
+            data.update(
+                spender=_cs(f["spender"]),
+                value=units(f["value"], decimals),
+                value_raw=str(f["value"]),
+                decimals=decimals,
+                unlimited=f["unlimited"],
+            )
+    if f.get("mint"):
+        data["mint"] = True
+    if f.get("burn"):
+        data["burn"] = True
+    return update(event.kind, event.address, chain_id, data, timestamp_ms)
+
+
+def native_update(
+    tx: Tx,
+    *,
+    address: str,
+    chain_id: int,
+    symbol: str,
+    block: int,
+    block_hash: str,
+    head: int,
+    required: int,
+    succeeded: bool,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    status, confirmations = tx_state(block, head, required)
+    if not succeeded:
+        status = "failed"
+    data = {
+        "hash": tx.hash,
+        "status": status,
+        "confirmations": confirmations,
+        "required": required,
+        "block": block,
+        "block_hash": block_hash,
+        "log_index": -1,
+        "standard": "native",
+        "token": None,
+        "symbol": symbol,
+        "from": _cs(tx.sender),
+        "to": _cs(tx.to),
+        "value": units(tx.value, 18),
+        "value_raw": str(tx.value),
+        "decimals": 18,
+        "nonce": tx.nonce,
+        "direction": _direction(address, tx.sender, tx.to),
+    }
+    return update("transaction", address, chain_id, data, timestamp_ms)
+
+
+def balance_update(
+    *,
+    address: str,
+    chain_id: int,
+    token: str,
+    symbol: str,
+    decimals: int | None,
+    previous: int,
+    current: int,
+    block: int,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    data = {
+        "token": _cs(token) if token else None,
+        "symbol": symbol,
+        "decimals": decimals,
+        "balance": units(current, decimals),
+        "balance_raw": str(current),
+        "delta": units(current - previous, decimals),
+        "delta_raw": str(current - previous),
+        "block": block,
+    }
+    return update("balance", address, chain_id, data, timestamp_ms)
+
+
+def removed_update(payload: dict[str, Any], *, timestamp_ms: int) -> dict[str, Any]:
+    """The correction for an activity item whose block was orphaned by a reorg."""
+    data = dict(payload.get("data") or {})
+    data["removed"] = True
+    return {**payload, "data": data, "timestamp": timestamp_ms}
+
+
+def _direction(address: str, frm: str | None, to: str | None) -> str:
+    a = address.lower()
+    f, t = (frm or "").lower(), (to or "").lower()
+    if f == a and t == a:
+        return "self"
+    return "out" if f == a else "in"
+
+
+def transaction_data(tx: Any) -> dict[str, Any]:
+    """`transaction` data of a WatchedTransaction (monitor frames, status API, snapshot)."""
+    value = int(tx.value or Decimal(0))
+    data: dict[str, Any] = {
+        "hash": tx.hash,
+        "status": tx.status,
+        "confirmations": tx.confirmations,
+        "required": tx.required,
+        "block": tx.block_number,
+        "from": tx.from_address or None,
+        "to": tx.to_address or None,
+        "value": units(value, 18),
+        "value_raw": str(value),
+        "nonce": tx.nonce,
+        "chain": tx.chain.chain_id,
+    }
+    if tx.reason:
+        data["reason"] = tx.reason
+    if tx.replaced_by:
+        data["replaced_by"] = tx.replaced_by
+    return data

@@ -1,0 +1,273 @@
+"""One batch of consecutive blocks turned into activity rows, balance changes and frames.
+
+Everything that needs the node (logs, receipts, token metadata, balances) happens here,
+before the database transaction; `scanning.scanner` then writes the result atomically
+with the cursor. Nothing is published from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..addresses import checksum_lower
+from ..balances import read_balances
+from ..chaindata import Block, Log, Tx
+from ..conf import WalletsSettings
+from ..events import Event, parse_logs
+from ..listener import BlockListener, LogFilter
+from ..models import Chain, SkippedLog, WalletActivity
+from ..payloads import balance_update, event_update, native_update
+from ..selectors import stored_balances
+from ..tokens import TokenInfo, token_infos
+
+
+@dataclass
+class BalanceChange:
+    address: str  # lowercase
+    token: str  # lowercase, "" native
+    symbol: str
+    decimals: int | None
+    previous: int
+    current: int
+    block: int
+
+
+@dataclass
+class Batch:
+    """What a batch of blocks adds; `blocks` may be shorter than asked (a fork mid-fetch)."""
+
+    blocks: list[Block]
+    rows: list[WalletActivity] = field(default_factory=list)
+    skips: list[SkippedLog] = field(default_factory=list)
+    balances: list[BalanceChange] = field(default_factory=list)
+    #: (sender, nonce) -> hash of the mined transaction (to detect replaced watched ones).
+    mined_nonces: dict[tuple[str, int], Tx] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> list[dict[str, Any]]:
+        return [row.payload for row in self.rows]
+
+
+def _ms(seconds: int) -> int:
+    return int(seconds) * 1000
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def trim_to_logs(blocks: list[Block], logs: list[Log]) -> tuple[list[Block], list[Log]]:
+    """Drop blocks from the first one a log disagrees with (the chain moved between calls)."""
+    hashes = {b.number: b.hash for b in blocks}
+    cut: int | None = None
+    for log in logs:
+        if hashes.get(log.block_number) != log.block_hash:
+            cut = log.block_number if cut is None else min(cut, log.block_number)
+    if cut is None:
+        return blocks, logs
+    return [b for b in blocks if b.number < cut], [log for log in logs if log.block_number < cut]
+
+
+def build_batch(
+    *,
+    chain: Chain,
+    listener: BlockListener,
+    blocks: list[Block],
+    watched: set[str],
+    head: int,
+    conf: WalletsSettings,
+    watched_nonces: set[tuple[str, int]],
+) -> Batch:
+    """Fetch logs and balances for `blocks` and build the rows to write."""
+    client = listener.client(chain)
+    if not watched or not blocks:
+        return Batch(blocks=blocks, mined_nonces=_mined(blocks, watched_nonces))
+    start, end = blocks[0].number, blocks[-1].number
+    narrow = len(watched) <= conf.address_filter_limit
+    flt = LogFilter(addresses=tuple(sorted(watched)) if narrow else ())
+    logs = listener.fetch_logs(chain, flt, start, end)
+    blocks, logs = trim_to_logs(blocks, logs)
+    batch = Batch(blocks=blocks, mined_nonces=_mined(blocks, watched_nonces))
+    if not blocks:
+        return batch
+    end = blocks[-1].number
+    by_number = {b.number: b for b in blocks}
+    events, skips = parse_logs(logs, watched)
+    infos: dict[str, TokenInfo] = token_infos(
+        chain_pk=chain.pk, chain_id=chain.chain_id, client=client, tokens={e.token for e in events}
+    )
+    required = chain.required_confirmations
+    touched: set[tuple[str, str]] = set()
+    for event in events:
+        block = by_number[event.block_number]
+        payload = event_update(
+            event,
+            chain_id=chain.chain_id,
+            token=infos.get(event.token),
+            head=head,
+            required=required,
+            timestamp_ms=_ms(block.timestamp),
+        )
+        batch.rows.append(_row(chain, event, payload, block))
+        if event.kind == "transaction":
+            touched.add((event.address, event.token))
+    for skip in skips:
+        batch.skips.append(
+            SkippedLog(
+                chain=chain,
+                block_number=skip.log.block_number,
+                block_hash=skip.log.block_hash,
+                tx_hash=skip.log.tx_hash,
+                log_index=skip.log.log_index,
+                reason=skip.reason,
+                detail=skip.detail[:1000],
+            )
+        )
+    native = [(b, tx) for b in blocks for tx in b.transactions if tx.sender in watched or (tx.to or "") in watched]
+    for block, tx in native:
+        if tx.sender in watched:
+            touched.add((tx.sender, ""))  # gas is paid even when no value moves
+        if tx.value <= 0:
+            continue
+        if tx.to in watched:
+            touched.add((tx.to or "", ""))
+        receipt = client.receipt(tx.hash)
+        succeeded = receipt is None or receipt.status == 1
+        for address in {tx.sender, tx.to or ""} & watched:
+            payload = native_update(
+                tx,
+                address=address,
+                chain_id=chain.chain_id,
+                symbol=chain.native_symbol,
+                block=block.number,
+                block_hash=block.hash,
+                head=head,
+                required=required,
+                succeeded=succeeded,
+                timestamp_ms=_ms(block.timestamp),
+            )
+            batch.rows.append(
+                WalletActivity(
+                    chain=chain,
+                    address=checksum_lower(address),
+                    kind="transaction",
+                    block_number=block.number,
+                    block_hash=block.hash,
+                    tx_hash=tx.hash,
+                    log_index=-1,
+                    token="",
+                    payload=payload,
+                    timestamp=_dt(block.timestamp),
+                )
+            )
+    batch.rows.sort(key=lambda r: (r.block_number, r.log_index if r.log_index >= 0 else -1, r.address))
+    _balance_changes(batch, chain, listener, touched, infos, start, end)
+    last = by_number[end]
+    for change in batch.balances:
+        payload = balance_update(
+            address=change.address,
+            chain_id=chain.chain_id,
+            token=change.token,
+            symbol=change.symbol,
+            decimals=change.decimals,
+            previous=change.previous,
+            current=change.current,
+            block=change.block,
+            timestamp_ms=_ms(last.timestamp),
+        )
+        batch.rows.append(
+            WalletActivity(
+                chain=chain,
+                address=checksum_lower(change.address),
+                kind="balance",
+                block_number=end,
+                block_hash=last.hash,
+                tx_hash="",
+                log_index=-1,
+                token=checksum_lower(change.token) if change.token else "",
+                payload=payload,
+                timestamp=_dt(last.timestamp),
+            )
+        )
+    return batch
+
+
+def _balance_changes(
+    batch: Batch,
+    chain: Chain,
+    listener: BlockListener,
+    touched: set[tuple[str, str]],
+    infos: dict[str, TokenInfo],
+    start: int,
+    end: int,
+) -> None:
+    if not touched:
+        return
+    client = listener.client(chain)
+    known = stored_balances(chain=chain, pairs=touched)
+    current = read_balances(client, touched, block=end)
+    # A pair seen for the first time gets its baseline from just before the batch, so
+    # the first delta is what this batch changed, not the whole balance.
+    unknown = [pair for pair in touched if pair not in known and current.get(pair) is not None]
+    baseline = read_balances(client, unknown, block=max(0, start - 1)) if unknown else {}
+    for pair in sorted(touched):
+        now = current.get(pair)
+        if now is None:
+            continue  # no usable balanceOf (non-standard token): nothing to report
+        before = known.get(pair, baseline.get(pair))
+        if before is None:
+            # balanceOf works now but not before the batch: the token was deployed in it.
+            before = 0
+        if before == now:
+            continue
+        address, token = pair
+        info = infos.get(token) if token else None
+        batch.balances.append(
+            BalanceChange(
+                address=address,
+                token=token,
+                symbol=(info.symbol if info else chain.native_symbol),
+                decimals=(info.decimals if info else 18),
+                previous=before,
+                current=now,
+                block=end,
+            )
+        )
+
+
+def _mined(blocks: list[Block], watched_nonces: set[tuple[str, int]]) -> dict[tuple[str, int], Tx]:
+    if not watched_nonces:
+        return {}
+    out: dict[tuple[str, int], Tx] = {}
+    for block in blocks:
+        for tx in block.transactions:
+            key = (tx.sender, tx.nonce)
+            if key in watched_nonces:
+                out[key] = Tx(
+                    hash=tx.hash,
+                    sender=tx.sender,
+                    to=tx.to,
+                    value=tx.value,
+                    nonce=tx.nonce,
+                    input=tx.input,
+                    block_number=block.number,
+                    block_hash=block.hash,
+                )
+    return out
+
+
+def _row(chain: Chain, event: Event, payload: dict[str, Any], block: Block) -> WalletActivity:
+    return WalletActivity(
+        chain=chain,
+        address=checksum_lower(event.address),
+        kind=event.kind,
+        block_number=event.block_number,
+        block_hash=event.block_hash,
+        tx_hash=event.tx_hash,
+        log_index=event.log_index,
+        token=checksum_lower(event.token),
+        payload=payload,
+        timestamp=_dt(block.timestamp),
+    )

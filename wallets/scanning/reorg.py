@@ -1,0 +1,143 @@
+"""Reorganisation handling: find the common ancestor, roll back orphaned activity, publish corrections."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from realtime_project.gateway.api import publish_on_commit
+
+from ..addresses import checksum_lower
+from ..balances import read_balances
+from ..listener import BlockListener
+from ..models import Balance, Chain, ChainCursor, ScannedBlock, TxStatus, WalletActivity, WatchedTransaction
+from ..payloads import balance_update, removed_update
+from ..publishing import publish_transaction, wallet_channel
+from ..selectors import stored_balances
+
+logger = logging.getLogger("wallets.reorg")
+
+
+class ReorgTooDeep(Exception):
+    """The fork point is older than the blocks we keep: an operator must look."""
+
+    code = "reorg_too_deep"
+
+
+class CursorMoved(Exception):
+    """Another scanner advanced or rolled back the cursor meanwhile (nothing was written)."""
+
+    code = "concurrent_scan"
+
+
+@dataclass(frozen=True)
+class Reorg:
+    ancestor: int
+    ancestor_hash: str
+    depth: int
+    removed: int
+
+
+def find_ancestor(*, chain: Chain, listener: BlockListener, below: int, window: int) -> tuple[int, str]:
+    """Newest block at or below `below` whose hash the node and our records agree on."""
+    client = listener.client(chain)
+    ours = dict(
+        ScannedBlock.objects.filter(chain=chain, number__lte=below, number__gt=below - window).values_list(
+            "number", "hash"
+        )
+    )
+    number = below
+    while number >= 0 and below - number < window:
+        mine = ours.get(number)
+        if mine is None:
+            break
+        node = client.block(number, full=False)
+        if node is not None and node.hash == mine:
+            return number, mine
+        number -= 1
+    raise ReorgTooDeep(f"chain {chain.chain_id}: no common ancestor within {window} blocks below {below}")
+
+
+def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str], ancestor: tuple[int, str]) -> Reorg:
+    """Undo everything above `ancestor` in one transaction with the cursor; corrections after commit."""
+    number, block_hash = ancestor
+    client = listener.client(chain)
+    orphaned = WalletActivity.objects.filter(chain=chain, block_number__gt=number)
+    pairs = {
+        (address.lower(), token.lower())
+        for address, token, kind in orphaned.values_list("address", "token", "kind")
+        if kind in ("transaction", "balance")
+    }
+    # The balances as of the ancestor; the re-scan then moves them forward again.
+    balances = read_balances(client, pairs, block=number) if pairs else {}
+    now_ms = int(timezone.now().timestamp() * 1000)
+    with transaction.atomic():
+        cursor = ChainCursor.objects.select_for_update().get(chain=chain)
+        if (cursor.block_number, cursor.block_hash) != expected:
+            raise CursorMoved(f"chain {chain.chain_id}: cursor moved during the reorg check")
+        rows = list(orphaned.order_by("-id"))
+        orphaned.delete()
+        ScannedBlock.objects.filter(chain=chain, number__gt=number).delete()
+        for row in rows:
+            publish_on_commit(wallet_channel(row.payload["address"]), removed_update(row.payload, timestamp_ms=now_ms))
+        known = stored_balances(chain=chain, pairs=pairs)
+        for (address, token), amount in sorted(balances.items()):
+            before = known.get((address, token))
+            if amount is None or before is None or amount == before:
+                continue
+            row_b = Balance.objects.get(chain=chain, address=checksum_lower(address), token=_token(token))
+            payload = balance_update(
+                address=address,
+                chain_id=chain.chain_id,
+                token=token,
+                symbol=row_b.symbol,
+                decimals=row_b.decimals,
+                previous=before,
+                current=amount,
+                block=number,
+                timestamp_ms=now_ms,
+            )
+            Balance.objects.filter(pk=row_b.pk).update(amount=amount, block_number=number)
+            publish_on_commit(wallet_channel(payload["address"]), payload)
+        _unconfirm_transactions(chain, number)
+        ChainCursor.objects.filter(pk=cursor.pk).update(
+            block_number=number, block_hash=block_hash, updated_at=timezone.now()
+        )
+    depth = expected[0] - number
+    logger.warning("chain %s: reorg of depth %d, rolled back to %d (%d rows)", chain.chain_id, depth, number, len(rows))
+    return Reorg(ancestor=number, ancestor_hash=block_hash, depth=depth, removed=len(rows))
+
+
+def _token(token: str) -> str:
+    return checksum_lower(token) if token else ""
+
+
+def _unconfirm_transactions(chain: Chain, ancestor: int) -> None:
+    """Transactions whose block was orphaned are pending again until seen in a new block."""
+    moved = list(
+        WatchedTransaction.objects.select_for_update()
+        .select_related("chain")
+        .filter(
+            chain=chain,
+            block_number__gt=ancestor,
+            status__in=(TxStatus.INCLUDED, TxStatus.CONFIRMED, TxStatus.FAILED),
+        )
+    )
+    for tx in moved:
+        tx.status, tx.confirmations, tx.block_number, tx.block_hash, tx.reason = TxStatus.PENDING, 0, None, "", ""
+        tx.missing_polls = 0
+        tx.save(
+            update_fields=[
+                "status",
+                "confirmations",
+                "block_number",
+                "block_hash",
+                "reason",
+                "missing_polls",
+                "updated_at",
+            ]
+        )
+        publish_transaction(tx)

@@ -1,0 +1,67 @@
+"""Celery tasks: the beat fan-out per chain, the scan of one chain, transaction tracking."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from .listener import BlockListener
+from .monitor import TransactionMonitor
+from .rpc import RpcError
+from .scanning import chain_scan
+from .selectors import UnknownChain, chain_get, enabled_chains
+
+logger = logging.getLogger("wallets.tasks")
+
+
+@shared_task(name="wallets.tasks.scan_due_chains", ignore_result=True)
+def scan_due_chains() -> list[int]:
+    """Beat entry point: enqueue a scan for each enabled chain whose poll interval elapsed."""
+    now = timezone.now()
+    due: list[int] = []
+    for chain in enabled_chains().select_related("cursor"):
+        cursor = getattr(chain, "cursor", None)
+        last = cursor.last_scan_at if cursor is not None else None
+        if last is None or (now - last).total_seconds() >= chain.poll_interval:
+            due.append(chain.chain_id)
+    for chain_id in due:
+        transaction.on_commit(partial(scan_chain.delay, chain_id))
+    return due
+
+
+@shared_task(name="wallets.tasks.scan_chain", ignore_result=True)
+def scan_chain(chain_id: int) -> dict[str, Any]:
+    """Scan one chain to its head, then advance its watched transactions (one listener, shared calls)."""
+    try:
+        chain = chain_get(chain_id=chain_id)
+    except UnknownChain:
+        logger.warning("scan_chain: unknown chain id %r", chain_id)
+        return {"chain_id": chain_id, "error": "unknown_chain"}
+    listener = BlockListener()
+    result = chain_scan(chain_id=chain.chain_id, listener=listener).as_dict()
+    if result["error"] != "locked":
+        result["transactions"] = _track(chain, listener)
+    return result
+
+
+@shared_task(name="wallets.tasks.track_transactions", ignore_result=True)
+def track_transactions(chain_id: int) -> dict[str, Any]:
+    try:
+        chain = chain_get(chain_id=chain_id)
+    except UnknownChain:
+        return {"chain_id": chain_id, "error": "unknown_chain"}
+    return {"chain_id": chain_id, "transactions": _track(chain, BlockListener())}
+
+
+def _track(chain: Any, listener: BlockListener) -> dict[str, Any]:
+    try:
+        changed = TransactionMonitor(listener=listener).poll(chain)
+    except RpcError as exc:
+        logger.warning("chain %s: transaction tracking failed: %s", chain.chain_id, exc.code)
+        return {"error": exc.code}
+    return {"changed": [tx.hash for tx in changed]}

@@ -1,0 +1,220 @@
+"""DRF views of /api/wallets/: link, verify, unlink, activity, transaction watching."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
+from .monitor import TransactionMonitor
+from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
+from .serializers import (
+    ActivitySerializer,
+    ChainSerializer,
+    ChallengeSerializer,
+    LinkSerializer,
+    VerifySerializer,
+    WalletSerializer,
+    WatchSerializer,
+)
+from .services import (
+    WalletError,
+    transaction_unwatch,
+    transaction_watch,
+    wallet_challenge_create,
+    wallet_link_watch_only,
+    wallet_unlink,
+    wallet_verify,
+)
+from .siwe import BadSignature
+
+
+def _uid(request: Request) -> int:
+    """The signed-in user's id (every view here requires IsAuthenticated)."""
+    return int(request.user.pk)  # type: ignore[arg-type]
+
+
+def error(code: str, detail: str, status_code: int = 400) -> Response:
+    return Response({"code": code, "detail": detail}, status=status_code)
+
+
+def handle(exc: Exception) -> Response:
+    """Map domain errors to coded responses (never exception text from elsewhere)."""
+    if isinstance(exc, WalletError):
+        return error(exc.code, str(exc), exc.status)
+    if isinstance(exc, (InvalidAddress, InvalidTxHash, BadSignature)):
+        return error(exc.code, str(exc))
+    if isinstance(exc, UnknownChain):
+        return error(exc.code, str(exc), 404)
+    raise exc
+
+
+class ChainsView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({"chains": ChainSerializer(enabled_chains(), many=True).data})
+
+
+class WalletListView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return Response({"wallets": WalletSerializer(wallets_of(user_id=_uid(request)), many=True).data})
+
+    def post(self, request: Request) -> Response:
+        s = LinkSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            wallet = wallet_link_watch_only(
+                user_id=_uid(request),
+                address=s.validated_data["address"],
+                label=s.validated_data["label"],
+                chain_ids=s.validated_data["chains"],
+            )
+        except Exception as exc:
+            return handle(exc)
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
+
+
+class WalletDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def delete(self, request: Request, wallet_id: int) -> Response:
+        try:
+            wallet_unlink(user_id=_uid(request), wallet_id=wallet_id)
+        except Exception as exc:
+            return handle(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ChallengeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        s = ChallengeSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            challenge = wallet_challenge_create(
+                user_id=_uid(request), address=s.validated_data["address"], chain_id=s.validated_data["chain"]
+            )
+        except Exception as exc:
+            return handle(exc)
+        return Response(
+            {
+                "nonce": challenge.nonce,
+                "message": challenge.message,
+                "address": challenge.address,
+                "expires_at": int(challenge.expires_at.timestamp() * 1000),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class VerifyView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        s = VerifySerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            wallet = wallet_verify(
+                user_id=_uid(request),
+                nonce=s.validated_data["nonce"],
+                signature=s.validated_data["signature"],
+                label=s.validated_data["label"],
+                chain_ids=s.validated_data["chains"],
+            )
+        except Exception as exc:
+            return handle(exc)
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_200_OK)
+
+
+class ActivityPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+class ActivityView(APIView):
+    """`?address=0x…` (one of yours), optional `chain` and `kind`; newest first, cursor-paginated."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        try:
+            address = checksum(request.query_params.get("address", ""))
+        except InvalidAddress as exc:
+            return handle(exc)
+        if not user_owns_address(user_id=_uid(request), address=address):
+            return error("forbidden", "this address is not linked to your account", 403)
+        chain: int | None = None
+        if request.query_params.get("chain"):
+            try:
+                chain = int(request.query_params["chain"])
+            except ValueError:
+                return error("bad_request", "chain must be an integer chain id")
+        kind = request.query_params.get("kind") or None
+        if kind is not None and kind not in ("balance", "transaction", "approval", "nft"):
+            return error("bad_request", "kind must be balance, transaction, approval or nft")
+        paginator = ActivityPagination()
+        page = paginator.paginate_queryset(activity_for(address=address, chain_id=chain, kind=kind), request, view=self)
+        return paginator.get_paginated_response(ActivitySerializer(page, many=True).data)
+
+
+class TransactionWatchView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        s = WatchSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            tx = transaction_watch(
+                user_id=_uid(request), chain_id=s.validated_data["chain"], tx_hash=s.validated_data["hash"]
+            )
+        except Exception as exc:
+            return handle(exc)
+        chain_id = tx.chain.chain_id
+        transaction.on_commit(lambda: _enqueue_tracking(chain_id))
+        return Response(_status(chain_id, tx.hash), status=status.HTTP_201_CREATED)
+
+
+class TransactionDetailView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def get(self, request: Request, chain_id: int, tx_hash: str) -> Response:
+        try:
+            normalised = normalise_tx_hash(tx_hash)
+            data = TransactionMonitor().get_status(normalised, chain_id)
+        except Exception as exc:
+            return handle(exc)
+        if data is None:
+            return error("not_found", "this transaction is not watched", 404)
+        return Response(data)
+
+    def delete(self, request: Request, chain_id: int, tx_hash: str) -> Response:
+        try:
+            found = transaction_unwatch(user_id=_uid(request), chain_id=chain_id, tx_hash=tx_hash)
+        except Exception as exc:
+            return handle(exc)
+        if not found:
+            return error("not_found", "this transaction is not watched", 404)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _status(chain_id: int, tx_hash: str) -> dict[str, Any]:
+    return TransactionMonitor().get_status(tx_hash, chain_id) or {}
+
+
+def _enqueue_tracking(chain_id: int) -> None:
+    from .tasks import track_transactions
+
+    track_transactions.delay(chain_id)
