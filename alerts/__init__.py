@@ -1,0 +1,1 @@
+"""Alerts: price and portfolio alert rules evaluated on every price batch."""

@@ -1,0 +1,59 @@
+"""The `ALERTS` setting: documented defaults, overridable in settings and by env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Rules a user may have (active or not, not deleted): bounds index memory and abuse.
+    "MAX_RULES_PER_USER": int(os.environ.get("ALERTS_MAX_RULES_PER_USER", "100")),
+    # Cooldown bounds in seconds; the default for repeating rules avoids a fire per tick.
+    "DEFAULT_COOLDOWN": 3_600,
+    "MAX_COOLDOWN": 30 * 24 * 3_600,
+    # Percent-move windows: at least a minute (below that it is noise), at most 30 days
+    # (what the prices app keeps history for).
+    "MIN_WINDOW": 60,
+    "MAX_WINDOW": 30 * 24 * 3_600,
+    # Largest percent move a rule may ask for.
+    "MAX_PERCENT": 1_000,
+    # Portfolio values need wallet balances (a database read per user): evaluated at
+    # most this often, not on every tick.
+    "PORTFOLIO_INTERVAL": 30.0,
+    # Used only while the prices app provides no `known_symbols()` (it is built in
+    # parallel): symbols rules may name.
+    "FALLBACK_SYMBOLS": ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "AVAX", "DOT", "MATIC", "LINK", "LTC"],
+    # The engine re-reads everything (not just the changes) at least this often.
+    "FULL_RELOAD_SECONDS": 3_600.0,
+}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    max_rules_per_user: int
+    default_cooldown: int
+    max_cooldown: int
+    min_window: int
+    max_window: int
+    max_percent: float
+    portfolio_interval: float
+    fallback_symbols: frozenset[str]
+    full_reload_seconds: float
+
+
+def alert_settings() -> AlertSettings:
+    merged = {**DEFAULTS, **getattr(settings, "ALERTS", {})}
+    return AlertSettings(
+        max_rules_per_user=int(merged["MAX_RULES_PER_USER"]),
+        default_cooldown=int(merged["DEFAULT_COOLDOWN"]),
+        max_cooldown=int(merged["MAX_COOLDOWN"]),
+        min_window=int(merged["MIN_WINDOW"]),
+        max_window=int(merged["MAX_WINDOW"]),
+        max_percent=float(merged["MAX_PERCENT"]),
+        portfolio_interval=float(merged["PORTFOLIO_INTERVAL"]),
+        fallback_symbols=frozenset(s.upper() for s in merged["FALLBACK_SYMBOLS"]),
+        full_reload_seconds=float(merged["FULL_RELOAD_SECONDS"]),
+    )

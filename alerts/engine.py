@@ -1,0 +1,443 @@
+"""`AlertEngine`: keeps the index in step with the rules and evaluates price batches.
+
+Evaluation has two stages: `match` (the index: pure, in memory, O(log n + fired)
+per symbol) and `trigger_alert` (the database: one atomic claim per chunk of fired
+rules, then one `price_alert` notification each, in the same transaction, delivered
+after commit). The index follows rule changes made in any process through a global
+revision counter: each evaluation reads it (one indexed query) and loads only the
+rules changed since (or everything, after a reset or every FULL_RELOAD_SECONDS).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import selectors, services
+from .conf import alert_settings
+from .index import AlertIndex, Key, Taken
+from .kinds import Direction, Kind
+from .models import AlertRule
+from .sources import HoldingsSource, PricesAppSource, PriceSource, WalletsAppHoldings
+from .validation import validate_rule
+
+logger = logging.getLogger("alerts.engine")
+
+Clock = Callable[[], datetime]
+#: Reads for a full load are streamed in chunks of this many rows.
+LOAD_CHUNK = 5_000
+#: A percent rule's reference price ("the price one window ago") is re-read after
+#: window / 120 seconds (30 s for 1 h, 0.5 s floor of 1 s for 1 min).
+REFERENCE_TTL_DIVISOR = 120.0
+
+
+def index_key(rule: AlertRule) -> Key:
+    """Where a rule lives in the index (from its immutable fields)."""
+    kind = rule.kind
+    if kind == Kind.PRICE_ABOVE:
+        return ("above", rule.symbol)
+    if kind == Kind.PRICE_BELOW:
+        return ("below", rule.symbol)
+    if kind == Kind.PRICE_CROSS:
+        return ({"up": "cross_up", "down": "cross_down"}.get(rule.direction, "cross_any"), rule.symbol)
+    if kind == Kind.PERCENT_MOVE:
+        window = int(rule.window.total_seconds()) if rule.window is not None else 0
+        return ({"up": "pct_up", "down": "pct_down"}.get(rule.direction, "pct_any"), rule.symbol, window)
+    if kind == Kind.PORTFOLIO_ABOVE:
+        return ("pf_above", rule.user_id)
+    return ("pf_below", rule.user_id)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """What one batch did: rules matched by the index, rules that fired (claimed)."""
+
+    matched: int = 0
+    fired: list[AlertRule] = field(default_factory=list)
+    notifications: list[int] = field(default_factory=list)
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        prices: PriceSource | None = None,
+        holdings: HoldingsSource | None = None,
+        clock: Clock = timezone.now,
+    ) -> None:
+        self.prices: PriceSource = prices or PricesAppSource()
+        self.holdings: HoldingsSource = holdings or WalletsAppHoldings()
+        self.clock = clock
+        self.index = AlertIndex()
+        #: Last price seen per symbol (crossings compare the previous and current tick).
+        self.last_prices: dict[str, float] = {}
+        #: Timestamp (ms) of the batch each last price came from.
+        self.last_ts: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._revision = -1
+        self._epoch = ""
+        self._loaded_at: datetime | None = None
+        #: Rules waiting out a cooldown: id -> (re-arm time, key, threshold); heap by time.
+        self._cooling: dict[int, tuple[float, Key, float]] = {}
+        self._cooling_heap: list[tuple[float, int]] = []
+        #: Rules with an expiry: heap of (expiry, id, key, threshold).
+        self._expiry_heap: list[tuple[float, int, Key, float]] = []
+        self._portfolio_at: datetime | None = None
+        #: (symbol, window) -> (valid until, reference price) for percent rules.
+        self._references: dict[tuple[str, int], tuple[float, float | None]] = {}
+
+    # --- index maintenance --------------------------------------------------------------
+
+    def _arm(self, rule: AlertRule, now: datetime) -> None:
+        """Put a live rule where it belongs: armed, cooling, or nowhere (expired)."""
+        key, threshold = index_key(rule), float(rule.threshold)
+        if rule.expires_at is not None:
+            if rule.expires_at <= now:
+                return
+            heapq.heappush(self._expiry_heap, (rule.expires_at.timestamp(), rule.pk, key, threshold))
+        if rule.next_allowed_at is not None and rule.next_allowed_at > now:
+            self._cool(rule.pk, rule.next_allowed_at.timestamp(), key, threshold)
+        else:
+            self.index.add(key, threshold, rule.pk)
+
+    def _cool(self, rule_id: int, until: float, key: Key, threshold: float) -> None:
+        self._cooling[rule_id] = (until, key, threshold)
+        heapq.heappush(self._cooling_heap, (until, rule_id))
+
+    def _forget(self, rule: AlertRule) -> None:
+        self.index.remove(index_key(rule), float(rule.threshold), rule.pk)
+        self._cooling.pop(rule.pk, None)
+
+    def _apply(self, rule: AlertRule, now: datetime) -> None:
+        self._forget(rule)
+        if rule.active and rule.deleted_at is None:
+            self._arm(rule, now)
+
+    def load(self, now: datetime | None = None) -> int:
+        """Rebuild the index from the database (start-up, reset, periodic full reload)."""
+        now = now or self.clock()
+        with self._lock:
+            epoch, revision = selectors.current_revision()
+            self.index = AlertIndex()
+            self._cooling, self._cooling_heap, self._expiry_heap = {}, [], []
+            armed: list[tuple[Key, float, int]] = []
+            count = 0
+            for rule in selectors.live_rules().order_by("pk").iterator(chunk_size=LOAD_CHUNK):
+                count += 1
+                key, threshold = index_key(rule), float(rule.threshold)
+                if rule.expires_at is not None:
+                    if rule.expires_at <= now:
+                        continue
+                    heapq.heappush(self._expiry_heap, (rule.expires_at.timestamp(), rule.pk, key, threshold))
+                if rule.next_allowed_at is not None and rule.next_allowed_at > now:
+                    self._cool(rule.pk, rule.next_allowed_at.timestamp(), key, threshold)
+                else:
+                    armed.append((key, threshold, rule.pk))
+            self.index.bulk_load(armed)
+            self._epoch, self._revision, self._loaded_at = epoch, revision, now
+            logger.info("alert index loaded: %d rules at revision %d", count, revision)
+            return count
+
+    def sync(self, now: datetime | None = None) -> int:
+        """Catch up with rule changes made anywhere; returns rules (re)applied."""
+        now = now or self.clock()
+        with self._lock:
+            epoch, revision = selectors.current_revision()
+            too_old = (
+                self._loaded_at is None
+                or (now - self._loaded_at).total_seconds() > alert_settings().full_reload_seconds
+            )
+            if self._revision < 0 or epoch != self._epoch or revision < self._revision or too_old:
+                return self.load(now)
+            if revision == self._revision:
+                return 0
+            changed = list(selectors.changed_since(self._revision).filter(revision__lte=revision))
+            for rule in changed:
+                self._apply(rule, now)
+            self._revision = revision
+            return len(changed)
+
+    def _housekeeping(self, now: datetime) -> None:
+        ts = now.timestamp()
+        while self._expiry_heap and self._expiry_heap[0][0] <= ts:
+            _, rule_id, key, threshold = heapq.heappop(self._expiry_heap)
+            self.index.remove(key, threshold, rule_id)
+            self._cooling.pop(rule_id, None)
+        while self._cooling_heap and self._cooling_heap[0][0] <= ts:
+            until, rule_id = heapq.heappop(self._cooling_heap)
+            entry = self._cooling.get(rule_id)
+            if entry is not None and entry[0] == until:
+                del self._cooling[rule_id]
+                self.index.add(entry[1], entry[2], rule_id)
+
+    # --- the public API -----------------------------------------------------------------
+
+    def register_alert(self, *, user_id: int, **fields: Any) -> AlertRule:
+        """Validate, persist and index a rule (other processes pick it up on sync)."""
+        now = self.clock()
+        rule_input = validate_rule(now=now, known_symbols=self.prices.known_symbols(), **fields)
+        rule = services.alert_rule_create(user_id=user_id, rule=rule_input)
+        with self._lock:
+            if self._revision >= 0:
+                transaction.on_commit(lambda: self._apply_committed(rule.pk))
+        return rule
+
+    def _apply_committed(self, rule_id: int) -> None:
+        rule = AlertRule.objects.filter(pk=rule_id).first()
+        if rule is not None:
+            with self._lock:
+                self._apply(rule, self.clock())
+
+    def delete_alert(self, *, user_id: int, rule_id: int) -> AlertRule:
+        rule = services.alert_rule_delete(user_id=user_id, rule_id=rule_id, now=self.clock())
+        with self._lock:
+            self._forget(rule)
+        return rule
+
+    def get_alerts(self, user_id: int) -> list[AlertRule]:
+        return list(selectors.rules_of(user_id))
+
+    def match(self, batch: dict[str, Any], now: datetime | None = None) -> list[Taken]:
+        """Take every armed rule the batch fires (index only; no database writes)."""
+        now = now or self.clock()
+        taken: list[Taken] = []
+        with self._lock:
+            self._housekeeping(now)
+            last = self.last_prices
+            ts = now.timestamp()
+            batch_ts = _batch_ts(batch, now)
+            percent, percent_match = self.index.percent_symbols, self.index.match_percents
+            for update in batch.get("updates") or ():
+                symbol, price = _symbol_price(update)
+                if symbol is None or price is None:
+                    continue
+                groups = self.index.match_price(symbol, last.get(symbol), price)
+                if groups:
+                    since = self.last_ts.get(symbol)
+                    taken += [replace(g, since_ts=since) if str(g.key[0]).startswith("cross") else g for g in groups]
+                if symbol in percent:
+                    taken += percent_match(symbol, price, partial(self._reference, symbol, now=now, ts=ts))
+                last[symbol] = price
+                self.last_ts[symbol] = batch_ts
+            taken += self._match_portfolios(now)
+        return taken
+
+    def _reference(self, symbol: str, window: int, now: datetime, ts: float) -> float | None:
+        """The price `window` seconds ago, cached for 1/120 of the window.
+
+        The prices app answers from persisted history (a query). One query per symbol
+        and window per tick would cost more than the whole index; the reference point
+        of a 1 h window moving by 30 s changes the measured window by under 1 %.
+        """
+        key = (symbol, window)
+        cached = self._references.get(key)
+        if cached is not None and cached[0] > ts:
+            return cached[1]
+        past = self.prices.price_at(symbol, now - timedelta(seconds=window))
+        value = float(past) if past is not None and past > 0 else None
+        self._references[key] = (ts + max(1.0, window / REFERENCE_TTL_DIVISOR), value)
+        return value
+
+    def _match_portfolios(self, now: datetime) -> list[Taken]:
+        users = self.index.portfolio_users()
+        if not users:
+            return []
+        interval = alert_settings().portfolio_interval
+        if self._portfolio_at is not None and (now - self._portfolio_at).total_seconds() < interval:
+            return []
+        self._portfolio_at = now
+        prices = {s: float(p) for s, p in self.prices.latest_prices().items()}
+        prices.update(self.last_prices)
+        taken: list[Taken] = []
+        for user_id in sorted(users):
+            value = portfolio_value(self.holdings.holdings(user_id), prices)
+            if value is not None:
+                taken += self.index.match_portfolio(user_id, value)
+        return taken
+
+    def trigger_alert(self, taken: list[Taken], *, batch_ts: int, now: datetime | None = None) -> Evaluation:
+        """Claim the matched rules atomically and notify for each one that fired."""
+        from notifications.hub import hub
+
+        now = now or self.clock()
+        result = Evaluation(matched=sum(len(t.ids) for t in taken))
+        if not taken:
+            return result
+        values: dict[int, Taken] = {}
+        for group in taken:
+            for rule_id in group.ids:
+                values[rule_id] = group
+        with transaction.atomic():
+            fired = services.alert_rules_claim(
+                rule_ids=list(values),
+                batch_ts=batch_ts,
+                now=now,
+                prices={rid: _trigger_price(g) for rid, g in values.items()},
+                not_fired_after={rid: g.since_ts for rid, g in values.items() if g.since_ts is not None},
+            )
+            if fired:
+                sent = hub.send_many([(rule.user_id, price_alert(rule, values[rule.pk], batch_ts)) for rule in fired])
+                result.notifications = [r.notification.pk for r in sent if r.notification is not None]
+            unclaimed = set(values) - {rule.pk for rule in fired}
+            states = list(AlertRule.objects.filter(pk__in=unclaimed)) if unclaimed else []
+        result.fired = fired
+        with self._lock:
+            for rule in fired:
+                # Repeating rules re-arm when the cooldown ends; `once` rules are done.
+                if rule.active and rule.next_allowed_at is not None:
+                    self._cool(rule.pk, rule.next_allowed_at.timestamp(), index_key(rule), float(rule.threshold))
+            for rule in states:
+                # Fired elsewhere, cooling, expired or gone: follow what the row says.
+                self._apply(rule, now)
+        return result
+
+    def evaluate(self, batch: dict[str, Any]) -> Evaluation:
+        """The batch listener: sync the index, match, claim, notify."""
+        now = self.clock()
+        self.sync(now)
+        taken = self.match(batch, now)
+        batch_ts = _batch_ts(batch, now)
+        try:
+            return self.trigger_alert(taken, batch_ts=batch_ts, now=now)
+        except Exception:
+            # Nothing was claimed (the transaction rolled back): put the matched rules
+            # back, so the next batch tries again instead of losing them until a reload.
+            self._restore(taken)
+            raise
+
+    def _restore(self, taken: list[Taken]) -> None:
+        ids = [rule_id for group in taken for rule_id in group.ids]
+        rules = {r.pk: r for r in AlertRule.objects.filter(pk__in=ids)} if ids else {}
+        with self._lock:
+            for group in taken:
+                for rule_id in group.ids:
+                    rule = rules.get(rule_id)
+                    if rule is not None:
+                        self._apply(rule, self.clock())
+
+    # --- introspection ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "armed": len(self.index),
+            "cooling": len(self._cooling),
+            "revision": self._revision,
+            "epoch": self._epoch,
+            "index_bytes": self.index.nbytes(),
+        }
+
+
+def _batch_ts(batch: dict[str, Any], now: datetime) -> int:
+    value = batch.get("timestamp")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    return int(now.timestamp() * 1000)
+
+
+def _symbol_price(update: Any) -> tuple[str | None, float | None]:
+    if not isinstance(update, dict):
+        return None, None
+    symbol, price = update.get("symbol"), update.get("price")
+    if not isinstance(symbol, str) or isinstance(price, bool) or not isinstance(price, (int, float, Decimal)):
+        return None, None
+    price = float(price)
+    if not price > 0 or price == float("inf"):
+        return None, None
+    return symbol.upper(), price
+
+
+def portfolio_value(holdings: Iterable[dict[str, Any]], prices: dict[str, float]) -> float | None:
+    """Sum of amount x price; None when a held symbol has no price (no false alarms)."""
+    total = 0.0
+    for holding in holdings:
+        amount = float(holding.get("amount") or 0)
+        if amount == 0:
+            continue
+        price = prices.get(str(holding.get("symbol", "")).upper())
+        if price is None:
+            return None
+        total += amount * price
+    return total
+
+
+def _trigger_price(group: Taken) -> float:
+    # Percent rules keep the change in `value` and the price in `previous`.
+    is_percent = str(group.key[0]).startswith("pct")
+    return group.previous if is_percent and group.previous is not None else group.value
+
+
+def price_alert(rule: AlertRule, group: Taken, batch_ts: int) -> dict[str, Any]:
+    """The `price_alert` notification of a fired rule, with the price that fired it."""
+    threshold = float(rule.threshold)
+    data: dict[str, Any] = {
+        "rule_id": rule.pk,
+        "kind": rule.kind,
+        "symbol": rule.symbol or None,
+        "threshold": threshold,
+        "direction": rule.direction,
+        "triggered_at": batch_ts,
+    }
+    if rule.kind == Kind.PERCENT_MOVE:
+        window = int(rule.window.total_seconds()) if rule.window else 0
+        data.update(price=group.previous, change_percent=round(group.value, 4), window=window)
+        sign = "+" if group.value >= 0 else ""
+        title = f"{rule.symbol} moved {sign}{group.value:.2f}% in {_human(window)}: {group.previous:,.8g}"
+    elif rule.kind in (Kind.PORTFOLIO_ABOVE, Kind.PORTFOLIO_BELOW):
+        data["portfolio_value"] = group.value
+        word = "above" if rule.kind == Kind.PORTFOLIO_ABOVE else "below"
+        title = f"Portfolio value {word} {threshold:,.2f}: {group.value:,.2f}"
+    else:
+        data.update(price=group.value, previous_price=group.previous)
+        if rule.kind == Kind.PRICE_CROSS:
+            word = "crossed above" if group.previous is not None and group.value > group.previous else "crossed below"
+        else:
+            word = "above" if rule.kind == Kind.PRICE_ABOVE else "below"
+        title = f"{rule.symbol} {word} {threshold:,.8g}: {group.value:,.8g}"
+    return {
+        "type": "price_alert",
+        "title": title[:200],
+        "data": data,
+        "priority": "high",
+        "dedupe_key": f"alert:{rule.pk}:{batch_ts}",
+    }
+
+
+def _human(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+_engine: AlertEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> AlertEngine:
+    """The process-wide engine (its index loads on the first evaluation)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = AlertEngine()
+        return _engine
+
+
+def on_price_batch(batch: dict[str, Any]) -> None:
+    """The prices app's batch listener (contract: `register_batch_listener`)."""
+    get_engine().evaluate(batch)
+
+
+__all__ = ["AlertEngine", "Direction", "Evaluation", "get_engine", "on_price_batch", "portfolio_value", "price_alert"]

@@ -1,0 +1,184 @@
+"""Writes: create, update, delete rules (bumping the global revision), and the atomic
+claim that fires rules (cooldown, `once` and one fire per batch, enforced in the DB)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
+
+from .conf import alert_settings
+from .errors import InvalidRule, RuleLimitExceeded, RuleNotFound
+from .kinds import Mode
+from .models import AlertRule, AlertsRevision
+from .validation import RuleInput, _seconds
+
+#: Claims are sent in chunks (SQLite limits bound parameters per statement).
+CLAIM_CHUNK = 500
+
+
+def revision_bump() -> int:
+    """Next global revision. The UPDATE row-locks the counter until commit, so
+    revisions become visible in order and an engine reading `> seen` misses none."""
+    updated = AlertsRevision.objects.filter(pk=1).update(value=F("value") + 1)
+    if not updated:
+        try:
+            with transaction.atomic():
+                AlertsRevision.objects.create(pk=1, value=1)
+        except IntegrityError:
+            AlertsRevision.objects.filter(pk=1).update(value=F("value") + 1)
+    return int(AlertsRevision.objects.values_list("value", flat=True).get(pk=1))
+
+
+def alert_rule_create(*, user_id: int, rule: RuleInput) -> AlertRule:
+    """Create a validated rule within the user's limit (the user row is locked, so two
+    concurrent creates cannot both pass the count)."""
+    limit = alert_settings().max_rules_per_user
+    with transaction.atomic():
+        # The revision row's lock comes first: it serialises rule writes (so the count
+        # below cannot race) and never upgrades a read lock (SQLite "database is locked").
+        revision = revision_bump()
+        user = get_user_model().objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            raise InvalidRule("unknown user", field="user")
+        if AlertRule.objects.filter(user_id=user_id, deleted_at__isnull=True).count() >= limit:
+            raise RuleLimitExceeded(f"at most {limit} alert rules per user; delete one first")
+        return AlertRule.objects.create(
+            user_id=user_id,
+            kind=rule.kind,
+            symbol=rule.symbol,
+            threshold=rule.threshold,
+            direction=rule.direction,
+            window=rule.window,
+            cooldown=rule.cooldown,
+            mode=rule.mode,
+            expires_at=rule.expires_at,
+            revision=revision,
+        )
+
+
+def alert_rule_update(*, user_id: int, rule_id: int, changes: dict[str, Any], now: datetime) -> AlertRule:
+    """Change the mutable fields (active, mode, cooldown, expires_at); the rest is the
+    rule's identity in every index: delete and create to change it."""
+    allowed = {"active", "mode", "cooldown", "expires_at"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidRule(f"only {', '.join(sorted(allowed))} can change", field=sorted(unknown)[0])
+    with transaction.atomic():
+        revision = revision_bump()  # first: the write lock before any read (see create)
+        rule = (
+            AlertRule.objects.select_for_update().filter(pk=rule_id, user_id=user_id, deleted_at__isnull=True).first()
+        )
+        if rule is None:
+            raise RuleNotFound("no such rule", field="rule_id")
+        if "active" in changes:
+            if not isinstance(changes["active"], bool):
+                raise InvalidRule("active must be true or false", field="active")
+            rule.active = changes["active"]
+        if "mode" in changes:
+            if changes["mode"] not in Mode.values:
+                raise InvalidRule("mode must be once or repeat", field="mode")
+            rule.mode = changes["mode"]
+        if "cooldown" in changes:
+            seconds = _seconds(changes["cooldown"], "cooldown")
+            if seconds is None or not 0 <= seconds <= alert_settings().max_cooldown:
+                raise InvalidRule("cooldown out of range", field="cooldown")
+            rule.cooldown = timedelta(seconds=seconds)
+        if "expires_at" in changes:
+            expires = changes["expires_at"]
+            if expires is not None and (not isinstance(expires, datetime) or expires <= now):
+                raise InvalidRule("expires_at must be in the future", field="expires_at")
+            rule.expires_at = expires
+        rule.revision = revision
+        rule.save()
+    return rule
+
+
+def alert_rule_delete(*, user_id: int, rule_id: int, now: datetime) -> AlertRule:
+    """Soft delete, so every engine's next delta removes it from its index."""
+    with transaction.atomic():
+        revision = revision_bump()  # first: the write lock before any read (see create)
+        rule = (
+            AlertRule.objects.select_for_update().filter(pk=rule_id, user_id=user_id, deleted_at__isnull=True).first()
+        )
+        if rule is None:
+            raise RuleNotFound("no such rule", field="rule_id")
+        rule.deleted_at = now
+        rule.active = False
+        rule.revision = revision
+        rule.save(update_fields=["deleted_at", "active", "revision", "updated_at"])
+    return rule
+
+
+def alert_rules_purge_deleted(*, before: datetime) -> int:
+    deleted, _ = AlertRule.objects.filter(deleted_at__lt=before).delete()
+    return deleted
+
+
+def alert_rules_claim(
+    *,
+    rule_ids: list[int],
+    batch_ts: int,
+    now: datetime,
+    prices: dict[int, float],
+    not_fired_after: dict[int, int] | None = None,
+) -> list[AlertRule]:
+    """Atomically claim the rules that may fire now; returns the claimed rows.
+
+    One conditional UPDATE per chunk: active, not deleted, not expired, out of
+    cooldown (`next_allowed_at <= now`) and not fired by this batch or, for rules in
+    `not_fired_after` (crossings), by any batch after the given one (the move the
+    crossing was detected on started there: another worker that saw part of that move
+    may have fired it already). A concurrent evaluation blocks on the row lock and then
+    finds the condition false, so a rule fires once. Must run inside the caller's
+    transaction (with the notifications).
+    """
+    token = uuid.uuid4().hex
+    cooldown_end = ExpressionWrapper(Value(now) + F("cooldown"), output_field=DateTimeField())
+    bounds: dict[int, list[int]] = {}
+    for rule_id in rule_ids:
+        bound = batch_ts - 1
+        if not_fired_after and rule_id in not_fired_after:
+            bound = min(bound, not_fired_after[rule_id])
+        bounds.setdefault(bound, []).append(rule_id)
+    for bound, ids in bounds.items():
+        for start in range(0, len(ids), CLAIM_CHUNK):
+            _claim_chunk(ids[start : start + CLAIM_CHUNK], bound, token, batch_ts, now, cooldown_end)
+    claimed: list[AlertRule] = []
+    for start in range(0, len(rule_ids), CLAIM_CHUNK):
+        chunk = rule_ids[start : start + CLAIM_CHUNK]
+        claimed += list(AlertRule.objects.filter(pk__in=chunk, claim=token))
+    # One UPDATE per distinct triggering price (rules of one bucket share it).
+    by_price: dict[float, list[int]] = {}
+    for rule in claimed:
+        price = prices.get(rule.pk)
+        if price is not None:
+            rule.last_trigger_price = _price_decimal(price)
+            by_price.setdefault(price, []).append(rule.pk)
+    for price, ids in by_price.items():
+        AlertRule.objects.filter(pk__in=ids).update(last_trigger_price=_price_decimal(price))
+    return claimed
+
+
+def _claim_chunk(chunk: list[int], bound: int, token: str, batch_ts: int, now: datetime, cooldown_end: Any) -> None:
+    AlertRule.objects.filter(pk__in=chunk, active=True, deleted_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        Q(next_allowed_at__isnull=True) | Q(next_allowed_at__lte=now),
+        Q(last_batch_ts__isnull=True) | Q(last_batch_ts__lte=bound),
+    ).update(
+        claim=token,
+        last_triggered_at=now,
+        last_batch_ts=batch_ts,
+        trigger_count=F("trigger_count") + 1,
+        next_allowed_at=cooldown_end,
+        active=Case(When(mode=Mode.ONCE, then=Value(False)), default=Value(True)),
+    )
+
+
+def _price_decimal(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(Decimal("1e-10"))

@@ -1,0 +1,1 @@
+"""Notifications: persistent per-user notifications, read state, announcements."""

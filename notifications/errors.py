@@ -1,0 +1,21 @@
+"""Errors of the notifications app; each carries a stable code for API and socket clients."""
+
+from __future__ import annotations
+
+
+class NotificationError(Exception):
+    code = "bad_request"
+
+
+class InvalidNotification(NotificationError, ValueError):
+    """A send with a bad type, priority, title or data."""
+
+
+class NotificationNotFound(NotificationError, LookupError):
+    """Unknown id, or an id that belongs to another user (indistinguishable on purpose)."""
+
+    code = "not_found"
+
+
+class InvalidAnnouncement(NotificationError, ValueError):
+    """An announcement whose fields contradict each other (e.g. expires before it publishes)."""

@@ -1,0 +1,1 @@
+"""Writes of the notifications app (sends, read state, digests, announcements)."""

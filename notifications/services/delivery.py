@@ -1,0 +1,30 @@
+"""Delivery after commit: publish on the user's channel or the shared announcements one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime_project.gateway.api import publish_on_commit
+
+from ..payloads import ANNOUNCEMENTS_CHANNEL, user_channel
+from ..types import PRIORITY_RANK
+
+
+def to_user(user_id: int, event: dict[str, Any]) -> None:
+    """Every connection of the user on every gateway, once the transaction commits."""
+    publish_on_commit(user_channel(user_id), event)
+
+
+def to_everyone(event: dict[str, Any]) -> None:
+    publish_on_commit(ANNOUNCEMENTS_CHANNEL, event)
+
+
+def in_priority_order(events: list[tuple[int, dict[str, Any]]]) -> None:
+    """Deliver a flush: urgent first, then high, medium, low; stable within a priority."""
+
+    def rank(item: tuple[int, dict[str, Any]]) -> int:
+        notification = item[1].get("notification") or {}
+        return PRIORITY_RANK.get(str(notification.get("priority")), len(PRIORITY_RANK))
+
+    for user_id, event in sorted(events, key=rank):
+        to_user(user_id, event)

@@ -1,0 +1,50 @@
+"""Fixtures of the notifications tests: users, a hub with a movable clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from notifications.hub import NotificationHub
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def hub(clock: Clock) -> NotificationHub:
+    return NotificationHub(clock=clock)
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., Any]:
+    counter = iter(range(1, 10_000))
+
+    def make(**extra: Any) -> Any:
+        # No password: hashing costs ~0.3 s per user and nothing here signs in with one.
+        return get_user_model().objects.create_user(username=f"n-user-{next(counter)}", password=None, **extra)
+
+    return make
+
+
+def note(**extra: Any) -> dict[str, Any]:
+    return {"type": "security_warning", "title": "New sign-in", "priority": "high", **extra}

@@ -1,0 +1,112 @@
+"""The hub without sockets: persistence, idempotency, read state, counts, bad input."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from notifications.errors import InvalidNotification, NotificationNotFound
+from notifications.models import Notification
+
+from .conftest import note
+
+pytestmark = pytest.mark.django_db
+
+
+def test_send_persists_with_every_field(hub, make_user, clock) -> None:
+    user = make_user()
+    result = hub.send(user.pk, note(body="Chrome on Linux", data={"ip": "10.0.0.1"}))
+    assert result.created and not result.held
+    row = Notification.objects.get()
+    assert (row.user_id, row.type, row.title, row.body, row.priority) == (
+        user.pk,
+        "security_warning",
+        "New sign-in",
+        "Chrome on Linux",
+        "high",
+    )
+    assert row.data == {"ip": "10.0.0.1"} and row.created_at == clock.now and row.read_at is None
+    assert hub.get_unread_count(user.pk) == 1
+
+
+def test_delivery_waits_for_commit_and_rollback_delivers_nothing(hub, make_user, django_capture_on_commit_callbacks):
+    user = make_user()
+    with django_capture_on_commit_callbacks() as callbacks:
+        hub.send(user.pk, note())
+    assert len(callbacks) == 1  # one publication, queued for after commit
+    with pytest.raises(RuntimeError), django_capture_on_commit_callbacks() as rolled_back:
+        with transaction.atomic():
+            hub.send(user.pk, note(title="never"))
+            raise RuntimeError
+    assert rolled_back == [] and not Notification.objects.filter(title="never").exists()
+
+
+def test_a_dedupe_key_makes_sends_idempotent(hub, make_user, django_capture_on_commit_callbacks) -> None:
+    user, other = make_user(), make_user()
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = hub.send(user.pk, note(dedupe_key="login:42"))
+        second = hub.send(user.pk, note(dedupe_key="login:42", title="changed"))
+        hub.send(other.pk, note(dedupe_key="login:42"))  # keys are per user
+    assert first.created and not second.created
+    assert second.notification is not None and second.notification.pk == first.notification.pk  # type: ignore[union-attr]
+    assert Notification.objects.filter(user=user).count() == 1
+    assert len(callbacks) == 2  # user once, other once
+
+
+def test_mark_read_dismiss_and_counts(hub, make_user) -> None:
+    user = make_user()
+    ids = [hub.send(user.pk, note(title=f"n{i}")).notification.pk for i in range(3)]  # type: ignore[union-attr]
+    assert hub.mark_read(user.pk, f"n:{ids[0]}") == 2
+    assert hub.mark_read(user.pk, f"n:{ids[0]}") == 2  # idempotent
+    assert hub.dismiss(user.pk, f"n:{ids[1]}") == 1
+    assert hub.mark_all_read(user.pk) == 0
+    assert Notification.objects.filter(read_at__isnull=True).count() == 1  # the dismissed one stays unread, hidden
+    with pytest.raises(NotificationNotFound):
+        hub.mark_read(user.pk, f"n:{ids[1]}")  # dismissed: gone from the user's view
+
+
+def test_another_users_notification_is_not_found_and_unchanged(hub, make_user) -> None:
+    owner, intruder = make_user(), make_user()
+    pk = hub.send(owner.pk, note()).notification.pk  # type: ignore[union-attr]
+    for action in (hub.mark_read, hub.dismiss):
+        with pytest.raises(NotificationNotFound):
+            action(intruder.pk, f"n:{pk}")
+    with pytest.raises(NotificationNotFound):
+        hub.mark_read(owner.pk, "n:999999")  # unknown id
+    with pytest.raises(NotificationNotFound):
+        hub.mark_read(owner.pk, "a:999999")
+    row = Notification.objects.get(pk=pk)
+    assert row.read_at is None and row.dismissed_at is None
+    assert hub.mark_all_read(intruder.pk) == 0
+    assert Notification.objects.get(pk=pk).read_at is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "nope", "title": "x"},
+        {"type": "price_alert", "title": ""},
+        {"type": "price_alert", "title": "x" * 201},
+        {"type": "price_alert", "title": "x", "priority": "critical"},
+        {"type": "price_alert", "title": "x", "data": [1, 2]},
+        {"type": "price_alert", "title": "x", "data": {"blob": "x" * 10_000}},
+        {"type": "price_alert", "title": "x", "data": {"o": object()}},
+        {"type": "price_alert", "title": "x", "dedupe_key": ""},
+        {"type": "price_alert", "title": "x", "colour": "red"},
+        {"title": "x"},
+    ],
+)
+def test_bad_sends_raise_and_write_nothing(hub, make_user, bad) -> None:
+    user = make_user()
+    with pytest.raises(InvalidNotification):
+        hub.send(user.pk, bad)
+    assert Notification.objects.count() == 0
+
+
+def test_unknown_user_and_malformed_ids(hub, make_user) -> None:
+    with pytest.raises(InvalidNotification):
+        hub.send(987654, note())
+    user = make_user()
+    for bad in ("x:1", "n:", "n:-1", "n:abc", "", True, None, "n:1:2"):
+        with pytest.raises(ValueError):
+            hub.mark_read(user.pk, bad)
