@@ -1,0 +1,45 @@
+/** The dashboard page: prices, market, wallets, notifications, alerts, connection status. */
+
+import { AlertForm } from "./AlertForm";
+import { ConnectionBadge } from "./ConnectionBadge";
+import { MarketOverview } from "./MarketOverview";
+import { NotificationBell } from "./NotificationBell";
+import { PriceTable } from "./PriceTable";
+import { WalletPanel } from "./WalletPanel";
+import { useConnectionStatus } from "../react/hooks";
+
+export interface DashboardConfig {
+  symbols: string[];
+  wallets: string[];
+  /** From the page (Django session); the welcome frame is the socket's own truth. */
+  signedIn: boolean;
+  username: string;
+}
+
+export function App({ config }: { config: DashboardConfig }) {
+  const status = useConnectionStatus();
+  const signedIn = config.signedIn || status.user !== null;
+  return (
+    <div className="layout">
+      <header className="top">
+        <h1>Realtime markets</h1>
+        <ConnectionBadge />
+        <nav>
+          {signedIn ? <span className="muted">{config.username || "signed in"}</span> : <a href="/admin/login/?next=/">Sign in</a>}
+          <a href="/api/docs/">API</a>
+        </nav>
+      </header>
+      <main className="grid">
+        <div className="col wide">
+          <PriceTable symbols={config.symbols} />
+          <MarketOverview />
+        </div>
+        <div className="col">
+          {signedIn ? <NotificationBell /> : null}
+          <AlertForm symbols={config.symbols} signedIn={signedIn} />
+          <WalletPanel wallets={config.wallets} signedIn={signedIn} />
+        </div>
+      </main>
+    </div>
+  );
+}

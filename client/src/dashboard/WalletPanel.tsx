@@ -1,0 +1,107 @@
+/** The signed-in user's wallets: pending transactions and recent activity, live. */
+
+import { useEffect, useState, type FormEvent } from "react";
+import { useWalletUpdates } from "../react/hooks";
+import type { WalletUpdate } from "../stores/types";
+import { shortHash } from "./format";
+
+/** Wallet addresses from the page, or from the wallets API when it exists; degrade to none. */
+export function useLinkedWallets(initial: readonly string[], signedIn: boolean): string[] {
+  const [wallets, setWallets] = useState<string[]>([...initial]);
+  useEffect(() => {
+    if (initial.length > 0 || !signedIn || typeof fetch !== "function") return;
+    let cancelled = false;
+    fetch("/api/wallets/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body: unknown) => {
+        // `{"wallets": [...]}` (wallets app), a DRF page `{"results": [...]}` or a bare list.
+        const obj = body !== null && typeof body === "object" ? (body as { wallets?: unknown; results?: unknown }) : {};
+        const list = Array.isArray(body) ? body : Array.isArray(obj.wallets) ? obj.wallets : Array.isArray(obj.results) ? obj.results : [];
+        const addresses = list.map((w) => (typeof w === "string" ? w : (w as { address?: unknown })?.address)).filter((a): a is string => typeof a === "string");
+        if (!cancelled && addresses.length > 0) setWallets(addresses);
+      })
+      .catch(() => undefined); // the wallets API is optional for the dashboard
+    return () => {
+      cancelled = true;
+    };
+  }, [initial.join(","), signedIn]);
+  return wallets;
+}
+
+export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly string[]; signedIn: boolean }) {
+  const wallets = useLinkedWallets(linked, signedIn);
+  const [extra, setExtra] = useState<string[]>([]);
+  const [input, setInput] = useState("");
+  const all = [...new Set([...wallets, ...extra])];
+  const add = (e: FormEvent) => {
+    e.preventDefault();
+    const value = input.trim();
+    if (/^0x[0-9a-fA-F]{40}$/.test(value)) setExtra((x) => [...x, value]);
+    setInput("");
+  };
+  return (
+    <section className="card wallets" aria-labelledby="wallets-title">
+      <header>
+        <h2 id="wallets-title">Wallet activity</h2>
+      </header>
+      {!signedIn ? <p className="muted">Sign in to follow your wallets.</p> : null}
+      {signedIn && all.length === 0 ? <p className="muted">No linked wallet yet.</p> : null}
+      {all.map((address) => (
+        <Wallet key={address} address={address} />
+      ))}
+      {signedIn ? (
+        <form onSubmit={add} className="inline">
+          <input value={input} onChange={(e) => setInput(e.target.value)} placeholder="0x… linked address" aria-label="Wallet address" data-testid="wallet-input" />
+          <button type="submit">Follow</button>
+        </form>
+      ) : null}
+    </section>
+  );
+}
+
+function describe(u: WalletUpdate): string {
+  const d = u.data;
+  switch (u.type) {
+    case "transaction":
+      return `tx ${shortHash(d.hash)} ${String(d.status ?? "")}${d.confirmations !== undefined && d.required !== undefined ? ` (${d.confirmations}/${d.required})` : ""}`;
+    case "balance":
+      return `balance ${String(d.symbol ?? d.token ?? "")} ${String(d.balance ?? d.delta ?? "")}`;
+    case "approval":
+      return `approval ${String(d.symbol ?? d.token ?? "")} → ${shortHash(d.spender)}`;
+    case "nft":
+      return `NFT ${shortHash(d.token ?? d.contract)} #${String(d.token_id ?? d.tokenId ?? "")}`;
+    default:
+      return u.type;
+  }
+}
+
+function Wallet({ address }: { address: string }) {
+  const w = useWalletUpdates(address);
+  if (w === null) return null;
+  return (
+    <div className="wallet" data-testid={`wallet-${address}`}>
+      <h3 title={address}>{shortHash(address)}</h3>
+      {w.status === "error" ? <p className="warn">{w.error?.code === "forbidden" ? "Not one of your linked wallets." : `Unavailable (${w.error?.code}).`}</p> : null}
+      {w.pendingTxs.length > 0 ? (
+        <div>
+          <h4>Pending</h4>
+          <ul>
+            {w.pendingTxs.map((tx) => (
+              <li key={tx.hash} className="pending">
+                {shortHash(tx.hash)} · {tx.status}
+                {tx.confirmations !== undefined && tx.required !== undefined ? ` · ${tx.confirmations}/${tx.required}` : ""}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+      {w.recentActivity.length > 0 ? <h4>Recent</h4> : null}
+      <ul className="activity">
+        {w.recentActivity.slice(0, 10).map((u, i) => (
+          <li key={`${u.type}-${String(u.data.hash ?? i)}-${i}`}>{describe(u)}</li>
+        ))}
+        {w.recentActivity.length === 0 && w.status === "active" ? <li className="muted">No activity yet.</li> : null}
+      </ul>
+    </div>
+  );
+}

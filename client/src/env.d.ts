@@ -1,0 +1,2 @@
+/** Ambient declarations: CSS imports are bundled by esbuild. */
+declare module "*.css";

@@ -1,0 +1,4 @@
+/** Public API of the React layer. */
+
+export * from "./context";
+export * from "./hooks";

@@ -1,0 +1,119 @@
+/** Payload shapes of the product's channels (the cross-app contract), with light guards. */
+
+export interface PriceUpdate {
+  symbol: string;
+  price: number;
+  change24h?: number;
+  volume24h?: number;
+  timestamp?: number;
+  sources?: string[];
+  source?: "aggregate" | "simulated" | string;
+  stale?: boolean;
+  degraded?: boolean;
+  twap?: number;
+}
+
+export interface PriceBatch {
+  updates: PriceUpdate[];
+  timestamp?: number;
+}
+
+export interface MarketOverview {
+  total_market_cap?: number;
+  total_volume?: number;
+  btc_dominance?: number;
+  top_gainers?: { symbol: string; price: number; change24h: number }[];
+  top_losers?: { symbol: string; price: number; change24h: number }[];
+  recent_trades?: { symbol: string; price: number; qty: number; side: "buy" | "sell"; time: number }[];
+  timestamp?: number;
+  source?: string;
+}
+
+export interface TransactionData {
+  hash: string;
+  status: "pending" | "included" | "confirmed" | "failed" | "dropped" | "replaced";
+  confirmations?: number;
+  required?: number;
+  block?: number | null;
+  from?: string;
+  to?: string;
+  value?: string | number;
+  removed?: boolean;
+  [key: string]: unknown;
+}
+
+export interface WalletUpdate {
+  type: "balance" | "transaction" | "approval" | "nft";
+  address: string;
+  chain: number;
+  data: Record<string, unknown>;
+  timestamp: number;
+}
+
+export interface WalletSnapshot {
+  type: "snapshot";
+  address: string;
+  activity: WalletUpdate[];
+  pending: TransactionData[];
+  balances: { chain: number; token: string; symbol: string; balance: string | number }[];
+}
+
+export type Priority = "low" | "medium" | "high" | "urgent";
+
+export interface Notification {
+  id: string;
+  type: string;
+  title: string;
+  body?: string;
+  data?: Record<string, unknown>;
+  priority: Priority;
+  created_at: number;
+  read_at: number | null;
+}
+
+export type NotificationEvent =
+  | { event: "created"; notification: Notification; unread_count?: number }
+  | { event: "read"; ids: string[]; unread_count: number }
+  | { event: "read_all"; unread_count: number }
+  | { event: "dismissed"; ids: string[]; unread_count: number }
+  | { event: "snapshot"; unread_count: number; notifications: Notification[] };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+export function isPriceUpdate(v: unknown): v is PriceUpdate {
+  return isObj(v) && typeof v.symbol === "string" && num(v.price);
+}
+
+export function isPriceBatch(v: unknown): v is PriceBatch {
+  return isObj(v) && Array.isArray(v.updates);
+}
+
+export function isNotification(v: unknown): v is Notification {
+  return isObj(v) && typeof v.id === "string" && typeof v.title === "string";
+}
+
+export function isNotificationEvent(v: unknown): v is NotificationEvent {
+  if (!isObj(v) || typeof v.event !== "string") return false;
+  switch (v.event) {
+    case "created":
+      return isNotification(v.notification);
+    case "read":
+    case "dismissed":
+      return Array.isArray(v.ids) && num(v.unread_count);
+    case "read_all":
+      return true;
+    case "snapshot":
+      return Array.isArray(v.notifications) && num(v.unread_count);
+    default:
+      return false;
+  }
+}
+
+export function isWalletUpdate(v: unknown): v is WalletUpdate {
+  return isObj(v) && typeof v.type === "string" && isObj(v.data);
+}
+
+export function isWalletSnapshot(v: unknown): v is WalletSnapshot {
+  return isObj(v) && v.type === "snapshot" && Array.isArray(v.activity);
+}
