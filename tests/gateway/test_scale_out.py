@@ -106,7 +106,8 @@ async def test_two_gateways_publish_send_to_user_and_recovery_across_gateways(
         async with websockets.connect(b.ws_url) as moved:
             assert (await recv(moved))["type"] == "welcome"
             reply = await subscribe(moved, "prices:BTC", since={"epoch": sub_a["epoch"], "seq": 5})
-            assert reply["recovered"] is True and reply["seq"] == 12
+            # Gateway B may not have received seq 12 yet: then it follows live, in order.
+            assert reply["recovered"] is True and reply["seq"] in (11, 12)
             replay = [await recv(moved) for _ in range(7)]
             assert [m["data"]["i"] for m in replay] == list(range(5, 12))
             assert [m["seq"] for m in replay] == list(range(6, 13))
