@@ -1,4 +1,8 @@
-"""ASGI app for benchmarks: the product's app plus the naive baseline at /ws/naive/."""
+"""ASGI app for benchmarks: the product's app plus the naive baseline at /ws/naive/.
+
+Both sit behind the production middleware stack (`realtime_project/asgi.py`): sessions
+and auth, which a naive Channels app would have too.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,21 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.naive_consumer import NaiveConsumer  # noqa: E402
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
+from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter([path("ws/", GatewayConsumer.as_asgi()), path("ws/naive/", NaiveConsumer.as_asgi())]),
+        "websocket": RawSendMiddleware(
+            AuthMiddlewareStack(
+                URLRouter([path("ws/", GatewayConsumer.as_asgi()), path("ws/naive/", NaiveConsumer.as_asgi())])
+            )
+        ),
     }
 )

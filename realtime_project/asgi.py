@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
+from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
 
 websocket_urlpatterns = [path("ws/", GatewayConsumer.as_asgi())]
 
@@ -29,6 +30,6 @@ application = ProtocolTypeRouter(
         # process is the whole product; behind a CDN or whitenoise this is bypassed.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         # Origins are checked by the consumer (non-browser clients send none).
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": RawSendMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

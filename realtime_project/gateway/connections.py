@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .direct import DirectWriter, SharedFrame
 from .errors import CloseCode
 from .heartbeat import Heartbeat
 from .namespaces import ANONYMOUS, Principal
@@ -66,6 +67,8 @@ class Connection:
     #: Called when the connection is abandoned (its transport would not take the close):
     #: the consumer ends the ASGI app so the server drops the socket.
     abort: Callable[[], None] | None = None
+    #: Straight-to-socket writer for shared fan-out frames (uvicorn without extensions).
+    direct: DirectWriter | None = None
     _sending: bool = False
     _queue: deque[str | _CloseMarker] = field(default_factory=deque)
     _started: bool = False
@@ -112,6 +115,22 @@ class Connection:
             return False
         self._queue.append(text)
         return True
+
+    def send_shared(self, frame: SharedFrame) -> bool:
+        """Fan-out delivery: the frame's bytes (framed once for every subscriber) go
+        straight to the socket when the connection is idle; otherwise `enqueue`."""
+        direct = self.direct
+        if (
+            direct is not None
+            and self._writer is None
+            and self._started
+            and not self._queue
+            and self.close_code is None
+            and direct.write(frame.wire)
+        ):
+            self.frames_out += 1
+            return True
+        return self.enqueue(frame.text)
 
     def _send_now(self, text: str) -> bool:
         """The fan-out hot path: run the transport's send synchronously.

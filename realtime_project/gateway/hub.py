@@ -23,6 +23,7 @@ from .clock import SYSTEM_CLOCK, Clock, now_ms
 from .conf import GatewaySettings
 from .conflation import Conflator
 from .connections import Connection, ConnectionManager
+from .direct import SharedFrame
 from .errors import BadRequest, CloseCode, GatewayError, Unavailable
 from .heartbeat import Action, Quality
 from .history import HistoryStore, Position, Publication, plan_recovery, recover
@@ -35,6 +36,7 @@ from .metrics import (
     PUBLICATIONS,
     PUBLISH_LATENCY,
     QUALITY,
+    SHARED_FRAMES,
     SLOW_CONSUMERS,
     SUBSCRIPTIONS,
 )
@@ -321,7 +323,7 @@ class Hub:
         # Flush what was published while we were reading history, in order, no dups.
         buffered, sub.buffer = sub.buffer or [], None
         for pub in buffered:
-            self._deliver_one(sub, pub, message_frame(sub.public, pub.payload, pub.seq, pub.epoch))
+            self._deliver_one(sub, pub, SharedFrame(message_frame(sub.public, pub.payload, pub.seq, pub.epoch)))
 
     @staticmethod
     def _recover_locally(state: ChannelState, since: Since) -> HistoryRecovery | None:
@@ -530,13 +532,15 @@ class Hub:
         """Hot path: build the frame once, queue it on every local subscriber."""
         state.last_seq = pub.seq
         state.recent.append(pub)
-        frame = message_frame(state.public, pub.payload, pub.seq, pub.epoch)
+        frame = SharedFrame(message_frame(state.public, pub.payload, pub.seq, pub.epoch))
         PUBLICATIONS.inc()
         deliver = self._deliver_one
         for sub in tuple(state.subscribers):
             deliver(sub, pub, frame)
+        if frame.framed:
+            SHARED_FRAMES.inc()
 
-    def _deliver_one(self, sub: Subscription, pub: Publication, frame: str) -> None:
+    def _deliver_one(self, sub: Subscription, pub: Publication, frame: SharedFrame) -> None:
         if sub.buffer is not None:
             sub.buffer.append(pub)
             return
@@ -545,11 +549,11 @@ class Hub:
         sub.seq, sub.epoch = pub.seq, pub.epoch
         conflator = sub.conflator
         if conflator is None:
-            if not sub.conn.enqueue(frame) and sub.conn.close_code == CloseCode.SLOW_CONSUMER:
+            if not sub.conn.send_shared(frame) and sub.conn.close_code == CloseCode.SLOW_CONSUMER:
                 SLOW_CONSUMERS.inc()
             return
         now = self.clock.monotonic()
-        out = conflator.offer(frame, now)
+        out = conflator.offer(frame.text, now)
         if out is not None:
             sub.conn.enqueue(out)
         elif not conflator.armed:

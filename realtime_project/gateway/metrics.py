@@ -15,6 +15,10 @@ FRAMES_IN = Counter("realtime_frames_in_total", "Client frames received", ["type
 FRAMES_OUT = Counter("realtime_frames_out_total", "Frames queued to clients", ["type"])
 ERRORS = Counter("realtime_errors_total", "Error frames sent, by code", ["code"])
 PUBLICATIONS = Counter("realtime_publications_total", "Publications fanned out by this process")
+SHARED_FRAMES = Counter(
+    "realtime_shared_frames_total",
+    "Publications framed once and written straight to the sockets of idle subscribers (uvicorn)",
+)
 PUBLISH_LATENCY = Histogram(
     "realtime_publish_to_send_seconds",
     "Time from publish() to the frame being queued to local subscribers",

@@ -1,0 +1,95 @@
+"""Direct writes: a fan-out frame framed once and written straight to uvicorn's sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.request
+from typing import Any
+
+import pytest
+import websockets
+from websockets.frames import Frame, Opcode
+
+from realtime_project.gateway.api import publish
+from realtime_project.gateway.direct import SharedFrame, direct_writer, text_frame
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_text_frame_is_what_websockets_would_send(size: int) -> None:
+    payload = ("é" * size).encode()[:size]
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame(payload) == expected
+
+
+def test_shared_frame_is_framed_once_and_only_on_demand() -> None:
+    frame = SharedFrame('{"type":"message"}')
+    assert not frame.framed
+    wire = frame.wire
+    assert frame.framed and frame.wire is wire
+    assert wire == text_frame(b'{"type":"message"}')
+
+
+def test_only_uvicorn_connections_get_a_direct_writer() -> None:
+    async def send(message: Any) -> None:
+        return None
+
+    assert direct_writer(None) is None
+    assert direct_writer(send) is None  # not a server connection (daphne, tests)
+
+
+def _shared_frames(http_url: str) -> float:
+    with urllib.request.urlopen(f"{http_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(r"^realtime_shared_frames_total ([0-9.e+]+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def _next_message(ws: Any) -> dict[str, Any]:
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame["type"] == "ping":
+            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+        elif frame["type"] == "message":
+            return frame  # type: ignore[no-any-return]
+
+
+async def _subscribe(ws: Any) -> None:
+    assert json.loads(await ws.recv())["type"] == "welcome"
+    await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:BTC"}))
+    while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "subscribed":
+        pass
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.e2e
+async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
+    live_server_factory: Any, redis_settings: Any, redis_url: str, key_prefix: str
+) -> None:
+    server = live_server_factory(server="uvicorn", redis=redis_url, key_prefix=key_prefix)
+    payloads = [{"i": 0}, {"i": 1, "pad": "x" * 200}, {"i": 2, "pad": "é" * 40000}, {"i": 3}]
+    async with (
+        websockets.connect(server.ws_url, compression=None, max_size=None) as plain,
+        websockets.connect(server.ws_url, max_size=None) as deflate,
+    ):
+        assert deflate.protocol.extensions and not plain.protocol.extensions
+        await _subscribe(plain)
+        await _subscribe(deflate)
+        before = await asyncio.to_thread(_shared_frames, server.http_url)
+        pubs = [await asyncio.to_thread(publish, "prices:BTC", data) for data in payloads]
+        for ws in (plain, deflate):
+            got = [await _next_message(ws) for _ in payloads]
+            assert [m["data"] for m in got] == payloads
+            assert [m["seq"] for m in got] == [p.seq for p in pubs]
+        # The plain client was written to directly: one framing per publication.
+        assert await asyncio.to_thread(_shared_frames, server.http_url) == before + len(payloads)
+
+        await plain.close()
+        await asyncio.sleep(0.2)
+        after_close = await asyncio.to_thread(_shared_frames, server.http_url)
+        await asyncio.to_thread(publish, "prices:BTC", {"i": 4})
+        assert (await _next_message(deflate))["data"] == {"i": 4}
+        # Only a compressed connection left: nothing is framed for direct writes.
+        assert await asyncio.to_thread(_shared_frames, server.http_url) == after_close
