@@ -13,11 +13,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from bench.naive_consumer import NaiveConsumer  # noqa: E402
+from realtime_project.gateway.auth import gateway_auth_stack  # noqa: E402  (needs Django set up)
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
 from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
 
@@ -25,7 +25,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": RawSendMiddleware(
-            AuthMiddlewareStack(
+            gateway_auth_stack(
                 URLRouter([path("ws/", GatewayConsumer.as_asgi()), path("ws/naive/", NaiveConsumer.as_asgi())])
             )
         ),

@@ -13,10 +13,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from realtime_project.gateway.auth import gateway_auth_stack  # noqa: E402  (needs Django set up)
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
 from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
 
@@ -30,6 +30,6 @@ application = ProtocolTypeRouter(
         # process is the whole product; behind a CDN or whitenoise this is bypassed.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         # Origins are checked by the consumer (non-browser clients send none).
-        "websocket": RawSendMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": RawSendMiddleware(gateway_auth_stack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -81,8 +81,10 @@ def run_uvicorn(
 
     class DrainingServer(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
+            # Hub and GC first, then listen: once /healthz answers, a connection gets its
+            # welcome at once (a reconnect storm starts when the port opens).
             await _start_hub()
+            await super().startup(sockets=sockets)
 
         async def shutdown(self, sockets: Any = None) -> None:
             # uvicorn closes every WebSocket with 1012 at once in its shutdown; tell

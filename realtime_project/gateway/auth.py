@@ -15,7 +15,9 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from channels.auth import AuthMiddleware, CookieMiddleware, SessionMiddleware
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
@@ -25,6 +27,29 @@ from .errors import Unauthenticated
 from .namespaces import ANONYMOUS, Principal
 
 TICKET_SALT = "realtime.ws-ticket"
+
+
+class GatewayAuthMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware without its database hop for connections with no session.
+
+    Channels resolves `scope["user"]` through `database_sync_to_async` on every connect,
+    a hop to the single database thread even when there is no session cookie to look up;
+    in a reconnect storm of anonymous clients those hops queue behind one another. A
+    connection without a session cookie is anonymous: it is answered without the hop.
+    """
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        if not scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME):
+            from django.contrib.auth.models import AnonymousUser
+
+            scope["user"]._wrapped = AnonymousUser()
+            return
+        await super().resolve_scope(scope)
+
+
+def gateway_auth_stack(inner: Any) -> Any:
+    """Cookies, session and user in the scope, as `channels.auth.AuthMiddlewareStack`."""
+    return CookieMiddleware(SessionMiddleware(GatewayAuthMiddleware(inner)))
 
 
 def issue_ticket(user_id: int) -> tuple[str, int]:

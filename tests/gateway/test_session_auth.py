@@ -1,0 +1,65 @@
+"""Session-cookie authentication of WebSocket connections through the production stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client as DjangoClient
+
+from tests.support.ws import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def _session_cookie() -> tuple[int, str]:
+    user = get_user_model().objects.create_user(username="cookie-user", password="pw")
+    http = DjangoClient()
+    http.force_login(user)
+    return int(user.pk), http.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def _count_user_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import channels.auth
+
+    calls: list[Any] = []
+    real = channels.auth.get_user
+
+    async def counting(scope: Any) -> Any:
+        calls.append(scope)
+        return await real(scope)
+
+    monkeypatch.setattr(channels.auth, "get_user", counting)
+    return calls
+
+
+async def test_session_cookie_authenticates_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_user_lookups(monkeypatch)
+    user_id, session = await _session_cookie()
+    client = Client(headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())])
+    assert await client.connect()
+    assert client.welcome is not None and client.welcome["user"] == {"id": user_id, "staff": False}
+    assert len(calls) == 1
+    await client.close()
+
+
+async def test_unknown_session_cookie_is_anonymous(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_user_lookups(monkeypatch)
+    client = Client(headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}=not-a-session".encode())])
+    assert await client.connect()
+    assert client.welcome is not None and client.welcome["user"] is None
+    assert len(calls) == 1  # looked up, found nothing
+    await client.close()
+
+
+async def test_no_session_cookie_is_anonymous_without_a_database_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_user_lookups(monkeypatch)
+    client = Client(headers=[(b"cookie", b"csrftoken=abc")])
+    assert await client.connect()
+    assert client.welcome is not None and client.welcome["user"] is None
+    assert calls == []  # nothing to look up: no thread hop on connect
+    await client.close()
