@@ -10,8 +10,14 @@ Redis and machine, in the same run, and prints our/baseline ratios:
 - recovery after a 10 s disconnect with 500 messages published meanwhile;
 - server CPU per delivery, and the load generator's CPU (to show it is not the limit).
 
-Usage: .venv/bin/python -m bench.fanout [--quick] [--json out.json]
-Needs Redis on 127.0.0.1:6379 (scripts/services.sh) and `npm ci` in bench/loadgen.
+The load generator is `bench/loadgen/loadgen.c`, a single-threaded epoll WebSocket client
+built into var/loadgen with `cc` when its source is newer (issue #3's reference figures
+used a C generator); `--loadgen node` runs `bench/loadgen/loadgen.mjs` instead (Node +
+`ws`, same contract, two to three times the CPU per delivery).
+
+Usage: .venv/bin/python -m bench.fanout [--quick] [--loadgen {c,node}] [--json out.json]
+Needs Redis on 127.0.0.1:6379 (scripts/services.sh), a C compiler, and for
+`--loadgen node` Node 20 (`npm ci` in bench/loadgen is run when needed).
 """
 
 from __future__ import annotations
@@ -34,13 +40,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 from tests.support.servers import ServerProcess  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-LOADGEN = ROOT / "bench" / "loadgen" / "loadgen.mjs"
+LOADGEN_DIR = ROOT / "bench" / "loadgen"
+LOADGEN_C = LOADGEN_DIR / "loadgen.c"
+LOADGEN_C_BINARY = ROOT / "var" / "loadgen"
+LOADGEN_NODE = LOADGEN_DIR / "loadgen.mjs"
+#: Both take the same JSON argument and print the same JSON lines (see loadgen.c).
+LOADGENS = ("c", "node")
 P99_LIMIT_MS = 100.0
 
 
-def ensure_loadgen() -> None:
-    if not (ROOT / "bench" / "loadgen" / "node_modules" / "ws").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=ROOT / "bench" / "loadgen", check=True)
+def ensure_loadgen(kind: str = "c") -> list[str]:
+    """Build (C) or install (Node) the load generator; return the command that runs it."""
+    if kind == "node":
+        if not (LOADGEN_DIR / "node_modules" / "ws").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=LOADGEN_DIR, check=True)
+        return ["node", str(LOADGEN_NODE)]
+    if kind != "c":
+        raise ValueError(f"unknown load generator {kind!r}; expected one of {LOADGENS}")
+    binary, source = LOADGEN_C_BINARY, LOADGEN_C
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        binary.parent.mkdir(exist_ok=True)
+        build = ["cc", "-O2", "-Wall", "-o", str(binary.relative_to(ROOT)), str(source.relative_to(ROOT))]
+        subprocess.run(build, cwd=ROOT, check=True)
+    return [str(binary)]
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -95,10 +117,10 @@ class Gateway:
 
 
 class LoadGen:
-    def __init__(self, url: str, n: int, mode: str, expect: int) -> None:
+    def __init__(self, url: str, n: int, mode: str, expect: int, loadgen: str = "c") -> None:
         cfg = {"url": url, "n": n, "mode": mode, "channel": "prices:BTC", "expect": expect}
         self.proc = subprocess.Popen(
-            ["node", str(LOADGEN), json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [*ensure_loadgen(loadgen), json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
     def ready(self) -> dict[str, Any]:
@@ -143,9 +165,11 @@ def publish_payloads(env: dict[str, str], channel: str, payloads: list[dict[str,
         os.unlink(fh.name)
 
 
-def run_load(gw: Gateway, mode: str, subscribers: int, rate: float, seconds: float) -> dict[str, Any]:
+def run_load(
+    gw: Gateway, mode: str, subscribers: int, rate: float, seconds: float, loadgen: str = "c"
+) -> dict[str, Any]:
     count = max(1, int(rate * seconds))
-    gen = LoadGen(gw.url(mode), subscribers, mode, count)
+    gen = LoadGen(gw.url(mode), subscribers, mode, count, loadgen)
     ready = gen.ready()
     time.sleep(0.5)
     cpu0, _ = proc_stats(gw.pid)
@@ -173,7 +197,9 @@ def run_load(gw: Gateway, mode: str, subscribers: int, rate: float, seconds: flo
     }
 
 
-def sustained(gw: Gateway, mode: str, grid: list[tuple[int, list[float]]], seconds: float) -> dict[str, Any]:
+def sustained(
+    gw: Gateway, mode: str, grid: list[tuple[int, list[float]]], seconds: float, loadgen: str = "c"
+) -> dict[str, Any]:
     """Best deliveries/s with p99 <= 100 ms and no loss over (subscribers, rates) ramps.
 
     The naive baseline's p99 is set by one publication's fan-out time (subscribers x
@@ -184,7 +210,7 @@ def sustained(gw: Gateway, mode: str, grid: list[tuple[int, list[float]]], secon
     tried = []
     for subscribers, rates in grid:
         for rate in rates:
-            result = run_load(gw, mode, subscribers, rate, seconds)
+            result = run_load(gw, mode, subscribers, rate, seconds, loadgen)
             tried.append(result)
             ok = result["lost"] == 0 and result["p99_ms"] is not None and result["p99_ms"] <= P99_LIMIT_MS
             print(f"  {mode} {rate:>6} msg/s x {subscribers}: {fmt(result)} {'ok' if ok else 'FAIL'}", flush=True)
@@ -195,9 +221,9 @@ def sustained(gw: Gateway, mode: str, grid: list[tuple[int, list[float]]], secon
     return {"best": best, "tried": tried}
 
 
-def idle_memory(gw: Gateway, mode: str, n: int) -> dict[str, Any]:
+def idle_memory(gw: Gateway, mode: str, n: int, loadgen: str = "c") -> dict[str, Any]:
     _, rss0 = proc_stats(gw.pid)
-    gen = LoadGen(gw.url(mode), n, mode, 1)
+    gen = LoadGen(gw.url(mode), n, mode, 1, loadgen)
     ready = gen.ready()
     time.sleep(2.0)
     _, rss1 = proc_stats(gw.pid)
@@ -265,14 +291,18 @@ def fmt(r: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument(
+        "--loadgen", choices=LOADGENS, default="c", help="load generator: C (default, cheap) or Node + ws"
+    )
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
-    ensure_loadgen()
+    loadgen = args.loadgen
+    ensure_loadgen(loadgen)
     (ROOT / "var").mkdir(exist_ok=True)
     subs = 200 if args.quick else 1000
     seconds = 3 if args.quick else 10
     idle = 500 if args.quick else 5000
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "loadgen": loadgen}
     prefix = f"bench{secrets.token_hex(3)}"
 
     print(f"== fixed load: {subs} subscribers x 50 msg/s for {seconds} s", flush=True)
@@ -283,23 +313,23 @@ def main() -> None:
         ("naive-uvicorn", "uvicorn", "naive"),
     ]:
         with Gateway(server, f"{prefix}{label[:3]}{server[0]}") as gw:
-            fixed[label] = run_load(gw, mode, subs, 50, seconds)
+            fixed[label] = run_load(gw, mode, subs, 50, seconds, loadgen)
             print(f"  {label:14} {fmt(fixed[label])}", flush=True)
     results["fixed"] = fixed
 
     print("== maximum sustained fan-out (p99 <= 100 ms, no loss)", flush=True)
     ramp_seconds = 3 if args.quick else 5
     with Gateway("uvicorn", f"{prefix}mx") as gw:
-        ours = sustained(gw, "ours", [(subs, [10, 20, 30, 40, 50, 60])], ramp_seconds)
+        ours = sustained(gw, "ours", [(subs, [10, 20, 30, 40, 50, 60])], ramp_seconds, loadgen)
     with Gateway("uvicorn", f"{prefix}mn") as gw:
-        naive = sustained(gw, "naive", [(100, [5, 10, 20, 40, 80]), (250, [2, 5, 10, 20])], ramp_seconds)
+        naive = sustained(gw, "naive", [(100, [5, 10, 20, 40, 80]), (250, [2, 5, 10, 20])], ramp_seconds, loadgen)
     results["sustained"] = {"hub": ours, "naive": naive}
 
     print(f"== idle memory: {idle} subscribed connections", flush=True)
     with Gateway("uvicorn", f"{prefix}im") as gw:
-        mem_ours = idle_memory(gw, "ours", idle)
+        mem_ours = idle_memory(gw, "ours", idle, loadgen)
     with Gateway("uvicorn", f"{prefix}in") as gw:
-        mem_naive = idle_memory(gw, "naive", idle)
+        mem_naive = idle_memory(gw, "naive", idle, loadgen)
     results["memory"] = {"hub": mem_ours, "naive": mem_naive}
     print(f"  hub   {mem_ours}\n  naive {mem_naive}", flush=True)
 
