@@ -25,6 +25,9 @@ client:
 
 run: $(VENV)/.runtime client
 	@mkdir -p var
+	@# anvil for the local dev chain (WALLETS_DEV_CHAIN); without it the server still runs.
+	@$(MAKE) --no-print-directory contracts/node_modules/.package-lock.json \
+		|| echo "warning: could not install anvil (cd contracts && npm ci): no local dev chain"
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py setup_schedule
 	$(BIN)/python manage.py demo_user

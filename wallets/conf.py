@@ -54,6 +54,18 @@ class WalletsSettings:
     #: Seconds a chain's scan lock is held at most (a crashed worker frees it by expiry).
     scan_lock_ttl: int = 300
     confirmations: dict[int, int] = field(default_factory=lambda: dict(DEFAULT_CONFIRMATIONS))
+    #: The local dev chain (wallets/devchain/): `manage.py serve` starts anvil next to the
+    #: embedded scheduler, with demo tokens, the demo user's wallet and simulated activity.
+    #: Default: on in embedded mode, off in production (`wallets_settings()` fills it in).
+    dev_chain: bool = False
+    #: Its JSON-RPC port on 127.0.0.1 (anvil's usual one); a free port when it is taken.
+    dev_chain_port: int = 8545
+    #: Seconds between its blocks: confirmations count up on their own, as on a real chain.
+    dev_chain_block_time: float = 2.0
+    #: Seconds between two demo transactions (several blocks apart, so each is seen arriving).
+    dev_chain_activity_interval: float = 4.0
+    #: The anvil executable; empty: the pinned npm package's, in contracts/node_modules.
+    dev_chain_anvil: str = ""
 
     def confirmations_for(self, chain_id: int) -> int:
         return int(self.confirmations.get(chain_id, FALLBACK_CONFIRMATIONS))
@@ -62,17 +74,24 @@ class WalletsSettings:
         return float(DEFAULT_BLOCK_TIMES.get(chain_id, FALLBACK_POLL_INTERVAL))
 
 
-_ENV = {
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+_ENV: dict[str, tuple[str, Any]] = {
     "batch_blocks": ("WALLETS_BATCH_BLOCKS", int),
     "rpc_timeout": ("WALLETS_RPC_TIMEOUT", float),
     "siwe_domain": ("WALLETS_SIWE_DOMAIN", str),
     "siwe_uri": ("WALLETS_SIWE_URI", str),
+    "dev_chain": ("WALLETS_DEV_CHAIN", _bool),
+    "dev_chain_port": ("WALLETS_DEV_CHAIN_PORT", int),
+    "dev_chain_activity_interval": ("WALLETS_DEV_CHAIN_INTERVAL", float),
 }
 
 
 def wallets_settings() -> WalletsSettings:
     """Read per call (cheap) so tests can override `settings.WALLETS`."""
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"dev_chain": bool(getattr(settings, "EMBEDDED", False))}
     for key, (env, cast) in _ENV.items():
         if os.environ.get(env):
             values[key] = cast(os.environ[env])

@@ -5,9 +5,15 @@ import { useWalletUpdates } from "../react/hooks";
 import type { WalletUpdate } from "../stores/types";
 import { shortHash } from "./format";
 
-/** Wallet addresses from the page, or from the wallets API when it exists; degrade to none. */
-export function useLinkedWallets(initial: readonly string[], signedIn: boolean): string[] {
-  const [wallets, setWallets] = useState<string[]>([...initial]);
+/** A wallet the panel follows; `label` as the user (or the dev chain) named it, "" when unknown. */
+export interface LinkedWallet {
+  address: string;
+  label: string;
+}
+
+/** Wallets from the page, or from the wallets API when it exists; degrade to none. */
+export function useLinkedWallets(initial: readonly string[], signedIn: boolean): LinkedWallet[] {
+  const [wallets, setWallets] = useState<LinkedWallet[]>(() => initial.map((address) => ({ address, label: "" })));
   useEffect(() => {
     if (initial.length > 0 || !signedIn || typeof fetch !== "function") return;
     let cancelled = false;
@@ -16,9 +22,9 @@ export function useLinkedWallets(initial: readonly string[], signedIn: boolean):
       .then((body: unknown) => {
         // `{"wallets": [...]}` (wallets app), a DRF page `{"results": [...]}` or a bare list.
         const obj = body !== null && typeof body === "object" ? (body as { wallets?: unknown; results?: unknown }) : {};
-        const list = Array.isArray(body) ? body : Array.isArray(obj.wallets) ? obj.wallets : Array.isArray(obj.results) ? obj.results : [];
-        const addresses = list.map((w) => (typeof w === "string" ? w : (w as { address?: unknown })?.address)).filter((a): a is string => typeof a === "string");
-        if (!cancelled && addresses.length > 0) setWallets(addresses);
+        const list: unknown[] = Array.isArray(body) ? body : Array.isArray(obj.wallets) ? obj.wallets : Array.isArray(obj.results) ? obj.results : [];
+        const linked = list.map(toLinked).filter((w): w is LinkedWallet => w !== null);
+        if (!cancelled && linked.length > 0) setWallets(linked);
       })
       .catch(() => undefined); // the wallets API is optional for the dashboard
     return () => {
@@ -28,11 +34,18 @@ export function useLinkedWallets(initial: readonly string[], signedIn: boolean):
   return wallets;
 }
 
+function toLinked(w: unknown): LinkedWallet | null {
+  if (typeof w === "string") return { address: w, label: "" };
+  const { address, label } = (w ?? {}) as { address?: unknown; label?: unknown };
+  return typeof address === "string" ? { address, label: typeof label === "string" ? label : "" } : null;
+}
+
 export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly string[]; signedIn: boolean }) {
   const wallets = useLinkedWallets(linked, signedIn);
   const [extra, setExtra] = useState<string[]>([]);
   const [input, setInput] = useState("");
-  const all = [...new Set([...wallets, ...extra])];
+  const labels = new Map(wallets.map((w) => [w.address, w.label]));
+  const all = [...new Set([...wallets.map((w) => w.address), ...extra])];
   const add = (e: FormEvent) => {
     e.preventDefault();
     const value = input.trim();
@@ -47,7 +60,7 @@ export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly s
       {!signedIn ? <p className="muted">Sign in to follow your wallets.</p> : null}
       {signedIn && all.length === 0 ? <p className="muted">No linked wallet yet.</p> : null}
       {all.map((address) => (
-        <Wallet key={address} address={address} />
+        <Wallet key={address} address={address} label={labels.get(address) ?? ""} />
       ))}
       {signedIn ? (
         <form onSubmit={add} className="inline">
@@ -75,12 +88,15 @@ function describe(u: WalletUpdate): string {
   }
 }
 
-function Wallet({ address }: { address: string }) {
+function Wallet({ address, label }: { address: string; label: string }) {
   const w = useWalletUpdates(address);
   if (w === null) return null;
   return (
     <div className="wallet" data-testid={`wallet-${address}`}>
-      <h3 title={address}>{shortHash(address)}</h3>
+      <h3 title={address}>
+        {label !== "" ? <span className="wallet-label">{label} </span> : null}
+        <span className={label !== "" ? "muted" : undefined}>{shortHash(address)}</span>
+      </h3>
       {w.status === "error" ? <p className="warn">{w.error?.code === "forbidden" ? "Not one of your linked wallets." : `Unavailable (${w.error?.code}).`}</p> : null}
       {w.pendingTxs.length > 0 ? (
         <div>

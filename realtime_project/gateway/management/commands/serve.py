@@ -1,5 +1,6 @@
 """`manage.py serve`: run the gateway (uvicorn by default, or daphne), plus the embedded
-scheduler when there is no Redis (embedded mode)."""
+scheduler and the apps' embedded companions (e.g. the local dev chain) when there is no
+Redis (embedded mode)."""
 
 from __future__ import annotations
 
@@ -34,15 +35,21 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from realtime_project import server
+        from realtime_project.embedded import Companion, start_companions, stop_companions
         from realtime_project.scheduling import EmbeddedScheduler
 
+        embedded = options["scheduler"] == "on" or (options["scheduler"] == "auto" and settings.EMBEDDED)
         scheduler = None
-        if options["scheduler"] == "on" or (options["scheduler"] == "auto" and settings.EMBEDDED):
-            scheduler = EmbeddedScheduler()
-            scheduler.start()
-        mode = "embedded (SQLite/in-memory unless configured)" if settings.EMBEDDED else "production (Redis)"
-        self.stdout.write(f"Serving on http://{options['host']}:{options['port']}/ with {options['server']}, {mode}")
+        companions: list[Companion] = []
         try:
+            if embedded:
+                # Companions first: the dev chain registers its chain before the first scan.
+                companions = start_companions()
+                scheduler = EmbeddedScheduler()
+                scheduler.start()
+            mode = "embedded (SQLite/in-memory unless configured)" if settings.EMBEDDED else "production (Redis)"
+            address = f"http://{options['host']}:{options['port']}/"
+            self.stdout.write(f"Serving on {address} with {options['server']}, {mode}")
             if options["server"] == "daphne":
                 server.run_daphne(
                     options["host"], options["port"], compression=not options["no_compression"], app=options["app"]
@@ -51,6 +58,11 @@ class Command(BaseCommand):
                 server.run_uvicorn(
                     options["host"], options["port"], compression=not options["no_compression"], app=options["app"]
                 )
+        except KeyboardInterrupt:
+            # Ctrl-C: uvicorn drains, then re-raises the signal it caught; end quietly
+            # (the finally below still stops the scheduler and the companions).
+            pass
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            stop_companions(companions)
