@@ -8,16 +8,15 @@ with the cursor. Nothing is published from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..addresses import checksum_lower
 from ..balances import read_balances
 from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
-from ..events import Event, parse_logs
+from ..events import parse_logs
 from ..listener import BlockListener, LogFilter
-from ..models import Chain, SkippedLog, WalletActivity
+from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, native_update
 from ..selectors import stored_balances
 from ..tokens import TokenInfo, token_infos
@@ -34,12 +33,35 @@ class BalanceChange:
     block: int
 
 
+class ActivityRow(NamedTuple):
+    """One `WalletActivity` row as it is written: the natural key first, then the rest.
+
+    A plain tuple, not a model instance: a batch builds thousands of them, and the
+    instance and per-field ORM preparation cost more than the insert (docs/benchmarks/wallets.md).
+    """
+
+    address: str  # EIP-55
+    kind: str
+    block_hash: str
+    tx_hash: str
+    log_index: int  # -1 for native transfers and balance changes
+    token: str  # EIP-55; "" for the native coin
+    block_number: int
+    timestamp: int  # block time, seconds since the epoch
+    payload: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int, str]:
+        """The natural key without the chain (`WalletActivity`'s unique constraint)."""
+        return (self.address, self.kind, self.block_hash, self.tx_hash, self.log_index, self.token)
+
+
 @dataclass
 class Batch:
     """What a batch of blocks adds; `blocks` may be shorter than asked (a fork mid-fetch)."""
 
     blocks: list[Block]
-    rows: list[WalletActivity] = field(default_factory=list)
+    rows: list[ActivityRow] = field(default_factory=list)
     skips: list[SkippedLog] = field(default_factory=list)
     balances: list[BalanceChange] = field(default_factory=list)
     #: (sender, nonce) -> hash of the mined transaction (to detect replaced watched ones).
@@ -52,10 +74,6 @@ class Batch:
 
 def _ms(seconds: int) -> int:
     return int(seconds) * 1000
-
-
-def _dt(seconds: int) -> datetime:
-    return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
 def trim_to_logs(blocks: list[Block], logs: list[Log]) -> tuple[list[Block], list[Log]]:
@@ -110,7 +128,19 @@ def build_batch(
             required=required,
             timestamp_ms=_ms(block.timestamp),
         )
-        batch.rows.append(_row(chain, event, payload, block))
+        batch.rows.append(
+            ActivityRow(
+                payload["address"],
+                event.kind,
+                event.block_hash,
+                event.tx_hash,
+                event.log_index,
+                checksum_lower(event.token),
+                event.block_number,
+                block.timestamp,
+                payload,
+            )
+        )
         if event.kind == "transaction":
             touched.add((event.address, event.token))
     for skip in skips:
@@ -149,20 +179,19 @@ def build_batch(
                 timestamp_ms=_ms(block.timestamp),
             )
             batch.rows.append(
-                WalletActivity(
-                    chain=chain,
-                    address=checksum_lower(address),
-                    kind="transaction",
-                    block_number=block.number,
-                    block_hash=block.hash,
-                    tx_hash=tx.hash,
-                    log_index=-1,
-                    token="",
-                    payload=payload,
-                    timestamp=_dt(block.timestamp),
+                ActivityRow(
+                    payload["address"],
+                    "transaction",
+                    block.hash,
+                    tx.hash,
+                    -1,
+                    "",
+                    block.number,
+                    block.timestamp,
+                    payload,
                 )
             )
-    batch.rows.sort(key=lambda r: (r.block_number, r.log_index if r.log_index >= 0 else -1, r.address))
+    batch.rows.sort(key=_order)
     _balance_changes(batch, chain, listener, touched, infos, start, end)
     last = by_number[end]
     for change in batch.balances:
@@ -178,20 +207,24 @@ def build_batch(
             timestamp_ms=_ms(last.timestamp),
         )
         batch.rows.append(
-            WalletActivity(
-                chain=chain,
-                address=checksum_lower(change.address),
-                kind="balance",
-                block_number=end,
-                block_hash=last.hash,
-                tx_hash="",
-                log_index=-1,
-                token=checksum_lower(change.token) if change.token else "",
-                payload=payload,
-                timestamp=_dt(last.timestamp),
+            ActivityRow(
+                payload["address"],
+                "balance",
+                last.hash,
+                "",
+                -1,
+                checksum_lower(change.token) if change.token else "",
+                end,
+                last.timestamp,
+                payload,
             )
         )
     return batch
+
+
+def _order(row: ActivityRow) -> tuple[int, int, str]:
+    """Activity in chain order: block, then log (native transfers, log_index -1, first)."""
+    return row.block_number, row.log_index, row.address
 
 
 def _balance_changes(
@@ -256,18 +289,3 @@ def _mined(blocks: list[Block], watched_nonces: set[tuple[str, int]]) -> dict[tu
                     block_hash=block.hash,
                 )
     return out
-
-
-def _row(chain: Chain, event: Event, payload: dict[str, Any], block: Block) -> WalletActivity:
-    return WalletActivity(
-        chain=chain,
-        address=checksum_lower(event.address),
-        kind=event.kind,
-        block_number=event.block_number,
-        block_hash=event.block_hash,
-        tx_hash=event.tx_hash,
-        log_index=event.log_index,
-        token=checksum_lower(event.token),
-        payload=payload,
-        timestamp=_dt(block.timestamp),
-    )
