@@ -10,9 +10,21 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 
 app = Celery("realtime_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _tune_gc(**_: object) -> None:
+    """Freeze start-up objects out of the collector in the process that runs tasks, as the
+    gateway does: a chain scan or price tick otherwise pays a full collection over every
+    imported module (~0.1 s per wallets scan, docs/benchmarks/wallets.md)."""
+    from .server import tune_gc
+
+    tune_gc()

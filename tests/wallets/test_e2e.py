@@ -31,6 +31,7 @@ def worker(redis_url: str, key_prefix: str) -> Iterator[CeleryWorker]:
     yield w
     w.stop()
     w.assert_clean_log()
+    assert "gc: froze" in w.read_log()  # the task process froze its start-up objects
 
 
 async def next_data(ws: ClientConnection, channel: str, timeout: float = 20) -> dict[str, Any]:
