@@ -320,7 +320,7 @@ def main() -> None:
     print("== maximum sustained fan-out (p99 <= 100 ms, no loss)", flush=True)
     ramp_seconds = 3 if args.quick else 5
     with Gateway("uvicorn", f"{prefix}mx") as gw:
-        ours = sustained(gw, "ours", [(subs, [10, 20, 30, 40, 50, 60])], ramp_seconds, loadgen)
+        ours = sustained(gw, "ours", [(subs, [10, 20, 30, 40, 50, 60, 80, 100, 120, 150])], ramp_seconds, loadgen)
     with Gateway("uvicorn", f"{prefix}mn") as gw:
         naive = sustained(gw, "naive", [(100, [5, 10, 20, 40, 80]), (250, [2, 5, 10, 20])], ramp_seconds, loadgen)
     results["sustained"] = {"hub": ours, "naive": naive}

@@ -16,7 +16,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from realtime_project.gateway.auth import gateway_auth_stack  # noqa: E402  (needs Django set up)
+from realtime_project.gateway.auth import SessionUserMiddleware  # noqa: E402  (needs Django set up)
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
 from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
 
@@ -30,6 +30,6 @@ application = ProtocolTypeRouter(
         # process is the whole product; behind a CDN or whitenoise this is bypassed.
         "http": ASGIStaticFilesHandler(django_asgi_app),
         # Origins are checked by the consumer (non-browser clients send none).
-        "websocket": RawSendMiddleware(gateway_auth_stack(URLRouter(websocket_urlpatterns))),
+        "websocket": RawSendMiddleware(SessionUserMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,6 +1,6 @@
 """Connection authentication: session cookie, signed tickets, and origin validation.
 
-Browsers authenticate with the Django session cookie (Channels' AuthMiddleware puts
+Browsers authenticate with the Django session cookie (`SessionUserMiddleware` puts
 the user in `scope["user"]`). Other clients cannot rely on cookies and browsers cannot
 set headers on a WebSocket, so an authenticated REST call (`POST /api/ws-ticket/`)
 returns a short-lived, single-use signed ticket passed as `?ticket=` or in an `auth`
@@ -12,15 +12,17 @@ victim, so they are allowed.
 from __future__ import annotations
 
 import secrets
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddleware, CookieMiddleware, SessionMiddleware
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
+from django.http.cookie import parse_cookie
 
 from .conf import gateway_settings
 from .errors import Unauthenticated
@@ -29,27 +31,54 @@ from .namespaces import ANONYMOUS, Principal
 TICKET_SALT = "realtime.ws-ticket"
 
 
-class GatewayAuthMiddleware(AuthMiddleware):
-    """Channels' AuthMiddleware without its database hop for connections with no session.
+def session_key_of(scope: dict[str, Any]) -> str | None:
+    """The Django session cookie's value from the handshake's Cookie headers, if any."""
+    name = settings.SESSION_COOKIE_NAME
+    for header, value in scope.get("headers", ()):
+        if header == b"cookie":
+            key = parse_cookie(value.decode("latin-1")).get(name)
+            if key:
+                return key
+    return None
 
-    Channels resolves `scope["user"]` through `database_sync_to_async` on every connect,
-    a hop to the single database thread even when there is no session cookie to look up;
-    in a reconnect storm of anonymous clients those hops queue behind one another. A
-    connection without a session cookie is anonymous: it is answered without the hop.
+
+def _user_for_session_sync(session_key: str) -> Any:
+    from django.contrib.auth import get_user
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+
+
+async def user_for_session(session_key: str) -> Any:
+    """The user of a session key, exactly as Django's `auth.get_user` finds it for a
+    request (backend check, session hash verification), or AnonymousUser."""
+    return await database_sync_to_async(_user_for_session_sync)(session_key)
+
+
+class SessionUserMiddleware:
+    """`scope["user"]` from the Django session cookie, in one step.
+
+    Replaces Channels' `AuthMiddlewareStack` (cookie, session and auth middlewares) on
+    the WebSocket path: those copy the scope three times and keep each copy, a session
+    wrapper and lazy objects for the life of every connection (~4 KB each, measured),
+    wrap every `send`, and hop to the single database thread on every connect even when
+    there is no cookie to look up — in a reconnect storm those hops queue. Here a
+    connection without a session cookie is anonymous at once; one with a cookie is
+    looked up once. A WebSocket never saves a session, so nothing else is needed.
+    A `user` already in the scope (set by an outer layer or a test) is kept.
     """
 
-    async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        if not scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if "user" not in scope:
             from django.contrib.auth.models import AnonymousUser
 
-            scope["user"]._wrapped = AnonymousUser()
-            return
-        await super().resolve_scope(scope)
-
-
-def gateway_auth_stack(inner: Any) -> Any:
-    """Cookies, session and user in the scope, as `channels.auth.AuthMiddlewareStack`."""
-    return CookieMiddleware(SessionMiddleware(GatewayAuthMiddleware(inner)))
+            key = session_key_of(scope)
+            # In place: the server made this scope for this connection alone.
+            scope["user"] = AnonymousUser() if key is None else await user_for_session(key)
+        return await self.inner(scope, receive, send)
 
 
 def issue_ticket(user_id: int) -> tuple[str, int]:

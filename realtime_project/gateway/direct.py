@@ -121,4 +121,7 @@ class RawSendMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        return await self.inner({**scope, RAW_SEND_KEY: send}, receive, send)
+        # Added in place: the server made this scope for this connection alone, and a copy
+        # would stay referenced by this frame for the connection's life (~1 KB each).
+        scope[RAW_SEND_KEY] = send
+        return await self.inner(scope, receive, send)

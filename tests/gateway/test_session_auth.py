@@ -24,26 +24,38 @@ def _session_cookie() -> tuple[int, str]:
 
 
 def _count_user_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    import channels.auth
+    from realtime_project.gateway import auth
 
     calls: list[Any] = []
-    real = channels.auth.get_user
+    real = auth.user_for_session
 
-    async def counting(scope: Any) -> Any:
-        calls.append(scope)
-        return await real(scope)
+    async def counting(session_key: str) -> Any:
+        calls.append(session_key)
+        return await real(session_key)
 
-    monkeypatch.setattr(channels.auth, "get_user", counting)
+    monkeypatch.setattr(auth, "user_for_session", counting)
     return calls
 
 
 async def test_session_cookie_authenticates_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _count_user_lookups(monkeypatch)
     user_id, session = await _session_cookie()
-    client = Client(headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())])
+    cookie = f"csrftoken=abc; {settings.SESSION_COOKIE_NAME}={session}; theme=dark"
+    client = Client(headers=[(b"cookie", cookie.encode())])
     assert await client.connect()
     assert client.welcome is not None and client.welcome["user"] == {"id": user_id, "staff": False}
-    assert len(calls) == 1
+    assert calls == [session]
+    await client.close()
+
+
+async def test_session_of_a_logged_out_user_is_anonymous() -> None:
+    _user_id, session = await _session_cookie()
+    from django.contrib.sessions.models import Session
+
+    await database_sync_to_async(Session.objects.filter(session_key=session).delete)()
+    client = Client(headers=[(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())])
+    assert await client.connect()
+    assert client.welcome is not None and client.welcome["user"] is None
     await client.close()
 
 
