@@ -9,11 +9,10 @@ fails to start is logged and skipped, the server always comes up.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Protocol
 
-from django.apps import apps as django_apps
+from realtime_project.discovery import app_submodules
 
 logger = logging.getLogger("realtime.embedded")
 
@@ -26,13 +25,7 @@ def start_companions() -> list[Companion]:
     """Start every app's companion; returns those running (stop them with `stop_companions`)."""
     started: list[Companion] = []
     try:
-        for config in django_apps.get_app_configs():
-            try:
-                module = importlib.import_module(f"{config.name}.embedded")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{config.name}.embedded":
-                    raise
-                continue
+        for config, module in app_submodules("embedded"):
             try:
                 companion = module.start()
             except Exception:

@@ -12,7 +12,6 @@ in a worker thread, so the newcomer's `make run` needs no broker and no beat pro
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -20,9 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.apps import apps as django_apps
 from django.db import close_old_connections
 from django.utils import timezone
+
+from realtime_project.discovery import app_submodules
 
 logger = logging.getLogger("realtime.scheduler")
 
@@ -39,13 +39,7 @@ class PeriodicSpec:
 
 def declared_specs() -> list[PeriodicSpec]:
     specs: list[PeriodicSpec] = []
-    for config in django_apps.get_app_configs():
-        try:
-            module = importlib.import_module(f"{config.name}.schedule")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.schedule":
-                raise
-            continue
+    for _config, module in app_submodules("schedule"):
         specs.extend(getattr(module, "PERIODIC_TASKS", []))
     return specs
 
