@@ -74,10 +74,52 @@ async def _drain_all(reason: str = "server_restart") -> None:
 DEFAULT_APP = "realtime_project.asgi:application"
 
 
+def uvicorn_protocol_class() -> Any:
+    """uvicorn's websockets-sansio protocol, negotiating permessage-deflate without server
+    context takeover.
+
+    Each message is then compressed on its own (RFC 7692 §7.1.1.1; a server may ask for
+    it even when the client did not), so a fan-out frame compresses to the same bytes for
+    every such connection: the hub compresses it once per publication and writes it
+    straight to each socket (`gateway/direct.py`). With context takeover (uvicorn's
+    default) every delivery is compressed again per connection, and each connection keeps
+    a compressor of its own. The cost: smaller messages compress less (docs/benchmarks.md).
+    """
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    from websockets.server import ServerProtocol
+
+    class GatewayWebSocketsProtocol(WebSocketsSansIOProtocol):
+        def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(config, *args, **kwargs)
+            if config.ws_per_message_deflate:
+                factory = ServerPerMessageDeflateFactory(
+                    server_no_context_takeover=True,
+                    server_max_window_bits=12,
+                    client_max_window_bits=12,
+                    compress_settings={"memLevel": 5},
+                )
+                self.conn = ServerProtocol(extensions=[factory], max_size=config.ws_max_size, logger=self.conn.logger)
+
+    return GatewayWebSocketsProtocol
+
+
 def run_uvicorn(
-    host: str, port: int, *, compression: bool = True, log_level: str = "warning", app: str = DEFAULT_APP
+    host: str,
+    port: int,
+    *,
+    compression: bool = True,
+    context_takeover: bool | None = None,
+    log_level: str = "warning",
+    app: str = DEFAULT_APP,
 ) -> None:
+    """Serve with uvicorn. `context_takeover` (default: REALTIME_DEFLATE_CONTEXT_TAKEOVER,
+    off) keeps uvicorn's per-connection compression contexts: better ratios for small
+    messages, but every delivery is compressed again (see `uvicorn_protocol_class`)."""
     import uvicorn
+
+    if context_takeover is None:
+        context_takeover = os.environ.get("REALTIME_DEFLATE_CONTEXT_TAKEOVER", "0") == "1"
 
     class DrainingServer(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -99,7 +141,7 @@ def run_uvicorn(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws="websockets-sansio" if context_takeover else uvicorn_protocol_class(),
         ws_max_size=gateway_settings().max_message_bytes,
         ws_per_message_deflate=compression,
         # The application sends its own heartbeat (protocol v1), with RTT metrics.

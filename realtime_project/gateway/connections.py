@@ -126,7 +126,7 @@ class Connection:
             and self._started
             and not self._queue
             and self.close_code is None
-            and direct.write(frame.wire)
+            and direct.write_frame(frame)
         ):
             self.frames_out += 1
             return True

@@ -1,23 +1,28 @@
 """Direct writes: one fan-out frame framed once, written straight to every socket.
 
-A server-to-client WebSocket text frame without extensions is the same bytes for every
-connection (server frames are not masked, RFC 6455 §5.1). So the hub frames a
-publication once and each idle subscriber costs one `transport.write`, instead of an
-ASGI send chain per delivery (a dict, a coroutine per layer, websockets' framing and a
-`b"".join` — the larger part of the CPU a delivery cost, see docs/benchmarks.md).
+A server-to-client WebSocket text frame is the same bytes for every connection that
+negotiated the same thing (server frames are not masked, RFC 6455 §5.1): plain, or
+permessage-deflate **without server context takeover** (RFC 7692 §7.1.1.1: each
+message is compressed on its own, so its bytes depend only on the payload and the
+compression parameters). The gateway's uvicorn protocol negotiates exactly that
+(`realtime_project/server.py`). So the hub frames — and compresses — a publication once
+per kind of connection, and each idle subscriber costs one `transport.write`, instead of
+an ASGI send chain per delivery (a dict, a coroutine per layer, websockets' framing and
+compression, a `b"".join` — most of the CPU a delivery cost, see docs/benchmarks.md).
 
-This is used only where it is provably equivalent to the ASGI send: uvicorn's
-websockets-sansio protocol (the production server), with no extension negotiated (a
-connection with permessage-deflate has its own compression context and keeps the ASGI
-path), while the connection is open, nothing is queued before it and the transport is
-not paused. Every other case — daphne, the test communicator, a paused socket, a
-closing connection — takes the ordinary ASGI send, so the two paths never reorder.
+This is used only where it is equivalent to the ASGI send: uvicorn's websockets-sansio
+protocol (the production server), no extension or permessage-deflate without server
+context takeover, while the connection is open, nothing is queued before it and the
+transport is not paused. Every other case — daphne, the test communicator, a paused
+socket, a closing connection — takes the ordinary ASGI send, so the two paths never
+reorder.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -28,39 +33,63 @@ RAW_SEND_KEY = "realtime.raw_send"
 
 try:  # uvicorn is the production server but not a hard dependency of the gateway
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
     from websockets.protocol import State
 
     _OPEN: Any = State.OPEN
 except ImportError:  # pragma: no cover - uvicorn/websockets absent
     WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+    PerMessageDeflate = None  # type: ignore[assignment,misc]
     _OPEN = None
 
 _TEXT_FIN = 0x81  # FIN + opcode 1 (text)
+_RSV1 = 0x40  # "compressed" bit of permessage-deflate (RFC 7692 §6)
+_EMPTY_BLOCK = b"\x00\x00\xff\xff"
+
+#: How a connection's fan-out frames are encoded: None (plain), or permessage-deflate
+#: without context takeover as (window bits, sorted zlib compressobj settings).
+FrameKind = tuple[int, tuple[tuple[str, int], ...]] | None
 
 
-def text_frame(payload: bytes) -> bytes:
+def text_frame(payload: bytes, *, compressed: bool = False) -> bytes:
     """An unmasked, unfragmented server text frame (RFC 6455 §5.2)."""
+    head = _TEXT_FIN | _RSV1 if compressed else _TEXT_FIN
     n = len(payload)
     if n < 126:
-        return bytes((_TEXT_FIN, n)) + payload
+        return bytes((head, n)) + payload
     if n < 65536:
-        return struct.pack("!BBH", _TEXT_FIN, 126, n) + payload
-    return struct.pack("!BBQ", _TEXT_FIN, 127, n) + payload
+        return struct.pack("!BBH", head, 126, n) + payload
+    return struct.pack("!BBQ", head, 127, n) + payload
+
+
+def deflate_message(payload: bytes, window_bits: int, settings: tuple[tuple[str, int], ...]) -> bytes:
+    """One message compressed on its own, as permessage-deflate sends it (RFC 7692 §7.2.1)."""
+    options = dict(settings)
+    encoder = zlib.compressobj(
+        level=options.get("level", zlib.Z_DEFAULT_COMPRESSION),
+        wbits=-window_bits,
+        memLevel=options.get("memLevel", zlib.DEF_MEM_LEVEL),
+        strategy=options.get("strategy", zlib.Z_DEFAULT_STRATEGY),
+    )
+    data = encoder.compress(payload) + encoder.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(_EMPTY_BLOCK) else data
 
 
 class SharedFrame:
-    """One outgoing frame of a fan-out: its text, and its wire bytes built on first use."""
+    """One outgoing frame of a fan-out: its text, and its wire bytes per kind of
+    connection, each built on first use (once per publication, not per subscriber)."""
 
-    __slots__ = ("_wire", "text")
+    __slots__ = ("_deflated", "_wire", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._wire: bytes | None = None
+        self._deflated: dict[FrameKind, bytes] | None = None
 
     @property
     def framed(self) -> bool:
-        """Whether the wire bytes were built (some subscriber took the direct path)."""
-        return self._wire is not None
+        """Whether wire bytes were built (some subscriber took the direct path)."""
+        return self._wire is not None or self._deflated is not None
 
     @property
     def wire(self) -> bytes:
@@ -69,20 +98,34 @@ class SharedFrame:
             wire = self._wire = text_frame(self.text.encode())
         return wire
 
+    def wire_for(self, kind: FrameKind) -> bytes:
+        if kind is None:
+            return self.wire
+        cache = self._deflated
+        if cache is None:
+            cache = self._deflated = {}
+        wire = cache.get(kind)
+        if wire is None:
+            window_bits, settings = kind
+            wire = cache[kind] = text_frame(deflate_message(self.text.encode(), window_bits, settings), compressed=True)
+        return wire
+
 
 class DirectWriter:
     """Writes framed bytes to a uvicorn websockets-sansio connection when that is safe."""
 
-    __slots__ = ("_conn", "_proto", "_transport", "_writable")
+    __slots__ = ("_conn", "_proto", "_transport", "_writable", "kind")
 
-    def __init__(self, proto: Any) -> None:
+    def __init__(self, proto: Any, kind: FrameKind = None) -> None:
         self._proto = proto
         self._conn = proto.conn
         self._transport = proto.transport
         self._writable = proto.writable
+        self.kind = kind
 
-    def write(self, wire: bytes) -> bool:
-        """Write now and return True, or return False: the caller takes the ASGI path."""
+    def write_frame(self, frame: SharedFrame) -> bool:
+        """Write the frame as this connection needs it, now; or return False (the caller
+        takes the ASGI path)."""
         proto = self._proto
         if (
             proto.close_sent
@@ -92,7 +135,7 @@ class DirectWriter:
             or self._transport.is_closing()
         ):
             return False
-        self._transport.write(wire)
+        self._transport.write(frame.wire_for(self.kind))
         return True
 
 
@@ -104,9 +147,25 @@ def direct_writer(raw_send: Callable[..., Any] | None) -> DirectWriter | None:
     if not isinstance(proto, WebSocketsSansIOProtocol):
         return None
     conn = getattr(proto, "conn", None)
-    if conn is None or getattr(proto, "transport", None) is None or conn.extensions:
-        return None  # permessage-deflate: per-connection compression, keep the ASGI send
-    return DirectWriter(proto)
+    if conn is None or getattr(proto, "transport", None) is None:
+        return None
+    if not conn.extensions:
+        return DirectWriter(proto)
+    kind = shared_deflate_kind(conn.extensions)
+    if kind is None:
+        return None  # per-connection compression context: keep the ASGI send
+    return DirectWriter(proto, kind)
+
+
+def shared_deflate_kind(extensions: list[Any]) -> FrameKind:
+    """The frame kind of permessage-deflate without server context takeover, else None."""
+    if len(extensions) != 1 or PerMessageDeflate is None:
+        return None
+    ext = extensions[0]
+    if not isinstance(ext, PerMessageDeflate) or not ext.local_no_context_takeover:
+        return None
+    settings = tuple(sorted((str(k), int(v)) for k, v in (ext.compress_settings or {}).items()))
+    return (int(ext.local_max_window_bits or 15), settings)
 
 
 class RawSendMiddleware:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 
 from realtime_project.gateway.api import publish
-from realtime_project.gateway.direct import SharedFrame, direct_writer, text_frame
+from realtime_project.gateway.direct import SharedFrame, direct_writer, shared_deflate_kind, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -21,6 +22,35 @@ def test_text_frame_is_what_websockets_would_send(size: int) -> None:
     payload = ("é" * size).encode()[:size]
     expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
     assert text_frame(payload) == expected
+
+
+def _server_deflate(takeover: bool = False) -> PerMessageDeflate:
+    # The server side of what realtime_project/server.py negotiates.
+    return PerMessageDeflate(False, not takeover, 12, 12, {"memLevel": 5})
+
+
+@pytest.mark.parametrize("size", [0, 1, 200, 5000, 70000])
+def test_deflated_frame_is_what_websockets_would_send(size: int) -> None:
+    payload = b'{"type":"message","channel":"prices:BTC","data":{"price":97000.5}}' * (size // 60 + 1)
+    payload = payload[:size]
+    kind = shared_deflate_kind([_server_deflate()])
+    assert kind == (12, (("memLevel", 5),))
+    frame = SharedFrame(payload.decode())
+    ext = _server_deflate()
+    for _ in range(2):  # no context carried from one message to the next
+        expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[ext])
+        assert frame.wire_for(kind) == expected
+    # and a client inflates it back
+    wire = frame.wire_for(kind)
+    assert wire[0] == 0xC1  # FIN + RSV1 (compressed) + text
+    header = {126: 4, 127: 10}.get(wire[1] & 0x7F, 2)
+    client = PerMessageDeflate(True, False, 12, 12)
+    assert client.decode(Frame(Opcode.TEXT, wire[header:], rsv1=True)).data == payload
+
+
+def test_context_takeover_connections_are_not_shared() -> None:
+    assert shared_deflate_kind([_server_deflate(takeover=True)]) is None
+    assert shared_deflate_kind([]) is None
 
 
 def test_shared_frame_is_framed_once_and_only_on_demand() -> None:
@@ -74,7 +104,10 @@ async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
         websockets.connect(server.ws_url, compression=None, max_size=None) as plain,
         websockets.connect(server.ws_url, max_size=None) as deflate,
     ):
-        assert deflate.protocol.extensions and not plain.protocol.extensions
+        assert not plain.protocol.extensions
+        (ext,) = deflate.protocol.extensions
+        # The server compresses each message on its own, so it can share the bytes.
+        assert ext.name == "permessage-deflate" and ext.remote_no_context_takeover
         await _subscribe(plain)
         await _subscribe(deflate)
         before = await asyncio.to_thread(_shared_frames, server.http_url)
@@ -83,7 +116,7 @@ async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
             got = [await _next_message(ws) for _ in payloads]
             assert [m["data"] for m in got] == payloads
             assert [m["seq"] for m in got] == [p.seq for p in pubs]
-        # The plain client was written to directly: one framing per publication.
+        # Both were written to directly: framed (and compressed) once per publication.
         assert await asyncio.to_thread(_shared_frames, server.http_url) == before + len(payloads)
 
         await plain.close()
@@ -91,5 +124,25 @@ async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
         after_close = await asyncio.to_thread(_shared_frames, server.http_url)
         await asyncio.to_thread(publish, "prices:BTC", {"i": 4})
         assert (await _next_message(deflate))["data"] == {"i": 4}
-        # Only a compressed connection left: nothing is framed for direct writes.
-        assert await asyncio.to_thread(_shared_frames, server.http_url) == after_close
+        assert await asyncio.to_thread(_shared_frames, server.http_url) == after_close + 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+@pytest.mark.e2e
+async def test_context_takeover_setting_keeps_per_connection_compression(
+    live_server_factory: Any, redis_settings: Any, redis_url: str, key_prefix: str
+) -> None:
+    server = live_server_factory(
+        server="uvicorn", redis=redis_url, key_prefix=key_prefix, extra={"REALTIME_DEFLATE_CONTEXT_TAKEOVER": "1"}
+    )
+    async with websockets.connect(server.ws_url, max_size=None) as deflate:
+        (ext,) = deflate.protocol.extensions
+        assert not ext.remote_no_context_takeover  # uvicorn's own negotiation
+        await _subscribe(deflate)
+        before = await asyncio.to_thread(_shared_frames, server.http_url)
+        for i in range(3):
+            await asyncio.to_thread(publish, "prices:BTC", {"i": i, "pad": "x" * 300})
+        assert [(await _next_message(deflate))["data"]["i"] for _ in range(3)] == [0, 1, 2]
+        # Compressed per connection through the ASGI send: nothing shared.
+        assert await asyncio.to_thread(_shared_frames, server.http_url) == before
