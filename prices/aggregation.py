@@ -22,12 +22,13 @@ hand-computed numbers. The rules, as price oracles apply them (reference/README.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from .book import QuoteBook
 from .quotes import Quote, QuoteRejected, validate_quote
-from .twap import Twap
 
 
 class AggregatedPrice(NamedTuple):
@@ -62,26 +63,8 @@ class AggregatedPrice(NamedTuple):
         }
 
 
-class _Entry:
-    """The latest quote of one source for one symbol; `blamed` avoids double counting.
-
-    The hot fields are copied out of the quote: attribute chains cost on 2,000 quotes.
-    """
-
-    __slots__ = ("blamed", "change", "price", "quote", "simulated", "source", "timestamp", "volume")
-
-    def __init__(self, quote: Quote) -> None:
-        self.set(quote)
-
-    def set(self, quote: Quote) -> None:
-        self.quote = quote
-        self.price = quote.price
-        self.timestamp = quote.timestamp
-        self.source = quote.source
-        self.simulated = quote.simulated
-        self.change = quote.change24h
-        self.volume = quote.volume24h
-        self.blamed = False
+#: `AggregatedPrice(*fields)` without the generated `__new__`'s Python frame (500 per tick).
+_new_price = tuple.__new__
 
 
 def median(values: list[float]) -> float:
@@ -90,6 +73,17 @@ def median(values: list[float]) -> float:
     n = len(values)
     mid = n // 2
     return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _median_without(ordered: list[float], k: int) -> float:
+    """Median of the sorted list `ordered` without its element at index `k` (no copy, no sort)."""
+    n = len(ordered) - 1
+    mid = n // 2
+    hi = ordered[mid] if mid < k else ordered[mid + 1]
+    if n % 2:
+        return hi
+    lo = ordered[mid - 1] if mid - 1 < k else ordered[mid]
+    return (lo + hi) / 2
 
 
 class PriceAggregator:
@@ -112,11 +106,8 @@ class PriceAggregator:
         self.future_tolerance = future_tolerance
         self.clock = clock
         self._sources: set[str] = set()
-        self._quotes: dict[str, dict[str, _Entry]] = {}
-        self._twaps: dict[str, Twap] = {}
-        self._last: dict[str, AggregatedPrice] = {}
+        self._books: dict[str, QuoteBook] = {}
         self.outliers: Counter[str] = Counter()
-        self._sorted: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.started = False
 
     # --- sources ---------------------------------------------------------------------
@@ -124,9 +115,7 @@ class PriceAggregator:
     def start(self, sources: Iterable[str] = ()) -> None:
         """(Re)start: forget quotes, TWAP samples and counters; register `sources`."""
         self._sources = set(sources)
-        self._quotes.clear()
-        self._twaps.clear()
-        self._last.clear()
+        self._books.clear()
         self.outliers.clear()
         self.started = True
 
@@ -136,8 +125,8 @@ class PriceAggregator:
     def remove_source(self, source: str) -> None:
         """Stop counting `source`: its quotes leave every aggregate at once."""
         self._sources.discard(source)
-        for entries in self._quotes.values():
-            entries.pop(source, None)
+        for book in self._books.values():
+            book.remove(source)
 
     @property
     def sources(self) -> frozenset[str]:
@@ -151,94 +140,51 @@ class PriceAggregator:
         Raises QuoteRejected (`unknown_source`, `invalid_price`, `future_timestamp`,
         `invalid_timestamp`): such a quote never touches the aggregate.
         """
+        return self._store(quote, int(self.clock() * 1000), int(self.future_tolerance * 1000))
+
+    def on_prices(self, quotes: Iterable[Quote]) -> Counter[str]:
+        """`on_price` for a poll's quotes, judged at one instant; returns rejections by code."""
+        rejected: Counter[str] = Counter()
+        now_ms, tolerance_ms = int(self.clock() * 1000), int(self.future_tolerance * 1000)
+        store = self._store
+        for quote in quotes:
+            try:
+                store(quote, now_ms, tolerance_ms)
+            except QuoteRejected as exc:
+                rejected[exc.code] += 1
+        return rejected
+
+    def _store(self, quote: Quote, now_ms: int, tolerance_ms: int) -> Quote:
         if quote.source not in self._sources:
             raise QuoteRejected("unknown_source", f"source {quote.source!r} is not registered")
-        now_ms = int(self.clock() * 1000)
-        quote = validate_quote(quote, now_ms=now_ms, future_tolerance_ms=int(self.future_tolerance * 1000))
-        entries = self._quotes.setdefault(quote.symbol, {})
-        entry = entries.get(quote.source)
-        if entry is None:
-            entries[quote.source] = _Entry(quote)
-        elif quote.timestamp > entry.timestamp or (quote.timestamp == entry.timestamp and quote.price != entry.price):
-            entry.set(quote)
+        quote = validate_quote(quote, now_ms=now_ms, future_tolerance_ms=tolerance_ms)
+        book = self._books.get(quote.symbol)
+        if book is None:
+            book = self._books[quote.symbol] = QuoteBook(self.twap_window)
+        book.put(quote)
         return quote
 
     def seed(self, price: AggregatedPrice) -> None:
         """Warm start (a new worker process): the last published aggregate of a symbol."""
-        self._last[price.symbol] = price
-        twap = self._twaps.get(price.symbol)
-        if twap is None:
-            twap = self._twaps[price.symbol] = Twap(self.twap_window)
-        twap.add(price.timestamp / 1000, price.price)
+        book = self._books.get(price.symbol)
+        if book is None:
+            book = self._books[price.symbol] = QuoteBook(self.twap_window)
+        book.last = price
+        book.twap.add(price.timestamp / 1000, price.price)
 
     # --- output ----------------------------------------------------------------------
 
     def symbols(self) -> list[str]:
-        return list(self._quotes.keys() | self._last.keys())
+        return list(self._books)
 
     def get_price(self, symbol: str, *, now: float | None = None) -> AggregatedPrice | None:
         """The aggregate of `symbol` at `now` (default: the clock), or None if never quoted."""
         if now is None:
             now = self.clock()
-        return self._price(symbol, now, int(now * 1000), int((now - self.stale_after) * 1000))
-
-    def _price(self, symbol: str, now: float, now_ms: int, fresh_after: int) -> AggregatedPrice | None:
-        pool: list[_Entry] = []
-        simulated: list[_Entry] = []
-        entries = self._quotes.get(symbol)
-        if entries:
-            for entry in entries.values():
-                if entry.timestamp >= fresh_after:
-                    (simulated if entry.simulated else pool).append(entry)
-        is_real = bool(pool)
-        if not is_real:
-            pool = simulated
-            if not pool:
-                return self._stale(symbol, now)
-        accepted, degraded, rejected = self._reject_outliers(pool)
-        n = len(accepted)
-        if n == 1:
-            only = accepted[0].quote
-            price, change, volume = only.price, only.change24h, only.volume24h
-            sources: tuple[str, ...] = (only.source,)
-        else:
-            prices: list[float] = []
-            changes: list[float] = []
-            volumes: list[float] = []
-            names: list[str] = []
-            for e in accepted:
-                prices.append(e.price)
-                names.append(e.source)
-                if e.change is not None:
-                    changes.append(e.change)
-                if e.volume is not None:
-                    volumes.append(e.volume)
-            price = median(prices)
-            change = median(changes) if changes else None
-            volume = median(volumes) if volumes else None
-            key = tuple(names)
-            cached = self._sorted.get(key)  # the same few source sets every tick
-            if cached is None:
-                cached = self._sorted[key] = tuple(sorted(names))
-            sources = cached
-        twap = self._twaps.get(symbol)
-        if twap is None:
-            twap = self._twaps[symbol] = Twap(self.twap_window)
-        result = AggregatedPrice(
-            symbol,
-            price,
-            now_ms,
-            sources,
-            "aggregate" if is_real else "simulated",
-            change,
-            volume,
-            False,
-            degraded or n < self.min_sources,
-            twap.update(now, price),
-            rejected,
-        )
-        self._last[symbol] = result
-        return result
+        book = self._books.get(symbol)
+        if book is None:
+            return None
+        return self._price(book, symbol, now, int(now * 1000), int((now - self.stale_after) * 1000))
 
     def aggregate(
         self, symbols: Iterable[str] | None = None, *, now: float | None = None
@@ -248,11 +194,14 @@ class PriceAggregator:
             now = self.clock()
         now_ms, fresh_after = int(now * 1000), int((now - self.stale_after) * 1000)
         compute = self._price
+        books = self._books
         out: dict[str, AggregatedPrice] = {}
         for symbol in self.symbols() if symbols is None else symbols:
-            price = compute(symbol, now, now_ms, fresh_after)
-            if price is not None:
-                out[symbol] = price
+            book = books.get(symbol)
+            if book is not None:
+                price = compute(book, symbol, now, now_ms, fresh_after)
+                if price is not None:
+                    out[symbol] = price
         return out
 
     def take_outliers(self) -> Counter[str]:
@@ -262,44 +211,105 @@ class PriceAggregator:
 
     # --- rules -----------------------------------------------------------------------
 
-    def _stale(self, symbol: str, now: float) -> AggregatedPrice | None:
-        last = self._last.get(symbol)
+    def _price(self, book: QuoteBook, symbol: str, now: float, now_ms: int, fresh_after: int) -> AggregatedPrice | None:
+        """One symbol's aggregate: the hot loop of a tick (500 symbols x 4 quotes).
+
+        The usual case (every quote fresh and real, the spread within the outlier bound)
+        touches the book's columns only through C-level builtins; `slots` (the fresh,
+        accepted source slots) is built only when some quote does not count.
+        """
+        times = book.times
+        slots: list[int] | None = None
+        is_real = True
+        if times and book.simulated is None and min(times) >= fresh_after:
+            prices = book.prices
+        else:
+            slots = [i for i, t in enumerate(times) if t >= fresh_after]
+            if book.simulated is not None and slots:
+                # Simulated quotes never mix with real ones: only when no real one is fresh.
+                simulated = book.simulated
+                real = [i for i in slots if not simulated[i]]
+                if real:
+                    slots = real
+                else:
+                    is_real = False
+            if not slots:
+                return self._stale(book, now)
+            prices = [book.prices[i] for i in slots]
+        n = len(prices)
+        degraded = False
+        rejected: tuple[str, ...] = ()
+        if n > 1:
+            prices = sorted(prices)  # one C call gives the spread and the median
+            # The median of any subset lies in [low, high]: if the whole spread is within
+            # the bound, no quote can deviate more than the bound from the others' median.
+            if (prices[-1] - prices[0]) / prices[0] > self.outlier_bound:
+                slots, degraded, rejected = self._reject_outliers(book, list(range(n)) if slots is None else slots)
+                prices = sorted([book.prices[i] for i in slots])
+                n = len(slots)
+        changes: list[Any]
+        volumes: list[Any]
+        if slots is None:
+            sources = book.sources
+            changes = [c for c in book.changes if c is not None] if book.change_gaps else book.changes
+            volumes = [v for v in book.volumes if v is not None] if book.volume_gaps else book.volumes
+        else:
+            sources = book.sources if n == len(times) else tuple([book.sources[i] for i in slots])
+            changes = [c for c in (book.changes[i] for i in slots) if c is not None]
+            volumes = [v for v in (book.volumes[i] for i in slots) if v is not None]
+        # The price's median written out (its values are sorted already).
+        if n == 1:
+            price = prices[0]
+        else:
+            mid = n >> 1
+            price = prices[mid] if n & 1 else (prices[mid - 1] + prices[mid]) * 0.5
+        change = _median_or_none(changes)
+        volume = _median_or_none(volumes)
+        result: AggregatedPrice = _new_price(
+            AggregatedPrice,
+            (
+                symbol,
+                price,
+                now_ms,
+                sources,
+                "aggregate" if is_real else "simulated",
+                change,
+                volume,
+                False,
+                degraded or n < self.min_sources,
+                book.twap.update(now, price),
+                rejected,
+            ),
+        )
+        book.last = result
+        return result
+
+    def _stale(self, book: QuoteBook, now: float) -> AggregatedPrice | None:
+        last = book.last
         if last is None:
             return None
-        twap = self._twaps.get(symbol)
+        twap = book.twap.value(now)
         stale = last._replace(
-            sources=(), stale=True, degraded=True, rejected=(), twap=twap.value(now) if twap else last.twap
+            sources=(), stale=True, degraded=True, rejected=(), twap=last.twap if twap is None else twap
         )
-        self._last[symbol] = stale
+        book.last = stale
         return stale
 
-    def _reject_outliers(self, pool: list[_Entry]) -> tuple[list[_Entry], bool, tuple[str, ...]]:
-        """(accepted entries, degraded, rejected sources) for the fresh quotes of one symbol."""
-        n = len(pool)
-        if n == 1:
-            return pool, False, ()
-        low = high = pool[0].price
-        for entry in pool:
-            p = entry.price
-            if p < low:
-                low = p
-            elif p > high:
-                high = p
+    def _reject_outliers(self, book: QuoteBook, slots: list[int]) -> tuple[list[int], bool, tuple[str, ...]]:
+        """(accepted slots, degraded, rejected sources) when the spread exceeds the bound."""
         bound = self.outlier_bound
-        # Fast path: the median of any subset lies in [low, high], so if the whole range
-        # is within the bound no quote can deviate more than the bound from it.
-        if (high - low) / low <= bound:
-            return pool, False, ()
         # Drop the worst offender one at a time, then judge the rest again: with three
         # quotes and one bad, the median of the others is the mean of a good and a bad
         # one, so judging all at once would condemn the good ones too.
-        accepted = list(pool)
-        outliers: list[_Entry] = []
+        accepted = list(slots)
+        outliers: list[int] = []
         while len(accepted) >= 3:
-            prices = [e.price for e in accepted]
+            prices = [book.prices[i] for i in accepted]
+            ordered = sorted(prices)
             worst, worst_dev = -1, bound
             for i, p in enumerate(prices):
-                ref = median(prices[:i] + prices[i + 1 :])
+                # Removing any copy of p leaves the same others: locate one in the sorted list.
+                ref = _median_without(ordered, bisect_left(ordered, p))
                 dev = abs(p - ref) / ref
                 if dev > worst_dev:
                     worst, worst_dev = i, dev
@@ -307,11 +317,22 @@ class PriceAggregator:
                 break
             outliers.append(accepted.pop(worst))
         # Two quotes that disagree: nobody can tell which one is wrong.
-        degraded = len(accepted) == 2 and abs(accepted[0].price - accepted[1].price) > bound * min(
-            accepted[0].price, accepted[1].price
-        )
-        for entry in outliers:
-            if not entry.blamed:
-                entry.blamed = True
-                self.outliers[entry.source] += 1
-        return accepted, degraded, tuple(sorted(e.source for e in outliers))
+        degraded = False
+        if len(accepted) == 2:
+            a, b = book.prices[accepted[0]], book.prices[accepted[1]]
+            degraded = abs(a - b) > bound * min(a, b)
+        for slot in outliers:
+            if not book.blamed[slot]:
+                book.blamed[slot] = True
+                self.outliers[book.sources[slot]] += 1
+        return accepted, degraded, tuple(sorted(book.sources[slot] for slot in outliers))
+
+
+def _median_or_none(values: list[Any]) -> float | None:
+    """Median of a few unsorted values; None when there are none."""
+    k = len(values)
+    if k < 2:
+        return values[0] if k else None
+    values = sorted(values)
+    mid = k >> 1
+    return values[mid] if k & 1 else (values[mid - 1] + values[mid]) * 0.5

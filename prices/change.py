@@ -7,13 +7,14 @@ Pure, with explicit times, so tests need no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .aggregation import AggregatedPrice
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(NamedTuple):
+    """What was last published for a symbol (a NamedTuple: up to 500 are marked per tick)."""
+
     price: float
     at: float
     stale: bool

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..aggregation import AggregatedPrice
 from ..models import Candle, LatestPrice
+from .bulk import bulk_upsert
 
 
 @dataclass(slots=True)
@@ -26,6 +27,10 @@ class _Bar:
 #: Bars in progress are written at least this often (and always when their minute ends):
 #: writing 500 rows every 2 s tick was most of the tick's database time.
 FLUSH_SECONDS = 10.0
+
+#: A candle row as `CandleBook.write` upserts it (the `CANDLE_FIELDS` columns).
+CandleRow = tuple[int, datetime, float, float, float, float, float | None, int]
+CANDLE_FIELDS = ("symbol_id", "start", "open", "high", "low", "close", "volume24h", "samples")
 
 
 class CandleBook:
@@ -49,12 +54,14 @@ class CandleBook:
         """Add this tick's prices and write what is due; returns how many rows were written."""
         return self.write(self.prepare(prices, symbol_ids=symbol_ids, now=now))
 
-    def prepare(self, prices: Iterable[AggregatedPrice], *, symbol_ids: dict[str, int], now: datetime) -> list[Candle]:
+    def prepare(
+        self, prices: Iterable[AggregatedPrice], *, symbol_ids: dict[str, int], now: datetime
+    ) -> list[CandleRow]:
         """Add this tick's prices (reads the database on a cold start); returns the rows due."""
         start = now.replace(second=0, microsecond=0)
         fresh = [p for p in prices if not p.stale and p.symbol in symbol_ids]
         with self._lock:
-            finished: list[Candle] = []
+            finished: list[CandleRow] = []
             missing = [p.symbol for p in fresh if (bar := self._bars.get(p.symbol)) is None or bar.start != start]
             if missing:
                 self._load(missing, symbol_ids, start)
@@ -86,30 +93,19 @@ class CandleBook:
         return rows
 
     @staticmethod
-    def write(rows: list[Candle]) -> int:
-        """Upsert prepared rows (writes only: safe at the start of a transaction)."""
-        if not rows:
-            return 0
-        Candle.objects.bulk_create(
+    def write(rows: list[CandleRow]) -> int:
+        """Upsert prepared rows in one statement (writes only: safe at the start of a transaction)."""
+        return bulk_upsert(
+            Candle,
             rows,
-            update_conflicts=True,
-            unique_fields=["symbol", "start"],
-            update_fields=["high", "low", "close", "volume24h", "samples"],
+            fields=CANDLE_FIELDS,
+            unique_fields=("symbol_id", "start"),
+            update_fields=("high", "low", "close", "volume24h", "samples"),
         )
-        return len(rows)
 
     @staticmethod
-    def _row(bar: _Bar, symbol_id: int) -> Candle:
-        return Candle(
-            symbol_id=symbol_id,
-            start=bar.start,
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume24h=bar.volume24h,
-            samples=bar.samples,
-        )
+    def _row(bar: _Bar, symbol_id: int) -> CandleRow:
+        return (symbol_id, bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume24h, bar.samples)
 
     def _load(self, symbols: list[str], symbol_ids: dict[str, int], start: datetime) -> None:
         by_id = {symbol_ids[s]: s for s in symbols}
@@ -126,17 +122,15 @@ class CandleBook:
 
 
 def latest_prices_save(*, updates: list[dict[str, Any]], symbol_ids: dict[str, int], now: datetime) -> int:
-    """Upsert the published PriceUpdates (what snapshots, REST and other apps read)."""
-    rows = [
-        LatestPrice(symbol_id=symbol_ids[u["symbol"]], price=u["price"], payload=u, published_at=now)
-        for u in updates
-        if u["symbol"] in symbol_ids
-    ]
-    if rows:
-        LatestPrice.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["symbol"], update_fields=["price", "payload", "published_at"]
-        )
-    return len(rows)
+    """Upsert the published PriceUpdates (what snapshots, REST and other apps read), one statement."""
+    rows = [(symbol_id, u["price"], u, now) for u in updates if (symbol_id := symbol_ids.get(u["symbol"])) is not None]
+    return bulk_upsert(
+        LatestPrice,
+        rows,
+        fields=("symbol_id", "price", "payload", "published_at"),
+        unique_fields=("symbol_id",),
+        update_fields=("price", "payload", "published_at"),
+    )
 
 
 def candles_prune(*, retention_days: int, now: datetime | None = None) -> int:

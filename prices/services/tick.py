@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,14 +26,17 @@ from ..conf import PricesSettings, prices_settings
 from ..listeners import notify_batch_listeners
 from ..models import LatestPrice, Source
 from ..publishing import publish_prices
-from ..quotes import QuoteRejected
 from ..selectors import active_symbol_ids, enabled_sources, mappings_by_source, source_config
 from ..sources.base import FetchResult, PriceSource, SourceError
 from ..sources.registry import get_adapter
+from ..threads import thread_pool
 from .history import CandleBook, latest_prices_save
 from .sources import source_add_counts, source_record_poll
 
 logger = logging.getLogger("prices.tick")
+
+#: Threads polling sources: one per source row (five kinds), with room for more rows.
+POLL_THREADS = 8
 
 
 @dataclass(slots=True)
@@ -137,35 +140,42 @@ class PriceTicker:
         t0 = time.perf_counter()
         now = self.clock()
         now_dt = datetime.fromtimestamp(now, UTC)
-        symbol_ids = active_symbol_ids()
-        aggregator, filt = self._configure(conf, symbol_ids)
         rows = enabled_sources(conf)
-        self._sync_sources(aggregator, rows)
         due = [row for row in rows if self._due(row, now_dt, report)]
         mappings = mappings_by_source([row.slug for row in due])
+        symbol_ids = active_symbol_ids()
+        aggregator, filt = self._configure(conf, symbol_ids)
+        self._sync_sources(aggregator, rows)
+        polls_iter = self._poll_all(due, mappings, conf)
         t_load = time.perf_counter()
 
-        polls = self._poll_all(due, mappings, conf)
-        t_poll = time.perf_counter()
-
+        # Ingest each source's quotes as its poll completes, while the others still run.
+        polls: list[Poll] = []
         problems: dict[str, Counter[str]] = {}
         accepted: Counter[str] = Counter()
-        for poll in polls:
-            counts = problems.setdefault(poll.slug, Counter())
-            if poll.result is not None:
-                counts.update(poll.result.problems)
-                for quote in poll.result.quotes:
-                    try:
-                        aggregator.on_price(quote)
-                    except QuoteRejected as exc:
-                        counts[exc.code] += 1
-                        report.rejected[exc.code] += 1
-                    else:
-                        accepted[poll.slug] += 1
-            if poll.error is not None:
-                report.failed[poll.slug] = poll.error.code
-                logger.warning("source %s failed: %s (%s)", poll.slug, poll.error.code, poll.detail)
-            report.polled.append(poll.slug)
+        ingest = 0.0
+        try:
+            for poll in polls_iter:
+                t_in = time.perf_counter()
+                counts = problems.setdefault(poll.slug, Counter())
+                if poll.result is not None:
+                    counts.update(poll.result.problems)
+                    rejected = aggregator.on_prices(poll.result.quotes)
+                    counts.update(rejected)
+                    report.rejected.update(rejected)
+                    accepted[poll.slug] += len(poll.result.quotes) - rejected.total()
+                if poll.error is not None:
+                    report.failed[poll.slug] = poll.error.code
+                    logger.warning("source %s failed: %s (%s)", poll.slug, poll.error.code, poll.detail)
+                polls.append(poll)
+                ingest += time.perf_counter() - t_in
+        except BaseException:
+            for _ in polls_iter:  # never leave an adapter polling into the next tick
+                pass
+            raise
+        order = {row.slug: i for i, row in enumerate(due)}
+        polls.sort(key=lambda poll: order.get(poll.slug, len(order)))
+        report.polled = [poll.slug for poll in polls]
         report.quotes = sum(accepted.values())
 
         t_agg0 = time.perf_counter()
@@ -176,14 +186,13 @@ class PriceTicker:
         report.aggregated = len(results)
         report.unpriced = sorted(set(symbol_ids) - results.keys())
         outliers = aggregator.take_outliers()
-        updates: list[dict[str, Any]] = []
-        for price in results.values():
-            if filt.reason(price, now) is not None:
-                updates.append(price.as_update())
-                report.published.append(price.symbol)
+        changed = [price for price in results.values() if filt.reason(price, now) is not None]
+        updates = [price.as_update() for price in changed]
+        report.published = [price.symbol for price in changed]
 
         # Reads first, then one transaction of writes only: one commit (fsync) per tick,
         # and SQLite never has to upgrade a read transaction (that fails under contention).
+        # The number of statements is bounded by the number of sources, never by symbols.
         candle_rows = self.candles.prepare(results.values(), symbol_ids=symbol_ids, now=now_dt)
         by_slug = {row.slug: row for row in rows}
         with transaction.atomic():
@@ -206,16 +215,16 @@ class PriceTicker:
         t_persist = time.perf_counter()
 
         report.batch = publish_prices(updates, timestamp=int(now * 1000))
-        for price in results.values():
-            if price.symbol in report.published:
-                filt.mark(price, now)
+        for price in changed:
+            filt.mark(price, now)
         t_publish = time.perf_counter()
         if report.batch is not None:
             notify_batch_listeners(report.batch)
         report.timings = {
             "load": t_load - t0,
-            "poll": t_poll - t_load,
-            "ingest": t_agg0 - t_poll,
+            # Waiting for the polls; the ingest of the first ones overlaps the others.
+            "poll": t_agg0 - t_load - ingest,
+            "ingest": ingest,
             "aggregate": t_agg - t_agg0,
             "persist": t_persist - t_agg,
             "publish": t_publish - t_persist,
@@ -244,17 +253,22 @@ class PriceTicker:
         return True
 
     @staticmethod
-    def _poll_all(due: list[Source], mappings: dict[str, dict[str, str]], conf: PricesSettings) -> list[Poll]:
+    def _poll_all(due: list[Source], mappings: dict[str, dict[str, str]], conf: PricesSettings) -> Iterable[Poll]:
+        """Start every due poll now, on the polling threads; yields them as they complete."""
         if not due:
-            return []
+            return ()
         adapters = [get_adapter(source_config(row, conf)) for row in due]
-        if len(adapters) == 1:
-            return [poll_source(adapters[0], mappings.get(due[0].slug, {}))]
-        with ThreadPoolExecutor(max_workers=len(adapters), thread_name_prefix="prices-poll") as pool:
-            futures = [
-                pool.submit(poll_source, a, mappings.get(row.slug, {})) for a, row in zip(adapters, due, strict=True)
-            ]
-            return [f.result() for f in futures]
+        pool = thread_pool("prices-poll", POLL_THREADS)
+        futures = [
+            pool.submit(poll_source, adapter, mappings.get(row.slug, {}))
+            for adapter, row in zip(adapters, due, strict=True)
+        ]
+        return _completed(futures)
+
+
+def _completed(futures: list[Any]) -> Iterator[Poll]:
+    for future in as_completed(futures):
+        yield future.result()  # poll_source never raises
 
 
 def _from_update(payload: dict[str, Any]) -> AggregatedPrice:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import Any
 
 from ..quotes import Quote
+from ..threads import thread_pool
 from .base import BadResponse, FetchResult, PriceSource, Trade
 from .batching import UnknownIds
 from .http import get_json
@@ -75,8 +76,10 @@ class CoinbaseSource(PriceSource):
         plan = self._plan(products)
         if not plan:
             return result
-        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(plan)), thread_name_prefix="coinbase") as pool:
-            outcomes = list(pool.map(lambda item: self._one(item[0], item[1]), plan))
+        pool = thread_pool("prices-coinbase", PARALLEL)
+        futures = [pool.submit(self._one, product, with_stats) for product, with_stats in plan]
+        wait(futures)  # every request ends before a failure is raised: none outlives the poll
+        outcomes = [future.result() for future in futures]
         result.requests += sum(2 if with_stats else 1 for _, with_stats in plan)
         unknown: set[str] = set()
         for product, outcome in zip((p for p, _ in plan), outcomes, strict=True):

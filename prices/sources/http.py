@@ -8,12 +8,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
 from .base import BadResponse, Blocked, RateLimited, SourceUnavailable
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 USER_AGENT = "realtime-platform-prices/1.0"
 #: Retry-After values are trusted up to Binance's longest ban (3 days).
@@ -26,12 +31,37 @@ _session: requests.Session | None = None
 _session_pid = 0
 
 
+class _Session(requests.Session):
+    """A Session that reads the environment (proxies, `NO_PROXY`, CA bundle) once per host.
+
+    `requests` scans `os.environ` on every request to find proxies: a quarter of a request's
+    CPU (≈ 0.17 ms here), for a tick of ~22 requests sharing the GIL with the rest of it.
+    The environment of a running worker does not change, so the answer per scheme and
+    host is kept. Calls with explicit settings go through unchanged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], _Settings] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> _Settings:
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = self._environment[key] = super().merge_environment_settings(url, {}, None, None, None)
+        # A copy: requests may add to the proxies of one request.
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 def shared_session() -> requests.Session:
     """The process's session (connection pooling/keep-alive); recreated after fork."""
     global _session, _session_pid
     with _lock:
         if _session is None or _session_pid != os.getpid():
-            session = requests.Session()
+            session = _Session()
             # No automatic retries: a failing source goes into backoff instead.
             adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
             session.mount("http://", adapter)
@@ -66,6 +96,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds or seconds < 0:  # NaN or in the past
         return 0.0
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def decode_json(content: bytes) -> Any:
+    """JSON from a response body: orjson (5-10x faster on a 60 kB Binance batch), and the
+    standard library for what orjson refuses but sources send: `NaN`/`Infinity` literals
+    (a NaN price must reach the aggregator, which rejects it as `invalid_price`), a BOM,
+    UTF-16. Raises ValueError (or UnicodeDecodeError) when neither can read it."""
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
 
 
 def get_json(
@@ -108,7 +149,7 @@ def get_json(
     if len(content) > MAX_BODY_BYTES:
         raise BadResponse(f"body of {len(content)} bytes", code="too_large")
     try:
-        body = json.loads(content)
+        body = decode_json(content)
     except (ValueError, UnicodeDecodeError):
         kind = "html" if b"<html" in content[:512].lower() or "html" in resp.headers.get("Content-Type", "") else "json"
         raise BadResponse(f"HTTP {status}: not JSON ({kind})", code=f"malformed_{kind}") from None

@@ -43,6 +43,20 @@ def test_median_odd_and_even() -> None:
     assert median([7.0]) == 7.0
 
 
+def test_median_without_one_equals_the_median_of_the_others() -> None:
+    import random
+    from bisect import bisect_left
+
+    from prices.aggregation import _median_without
+
+    rng = random.Random(1)
+    for _ in range(2000):
+        values = [rng.choice([1.0, 2.0, 3.0, 4.5, 7.25]) for _ in range(rng.randint(2, 7))]
+        ordered = sorted(values)
+        for i, value in enumerate(values):
+            assert _median_without(ordered, bisect_left(ordered, value)) == median(values[:i] + values[i + 1 :])
+
+
 def test_median_of_fresh_quotes_and_sources_listed() -> None:
     clock = Clock()
     a = agg(clock)
@@ -344,3 +358,145 @@ def test_twap_update_equals_add_then_value() -> None:
         expected = a.value(now)
         assert expected is not None
         assert b.update(now, price) == pytest.approx(expected, rel=1e-12)
+
+
+def _naive_twap(samples: list[tuple[float, float]], now: float, window: float) -> float | None:
+    """The TWAP by definition: integrate the step function over [now - window, now]."""
+    if not samples:
+        return None
+    now = max(now, samples[-1][0])
+    start = now - window
+    area = 0.0
+    for (t, p), nxt in zip(samples, [*samples[1:], (now, 0.0)], strict=True):
+        lo, hi = max(t, start), min(nxt[0], now)
+        if hi > lo:
+            area += p * (hi - lo)
+    begin = max(start, samples[0][0])
+    return samples[-1][1] if now - begin <= 0 else area / (now - begin)
+
+
+def test_twap_matches_the_definition_under_random_use() -> None:
+    """update/add/value in any mix (same instants, out-of-order samples, a clock stepping
+    back) against the integral computed from scratch."""
+    import random
+
+    rng = random.Random(11)
+    for window in (5.0, 30.0):
+        twap = Twap(window)
+        samples: list[tuple[float, float]] = []  # what the TWAP must remember
+        now = 0.0
+        for _ in range(3000):
+            op = rng.random()
+            now += rng.choice([0.0, 0.5, 1.0, 2.0, 7.0])
+            t = now - rng.choice([0.0, 0.0, 0.0, 3.0]) if op < 0.3 else now
+            price = rng.choice([100.0, 101.0, 102.5])
+            if op < 0.45:
+                twap.add(t, price)
+            elif op < 0.9:
+                got = twap.update(t, price)
+            if op < 0.9:
+                if samples and t < samples[-1][0]:
+                    pass  # out of order: ignored
+                elif samples and t == samples[-1][0]:
+                    samples[-1] = (t, price)  # the newer value replaces the older one
+                elif not samples or samples[-1][1] != price:
+                    samples.append((t, price))
+            expected = _naive_twap(samples, t if op < 0.9 else now, window)
+            if 0.45 <= op < 0.9:
+                assert got == pytest.approx(expected if expected is not None else price, rel=1e-9)
+            value = twap.value(now)
+            assert value == pytest.approx(_naive_twap(samples, now, window), rel=1e-9)
+            assert twap.last == (samples[-1] if samples else None)
+            while len(samples) > 2 and samples[1][0] < now - window - 10:
+                del samples[0]  # long out of every window asked about: keeps the check O(window)
+
+
+def _reference(
+    quotes: list[Quote], now: float, *, stale_after: float, bound: float, min_sources: int
+) -> tuple[float, tuple[str, ...], tuple[str, ...], bool, float | None, float | None, str] | None:
+    """The aggregation rules of docs/prices.md, written the obvious way."""
+    import statistics
+
+    fresh = [q for q in quotes if q.timestamp >= int((now - stale_after) * 1000)]
+    pool = [q for q in fresh if not q.simulated] or [q for q in fresh if q.simulated]
+    if not pool:
+        return None
+    accepted, rejected = list(pool), []
+    while len(accepted) >= 3:
+        devs = []
+        for q in accepted:
+            ref = statistics.median([o.price for o in accepted if o is not q])
+            devs.append(abs(q.price - ref) / ref)
+        worst = max(range(len(accepted)), key=devs.__getitem__)
+        if devs[worst] <= bound:
+            break
+        rejected.append(accepted.pop(worst))
+    a = [q.price for q in accepted]
+    degraded = len(accepted) < min_sources or (len(a) == 2 and abs(a[0] - a[1]) > bound * min(a))
+    changes = [q.change24h for q in accepted if q.change24h is not None]
+    volumes = [q.volume24h for q in accepted if q.volume24h is not None]
+    return (
+        statistics.median(a),
+        tuple(sorted(q.source for q in accepted)),
+        tuple(sorted(q.source for q in rejected)),
+        degraded,
+        statistics.median(changes) if changes else None,
+        statistics.median(volumes) if volumes else None,
+        "aggregate" if not pool[0].simulated else "simulated",
+    )
+
+
+def test_aggregate_matches_the_rules_written_the_obvious_way() -> None:
+    """Random books (stale quotes, outliers, simulated sources, missing change/volume,
+    sources removed and re-added) against a plain implementation of the rules."""
+    import random
+
+    rng = random.Random(5)
+    clock = Clock()
+    a = agg(clock, stale_after=60, outlier_bound=0.02, min_sources=2)
+    latest: dict[tuple[str, str], Quote] = {}
+    symbols = [f"S{i}" for i in range(40)]
+    for _ in range(60):
+        clock.t += 2
+        for symbol in symbols:
+            base = 100.0 + symbols.index(symbol)
+            for source in ("a", "b", "c", "d", "sim"):
+                if rng.random() < 0.5:
+                    continue
+                price = base * rng.uniform(0.99, 1.01) * (rng.choice([1.0, 1.0, 1.0, 1.3, 0.7]))
+                quote = Quote(
+                    symbol,
+                    source,
+                    price,
+                    int((clock.t - rng.choice([0, 0, 30, 70])) * 1000),
+                    rng.choice([None, 1.0, 2.5, -3.0]),
+                    rng.choice([None, 10.0, 20.0]),
+                    source == "sim",
+                )
+                stored = a.on_price(quote)
+                old = latest.get((symbol, source))
+                if (
+                    old is None
+                    or stored.timestamp > old.timestamp
+                    or (stored.timestamp == old.timestamp and stored.price != old.price)
+                ):
+                    latest[(symbol, source)] = stored
+        if rng.random() < 0.1:
+            gone = rng.choice(["a", "b", "c", "d"])
+            a.remove_source(gone)
+            for key in [k for k in latest if k[1] == gone]:
+                del latest[key]
+            a.add_source(gone)
+        results = a.aggregate(symbols)
+        for symbol in symbols:
+            expected = _reference(
+                [q for (s, _), q in latest.items() if s == symbol], clock.t, stale_after=60, bound=0.02, min_sources=2
+            )
+            got = results.get(symbol)
+            if expected is None:
+                assert got is None or got.stale
+                continue
+            assert got is not None and not got.stale
+            assert (got.price, got.sources, got.rejected, got.degraded, got.change24h, got.volume24h, got.source) == (
+                expected
+            )

@@ -116,7 +116,7 @@ def test_5xx_timeout_and_connection_refused(exchanges: FakeExchanges) -> None:
     exchanges.fault("/coingecko/", Fault(delay=1.0, times=1))
     started = time.monotonic()
     with pytest.raises(SourceUnavailable) as slow:
-        source(exchanges).fetch(ASK)
+        source(exchanges, read_timeout=0.5).fetch(ASK)
     assert slow.value.code == "timeout" and time.monotonic() - started < 0.95
     dead = CoinGeckoSource(
         config(exchanges, "coingecko").__class__(slug="cg", kind="coingecko", base_url="http://127.0.0.1:9")

@@ -1,4 +1,4 @@
-"""The simulated market, Retry-After parsing, bisection and the adapter registry."""
+"""The simulated market, HTTP helpers (Retry-After, JSON, session), bisection and the adapter registry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from prices.sources.base import SourceConfig, UnknownSymbol
 from prices.sources.batching import UnknownIds, fetch_isolating
-from prices.sources.http import parse_retry_after
+from prices.sources.http import decode_json, parse_retry_after, shared_session
 from prices.sources.registry import get_adapter
 from prices.sources.simulated import SimulatedSource
 
@@ -109,3 +109,51 @@ def test_registry_reuses_adapter_until_config_changes() -> None:
     assert get_adapter(SourceConfig(slug="simulated", kind="simulated", base_url="", seed=9)) is not first
     with pytest.raises(ValueError):
         get_adapter(SourceConfig(slug="x", kind="nope", base_url=""))
+
+
+def test_decode_json_reads_what_sources_send_and_refuses_the_rest() -> None:
+    assert decode_json(b'{"a": [1, 2.5, "x", null]}') == {"a": [1, 2.5, "x", None]}
+    # orjson refuses these; the standard library reads them as the sources meant them.
+    nan = decode_json(b'{"lastPrice": NaN}')["lastPrice"]
+    assert nan != nan
+    assert decode_json(b"\xef\xbb\xbf[1]") == [1]
+    assert decode_json('{"a": 1}'.encode("utf-16")) == {"a": 1}
+    for bad in (b"", b"<html>Just a moment...</html>", b'{"a": ', b"\xff\xfe\xfa"):
+        with pytest.raises(ValueError):
+            decode_json(bad)
+
+
+def test_session_reads_the_environment_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prices.sources.http as http
+
+    monkeypatch.setattr(http, "_session", None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "api.kraken.com")
+    session = shared_session()
+    gecko = session.merge_environment_settings("https://api.coingecko.com/api/v3/x", {}, None, None, None)
+    assert gecko["proxies"]["https"] == "http://proxy.example:3128"
+    kraken = session.merge_environment_settings("https://api.kraken.com/0/public/Ticker", {}, None, None, None)
+    assert "https" not in kraken["proxies"]  # NO_PROXY is honoured per host
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:3128")  # a running worker's environment is fixed
+    again = session.merge_environment_settings("https://api.coingecko.com/api/v3/y", {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.example:3128"
+    explicit = session.merge_environment_settings(
+        "https://api.coingecko.com/", {"https": "http://p:1"}, None, None, None
+    )
+    assert explicit["proxies"]["https"] == "http://p:1"  # explicit settings are not cached
+
+
+def test_thread_pools_live_as_long_as_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from prices.threads import thread_pool
+
+    pool = thread_pool("prices-test", 2)
+    assert thread_pool("prices-test", 2) is pool  # every tick reuses the same threads
+    assert pool.submit(lambda: 42).result(5) == 42
+    parent = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: parent + 1)  # as in a forked Celery child
+    child = thread_pool("prices-test", 2)  # the parent's threads do not exist in a child
+    assert child is not pool and child.submit(lambda: 43).result(5) == 43
+    child.shutdown()
+    pool.shutdown()

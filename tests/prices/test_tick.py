@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from prices.listeners import register_batch_listener, unregister_batch_listener
-from prices.models import Candle, LatestPrice, Source, Symbol
+from prices.models import Candle, LatestPrice, Source, Symbol, SymbolMapping
 from prices.services.sources import source_set_enabled
 from prices.services.tick import PriceTicker, reset_ticker
 
-from .fakes import FakeExchanges, Fault
+from .fakes import Asset, FakeExchanges, Fault
 
 pytestmark = pytest.mark.django_db
 
@@ -266,3 +268,61 @@ def test_not_due_sources_wait_for_their_interval(exchanges: FakeExchanges, ticke
     ticker.tick()
     report = ticker.tick()
     assert report.skipped["coingecko"] == "not_due" and "binance" in report.polled
+
+
+def _move_every_price(exchanges: FakeExchanges, factor: float) -> None:
+    for book in (exchanges.market.binance, exchanges.market.coingecko, exchanges.market.kraken):
+        for asset in book.values():
+            asset.price *= factor
+            asset.updated = time.time()
+
+
+def test_queries_per_tick_are_bounded_by_sources_not_symbols(exchanges: FakeExchanges, ticker: PriceTicker) -> None:
+    """Reads and writes are a fixed number of statements (bulk upserts): 150 more symbols,
+    all published and their candles written, cost no extra query (an ORM bulk_create
+    splits 150 candles into two INSERTs on SQLite)."""
+    market(exchanges)
+    ticker.candles.flush_seconds = 0  # candles written every tick, on both sides
+    ticker.tick()  # cold start: warm-up reads, unknown ids isolated by bisection
+
+    def queries() -> tuple[int, int]:
+        _move_every_price(exchanges, 1.01)  # every symbol is published
+        with CaptureQueriesContext(connection) as ctx:
+            report = ticker.tick()
+        assert report.failed == {}
+        return len(ctx.captured_queries), len(report.published)
+
+    few, published_few = queries()
+    sources = {row.slug: row for row in Source.objects.all()}
+    added = Symbol.objects.bulk_create([Symbol(symbol=f"X{i:03d}") for i in range(150)])
+    mappings = []
+    for i, symbol in enumerate(added):
+        for kind, external in (("binance", f"X{i:03d}USDT"), ("coingecko", f"x-{i}"), ("kraken", f"X{i:03d}USD")):
+            getattr(exchanges.market, kind)[external] = Asset(10.0 + i)
+            mappings.append(SymbolMapping(symbol=symbol, source=sources[kind], external_id=external))
+    SymbolMapping.objects.bulk_create(mappings)
+    ticker.tick()  # the new symbols' first prices and candles
+    many, published_many = queries()
+    assert published_many == published_few + 150
+    assert many == few
+    assert Candle.objects.filter(symbol__symbol__startswith="X").count() == 150
+    assert LatestPrice.objects.get(symbol__symbol="X007").payload["sources"] == ["binance", "coingecko", "kraken"]
+
+
+def test_persisted_rows_match_the_published_updates(
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: list[dict[str, Any]]
+) -> None:
+    """The bulk upserts store what the ORM would: the payload as published, the price as a
+    Decimal of the float, one candle per symbol and minute, updated in place."""
+    market(exchanges)
+    ticker.candles.flush_seconds = 0
+    ticker.tick()
+    _move_every_price(exchanges, 1.02)
+    ticker.tick()
+    for update in batches[-1]["updates"]:
+        row = LatestPrice.objects.get(symbol__symbol=update["symbol"])
+        assert row.payload == update
+        assert float(row.price) == pytest.approx(update["price"], rel=1e-12)
+    published_btc = next(u for u in batches[-1]["updates"] if u["symbol"] == "BTC")
+    btc = Candle.objects.filter(symbol__symbol="BTC").order_by("-start").first()
+    assert btc is not None and btc.samples >= 1 and float(btc.close) == published_btc["price"] == 102_000.0
