@@ -332,7 +332,7 @@ def _median_or_none(values: list[Any]) -> float | None:
     """Median of a few unsorted values; None when there are none."""
     k = len(values)
     if k < 2:
-        return values[0] if k else None
-    values = sorted(values)
+        return float(values[0]) if k else None
+    ordered: list[float] = sorted(values)
     mid = k >> 1
-    return values[mid] if k & 1 else (values[mid - 1] + values[mid]) * 0.5
+    return ordered[mid] if k & 1 else (ordered[mid - 1] + ordered[mid]) * 0.5
