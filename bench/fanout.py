@@ -117,8 +117,10 @@ class Gateway:
 
 
 class LoadGen:
-    def __init__(self, url: str, n: int, mode: str, expect: int, loadgen: str = "c") -> None:
-        cfg = {"url": url, "n": n, "mode": mode, "channel": "prices:BTC", "expect": expect}
+    def __init__(self, url: str, n: int, mode: str, expect: int, loadgen: str = "c", deflate: bool = False) -> None:
+        cfg: dict[str, Any] = {"url": url, "n": n, "mode": mode, "channel": "prices:BTC", "expect": expect}
+        if deflate:  # offer permessage-deflate, as browsers do (Node generator only)
+            cfg["deflate"] = True
         self.proc = subprocess.Popen(
             [*ensure_loadgen(loadgen), json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -166,10 +168,10 @@ def publish_payloads(env: dict[str, str], channel: str, payloads: list[dict[str,
 
 
 def run_load(
-    gw: Gateway, mode: str, subscribers: int, rate: float, seconds: float, loadgen: str = "c"
+    gw: Gateway, mode: str, subscribers: int, rate: float, seconds: float, loadgen: str = "c", deflate: bool = False
 ) -> dict[str, Any]:
     count = max(1, int(rate * seconds))
-    gen = LoadGen(gw.url(mode), subscribers, mode, count, loadgen)
+    gen = LoadGen(gw.url(mode), subscribers, mode, count, loadgen, deflate)
     ready = gen.ready()
     time.sleep(0.5)
     cpu0, _ = proc_stats(gw.pid)
@@ -221,9 +223,9 @@ def sustained(
     return {"best": best, "tried": tried}
 
 
-def idle_memory(gw: Gateway, mode: str, n: int, loadgen: str = "c") -> dict[str, Any]:
+def idle_memory(gw: Gateway, mode: str, n: int, loadgen: str = "c", deflate: bool = False) -> dict[str, Any]:
     _, rss0 = proc_stats(gw.pid)
-    gen = LoadGen(gw.url(mode), n, mode, 1, loadgen)
+    gen = LoadGen(gw.url(mode), n, mode, 1, loadgen, deflate)
     ready = gen.ready()
     time.sleep(2.0)
     _, rss1 = proc_stats(gw.pid)

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = [
     ["bench.fanout"],
     ["bench.compression"],
+    ["bench.deflate_fanout"],
     ["bench.gc_freeze"],
     ["bench.prices_tick"],
     ["bench.wallets_scan"],
