@@ -10,4 +10,10 @@ PERIODIC_TASKS = [
         every_seconds=1,
         description="Enqueue a scan (blocks, token events, confirmations) for each enabled chain that is due.",
     ),
+    PeriodicSpec(
+        name="wallets: prune sign-in challenges",
+        task="wallets.tasks.prune_challenges",
+        every_seconds=3600,
+        description="Delete SIWE challenges expired or used over a day ago, and skip records over 30 days old.",
+    ),
 ]

@@ -6,12 +6,12 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from .addresses import checksum
 from .conf import wallets_settings
-from .models import Chain, Wallet, WalletChallenge, WatchedTransaction
+from .models import Chain, SkippedLog, Wallet, WalletChallenge, WatchedTransaction
 from .selectors import chain_get
 from .siwe import build_message, recover_signer
 
@@ -146,6 +146,22 @@ def wallet_verify(
         if created or chain_ids:
             wallet.chains.set(chains)
     return wallet
+
+
+def challenges_prune(*, keep_seconds: int = 86_400) -> int:
+    """Delete sign-in challenges that expired, or were used, more than `keep_seconds` ago
+    (kept that long for support questions); returns how many were deleted."""
+    cutoff = timezone.now() - timedelta(seconds=keep_seconds)
+    stale = models.Q(expires_at__lt=cutoff) | models.Q(used_at__lt=cutoff)
+    deleted, _ = WalletChallenge.objects.filter(stale).delete()
+    return int(deleted)
+
+
+def skipped_logs_prune(*, keep_days: int = 30) -> int:
+    """Delete recorded skip reasons (malformed logs, non-standard tokens) older than
+    `keep_days`; returns how many were deleted."""
+    deleted, _ = SkippedLog.objects.filter(created_at__lt=timezone.now() - timedelta(days=keep_days)).delete()
+    return int(deleted)
 
 
 def wallet_unlink(*, user_id: int, wallet_id: int) -> None:

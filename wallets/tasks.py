@@ -65,3 +65,13 @@ def _track(chain: Any, listener: BlockListener) -> dict[str, Any]:
         logger.warning("chain %s: transaction tracking failed: %s", chain.chain_id, exc.code)
         return {"error": exc.code}
     return {"changed": [tx.hash for tx in changed]}
+
+
+@shared_task(name="wallets.tasks.prune_challenges", ignore_result=True)
+def prune_challenges() -> int:
+    """Delete stale sign-in challenges (expired or used more than a day ago) and skip
+    records older than 30 days; returns how many challenges went."""
+    from .services import challenges_prune, skipped_logs_prune
+
+    skipped_logs_prune()
+    return challenges_prune()

@@ -12,7 +12,7 @@ from tests.wallets.conftest import Evm, link
 from wallets.api import portfolio_holdings
 from wallets.health import chains_health
 from wallets.models import ChainCursor
-from wallets.tasks import scan_chain, scan_due_chains, track_transactions
+from wallets.tasks import prune_challenges, scan_chain, scan_due_chains, track_transactions
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 
@@ -39,7 +39,47 @@ def test_scan_chain_task_and_tracking_with_unknown_chain(evm: Evm, chain: Any) -
 def test_schedule_is_declared_and_installable() -> None:
     specs = {s.name: s for s in declared_specs()}
     assert specs["wallets: scan due chains"].task == "wallets.tasks.scan_due_chains"
-    assert "wallets: scan due chains" in install_default_schedule()
+    assert specs["wallets: prune sign-in challenges"].task == "wallets.tasks.prune_challenges"
+    installed = install_default_schedule()
+    assert "wallets: scan due chains" in installed and "wallets: prune sign-in challenges" in installed
+
+
+def test_stale_sign_in_challenges_are_pruned(evm: Evm, chain: Any, user: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from wallets.models import WalletChallenge
+    from wallets.services import wallet_challenge_create
+
+    def challenge(**changes: Any) -> int:
+        c = wallet_challenge_create(user_id=user.pk, address=evm.accounts[1], chain_id=evm.chain_id)
+        WalletChallenge.objects.filter(pk=c.pk).update(**changes)
+        return int(c.pk)
+
+    now = timezone.now()
+    fresh = challenge()
+    just_expired = challenge(expires_at=now - timedelta(hours=1))
+    long_expired = challenge(expires_at=now - timedelta(days=2))
+    used_recently = challenge(used_at=now - timedelta(hours=2))
+    used_long_ago = challenge(used_at=now - timedelta(days=3))
+    from wallets.models import SkippedLog
+
+    def skipped(age_days: int) -> int:
+        row = SkippedLog.objects.create(
+            chain=chain, block_number=1, block_hash="0x" + "ab" * 32, log_index=age_days, reason="bad_topics"
+        )
+        SkippedLog.objects.filter(pk=row.pk).update(created_at=now - timedelta(days=age_days))
+        return int(row.pk)
+
+    recent_skip, old_skip = skipped(2), skipped(31)
+    assert prune_challenges() == 2
+    assert set(SkippedLog.objects.values_list("pk", flat=True)) == {recent_skip}
+    assert old_skip != recent_skip
+    left = set(WalletChallenge.objects.values_list("pk", flat=True))
+    assert left == {fresh, just_expired, used_recently}
+    assert long_expired not in left and used_long_ago not in left
+    assert prune_challenges() == 0
 
 
 def test_portfolio_holdings_and_readiness(evm: Evm, chain: Any, user: Any) -> None:
