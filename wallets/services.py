@@ -84,9 +84,17 @@ def wallet_link_watch_only(
         with transaction.atomic():
             wallet = Wallet.objects.create(user_id=user_id, address=canonical, label=label[:100], watch_only=True)
             wallet.chains.set(chains)
+            _read_initial_balances_on_commit(wallet)
     except IntegrityError:
         raise WalletError("this address is already linked to your account", code="already_linked", status=409) from None
     return wallet
+
+
+def _read_initial_balances_on_commit(wallet: Wallet) -> None:
+    from .tasks import initial_balances
+
+    wallet_id = wallet.pk
+    transaction.on_commit(lambda: initial_balances.delay(wallet_id))
 
 
 def wallet_challenge_create(*, user_id: int, address: str, chain_id: int) -> WalletChallenge:
@@ -145,6 +153,8 @@ def wallet_verify(
         wallet.save()
         if created or chain_ids:
             wallet.chains.set(chains)
+        if created:
+            _read_initial_balances_on_commit(wallet)
     return wallet
 
 

@@ -75,3 +75,15 @@ def prune_challenges() -> int:
 
     skipped_logs_prune()
     return challenges_prune()
+
+
+@shared_task(name="wallets.tasks.initial_balances", ignore_result=True)
+def initial_balances(wallet_id: int) -> int:
+    """Read and store the balances of a newly linked wallet (see wallets/initial.py)."""
+    from .initial import wallet_initial_balances
+
+    try:
+        return wallet_initial_balances(wallet_id=wallet_id)
+    except Exception:  # never fail the link over it: balances also follow activity
+        logger.exception("initial balances of wallet %s failed", wallet_id)
+        return 0
