@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from realtime_project.bulk import bulk_upsert
+
 from ..aggregation import AggregatedPrice
 from ..models import Candle, LatestPrice
-from .bulk import bulk_upsert
 
 
 @dataclass(slots=True)

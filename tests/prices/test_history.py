@@ -50,7 +50,7 @@ def test_bulk_upsert_inserts_updates_and_matches_the_orm() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from prices.models import LatestPrice
-    from prices.services.bulk import bulk_upsert
+    from realtime_project.bulk import bulk_upsert
 
     btc, eth = Symbol.objects.get(symbol="BTC"), Symbol.objects.get(symbol="ETH")
     LatestPrice.objects.create(symbol=eth, price=1.0, payload={"old": True}, published_at=T)

@@ -2,11 +2,11 @@
 
 A batch writes thousands of activity rows. Building a model instance per row and
 preparing every field through the ORM cost more than the insert itself (profiled in
-docs/benchmarks/wallets.md), so rows stay tuples: the SQL comes from the connection's own
-operations (`INSERT OR IGNORE` on SQLite, `ON CONFLICT ...` on PostgreSQL, as
-`bulk_create` would write it), values that need the database's adaptation (times,
-decimals) go through their model field once per distinct value, and payloads are
-encoded once with orjson (the encoder the gateway publishes them with).
+docs/benchmarks/wallets.md), so rows stay tuples written by the project's
+`realtime_project.bulk.insert_rows` (one statement per table, the SQL `bulk_create` would
+write); values that need the database's adaptation (times, decimals) go through their
+model field once per distinct value, and payloads are encoded once with orjson (the
+encoder the gateway publishes them with).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
+from realtime_project.bulk import insert_rows
+
 from ..addresses import checksum_lower
 from ..chaindata import Block
 from ..models import Balance, Chain, ScannedBlock, WalletActivity
@@ -35,7 +37,7 @@ def insert_activity(*, chain: Chain, rows: Sequence[ActivityRow]) -> None:
     times = _Adapter(WalletActivity, "timestamp", _utc)
     created = _Adapter(WalletActivity, "created_at")(timezone.now())
     dumps = orjson.dumps
-    _execute(
+    insert_rows(
         WalletActivity,
         (
             "chain",
@@ -72,7 +74,7 @@ def insert_activity(*, chain: Chain, rows: Sequence[ActivityRow]) -> None:
 
 def upsert_scanned_blocks(*, chain: Chain, blocks: Iterable[Block]) -> None:
     """Record blocks as canonical (number -> hash); rows above the cursor exist only after a rewind."""
-    _execute(
+    insert_rows(
         ScannedBlock,
         ("chain", "number", "hash", "parent_hash", "timestamp"),
         [(chain.pk, b.number, b.hash, b.parent_hash, b.timestamp) for b in blocks],
@@ -86,7 +88,7 @@ def upsert_balances(*, chain: Chain, changes: Iterable[BalanceChange]) -> None:
     """Store the new balances of a batch in one statement (one upsert, not one per pair)."""
     amount = _Adapter(Balance, "amount", Decimal)
     now = _Adapter(Balance, "updated_at")(timezone.now())
-    _execute(
+    insert_rows(
         Balance,
         ("chain", "address", "token", "amount", "block_number", "symbol", "decimals", "updated_at"),
         [
@@ -112,14 +114,6 @@ def _utc(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def _field(model: type[Model], name: str) -> Field[Any, Any]:
-    return cast("Field[Any, Any]", model._meta.get_field(name))
-
-
-def _column(model: type[Model], name: str) -> str:
-    return str(_field(model, name).column)
-
-
 class _Adapter:
     """A model field's value as its database takes it (`get_db_prep_save`), memoised.
 
@@ -129,7 +123,7 @@ class _Adapter:
     """
 
     def __init__(self, model: type[Model], name: str, convert: Callable[[Any], Any] | None = None) -> None:
-        self._field = _field(model, name)
+        self._field = cast("Field[Any, Any]", model._meta.get_field(name))
         self._connection = connections[router.db_for_write(model)]
         self._convert = convert
         self._memo: dict[Any, Any] = {}
@@ -141,33 +135,3 @@ class _Adapter:
             python = self._convert(value) if self._convert else value
             adapted = self._memo[value] = self._field.get_db_prep_save(python, self._connection)
             return adapted
-
-
-def _execute(
-    model: type[Model],
-    fields: Sequence[str],
-    params: list[tuple[Any, ...]],
-    *,
-    on_conflict: OnConflict,
-    unique_fields: Sequence[str] = (),
-    update_fields: Sequence[str] = (),
-) -> None:
-    """One `executemany` of `INSERT ... ON CONFLICT` (the SQL `bulk_create` would write)."""
-    if not params:
-        return
-    connection = connections[router.db_for_write(model)]
-    ops, meta = connection.ops, model._meta
-    qn = ops.quote_name
-    columns = [_column(model, name) for name in fields]
-    suffix = ops.on_conflict_suffix_sql(
-        [_field(model, name) for name in fields],
-        on_conflict,
-        [_column(model, name) for name in update_fields],
-        [_column(model, name) for name in unique_fields],
-    )
-    sql = (
-        f"{ops.insert_statement(on_conflict=on_conflict)} {qn(meta.db_table)} "
-        f"({', '.join(qn(c) for c in columns)}) VALUES ({', '.join(['%s'] * len(columns))}) {suffix}"
-    )
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)

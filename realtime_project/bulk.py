@@ -1,12 +1,11 @@
-"""Bulk upserts as one `INSERT … ON CONFLICT DO UPDATE` statement, without the ORM's per-object cost.
+"""Bulk inserts and upserts as one statement per table, without the ORM's per-object cost.
 
-`bulk_create(update_conflicts=True)` builds a model instance and walks the compiler for
-every value: for the tick's ~485 `LatestPrice` rows that was 16 ms of the tick's 21 ms of
-writes on SQLite, in two statements (bench/prices_tick.py, docs/benchmarks/prices.md).
-Here each column is adapted with the field's own database preparation (JSON through
-orjson), and the rows go out as one statement: `executemany` of one prepared statement on
-SQLite, one multi-row `VALUES` on PostgreSQL (SQLite ≥ 3.24 and PostgreSQL ≥ 9.5 both
-speak `ON CONFLICT … DO UPDATE`). Other databases fall back to `bulk_create`.
+`bulk_create` builds a model instance and walks the compiler for every value: for the
+price tick's ~485 `LatestPrice` rows that was 16 ms of its 21 ms of writes, and for a
+wallets scan batch it cost more than the inserts themselves (docs/benchmarks/prices.md,
+docs/benchmarks/wallets.md). Both apps write through `insert_rows` (values already adapted;
+the wallets scanner memoises its own) or `bulk_upsert` (adapts each column with the
+field's own database preparation, JSON through orjson).
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from django.db import connections, models
+from django.db import connections, models, router
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models.constants import OnConflict
 
 #: PostgreSQL's limit of bind parameters per statement.
 PG_MAX_PARAMS = 65_535
@@ -94,8 +94,52 @@ def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     return field
 
 
-def _column(field: models.Field[Any, Any]) -> str:
-    return str(field.column)
+def insert_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    params: Sequence[Sequence[Any]],
+    *,
+    on_conflict: OnConflict,
+    unique_fields: Sequence[str] = (),
+    update_fields: Sequence[str] = (),
+    using: str | None = None,
+) -> None:
+    """Insert rows of values already adapted for the database, in one statement per table.
+
+    The SQL is the connection's own (`INSERT OR IGNORE` / `ON CONFLICT … DO NOTHING`, or
+    `ON CONFLICT … DO UPDATE`), as `bulk_create` would write it. SQLite and others run one
+    prepared statement for every row (`executemany`: sqlite3's C loop, no 999-parameter
+    limit); PostgreSQL gets multi-row `VALUES` in chunks under its parameter limit. With
+    `OnConflict.UPDATE`, rows repeating a key keep the last one (one PostgreSQL statement
+    may not update a row twice).
+    """
+    if not params:
+        return
+    connection = connections[using or router.db_for_write(model)]
+    ops, qn = connection.ops, connection.ops.quote_name
+    concrete = [_field(model, name) for name in fields]
+    if on_conflict is OnConflict.UPDATE:
+        key = [list(fields).index(name) for name in unique_fields]
+        params = list({tuple(row[i] for i in key): row for row in params}.values())
+    suffix = ops.on_conflict_suffix_sql(
+        concrete,
+        on_conflict,
+        [_field(model, name).column for name in update_fields],
+        [_field(model, name).column for name in unique_fields],
+    )
+    head = (
+        f"{ops.insert_statement(on_conflict=on_conflict)} {qn(model._meta.db_table)} "
+        f"({', '.join(qn(str(f.column)) for f in concrete)}) VALUES "
+    )
+    one = "(" + ", ".join(["%s"] * len(concrete)) + ")"
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(f"{head}{one} {suffix}", params)
+            return
+        per = max(1, PG_MAX_PARAMS // len(concrete))
+        for i in range(0, len(params), per):
+            chunk = params[i : i + per]
+            cursor.execute(f"{head}{', '.join([one] * len(chunk))} {suffix}", [v for row in chunk for v in row])
 
 
 def bulk_upsert(
@@ -107,43 +151,23 @@ def bulk_upsert(
     update_fields: Sequence[str],
     using: str = "default",
 ) -> int:
-    """Insert `rows` (values in `fields` order, by attribute name: `symbol_id`), or update
-    `update_fields` of the row with the same `unique_fields`. Returns how many rows were sent.
-
-    Rows repeating a key: the last one wins, as one upsert after the other would do (one
-    PostgreSQL statement may not update a row twice).
-    """
+    """Insert `rows` (Python values in `fields` order, by attribute name: `symbol_id`), or
+    update `update_fields` of the row with the same `unique_fields`. Returns how many rows
+    were sent (rows repeating a key count once: the last one wins)."""
     if not rows:
         return 0
-    key = [fields.index(name) for name in unique_fields]
+    key = [list(fields).index(name) for name in unique_fields]
     rows = list({tuple(row[i] for i in key): row for row in rows}.values())
     connection = connections[using]
-    concrete = [_field(model, name) for name in fields]
-    if connection.vendor not in ("sqlite", "postgresql"):
-        model._default_manager.using(using).bulk_create(
-            [model(**dict(zip(fields, row, strict=True))) for row in rows],
-            update_conflicts=True,
-            unique_fields=[_field(model, n).name for n in unique_fields],
-            update_fields=[_field(model, n).name for n in update_fields],
-        )
-        return len(rows)
-    quote = connection.ops.quote_name
-    columns = [quote(_column(f)) for f in concrete]
-    conflict = ", ".join(quote(_column(_field(model, n))) for n in unique_fields)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (quote(_column(_field(model, n))) for n in update_fields))
-    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) VALUES "
-    tail = f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    adapters = [_adapter(f, connection) for f in concrete]
+    adapters = [_adapter(_field(model, name), connection) for name in fields]
     params = [[adapt(value) for adapt, value in zip(adapters, row, strict=True)] for row in rows]
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    with connection.cursor() as cursor:
-        if connection.vendor == "sqlite":
-            # One prepared statement run for every row by sqlite3's C loop (no 999-parameter
-            # limit, unlike a multi-row VALUES).
-            cursor.executemany(head + one + tail, params)
-        else:
-            per = max(1, PG_MAX_PARAMS // len(columns))
-            for i in range(0, len(params), per):
-                chunk = params[i : i + per]
-                cursor.execute(head + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
+    insert_rows(
+        model,
+        fields,
+        params,
+        on_conflict=OnConflict.UPDATE,
+        unique_fields=unique_fields,
+        update_fields=update_fields,
+        using=using,
+    )
     return len(rows)
