@@ -74,7 +74,7 @@ async def _drain_all(reason: str = "server_restart") -> None:
 DEFAULT_APP = "realtime_project.asgi:application"
 
 
-def uvicorn_protocol_class() -> Any:
+def uvicorn_protocol_class(*, compression: bool = True) -> Any:
     """uvicorn's websockets-sansio protocol, negotiating permessage-deflate without server
     context takeover.
 
@@ -89,18 +89,25 @@ def uvicorn_protocol_class() -> Any:
     from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
     from websockets.server import ServerProtocol
 
+    # Stateless (it only negotiates): one for every connection of the process.
+    factory = ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True,
+        server_max_window_bits=12,
+        client_max_window_bits=12,
+        compress_settings={"memLevel": 5},
+    )
+
     class GatewayWebSocketsProtocol(WebSocketsSansIOProtocol):
+        #: Whether to offer permessage-deflate. uvicorn's own `ws_per_message_deflate` is
+        #: turned off for this class, so its constructor builds no deflate factory of its own.
+        deflate = True
+
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(config, *args, **kwargs)
-            if config.ws_per_message_deflate:
-                factory = ServerPerMessageDeflateFactory(
-                    server_no_context_takeover=True,
-                    server_max_window_bits=12,
-                    client_max_window_bits=12,
-                    compress_settings={"memLevel": 5},
-                )
+            if self.deflate:
                 self.conn = ServerProtocol(extensions=[factory], max_size=config.ws_max_size, logger=self.conn.logger)
 
+    GatewayWebSocketsProtocol.deflate = compression
     return GatewayWebSocketsProtocol
 
 
@@ -141,9 +148,10 @@ def run_uvicorn(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio" if context_takeover else uvicorn_protocol_class(),
+        ws="websockets-sansio" if context_takeover else uvicorn_protocol_class(compression=compression),
         ws_max_size=gateway_settings().max_message_bytes,
-        ws_per_message_deflate=compression,
+        # With the gateway's protocol class, deflate is negotiated by the class itself.
+        ws_per_message_deflate=compression and bool(context_takeover),
         # The application sends its own heartbeat (protocol v1), with RTT metrics.
         ws_ping_interval=None,
         ws_ping_timeout=None,

@@ -159,7 +159,8 @@ def live_server_factory(request: pytest.FixtureRequest) -> Iterator[object]:
     started: list[ServerProcess] = []
 
     def start(**kwargs: object) -> ServerProcess:
-        proc = ServerProcess(env=server_env(**kwargs), server=str(kwargs.get("server", "daphne")))  # type: ignore[arg-type]
+        args = tuple(kwargs.pop("args", ()))  # type: ignore[arg-type]  (extra `manage.py serve` options)
+        proc = ServerProcess(env=server_env(**kwargs), server=str(kwargs.get("server", "daphne")), args=args)  # type: ignore[arg-type]
         proc.start()
         started.append(proc)
         return proc

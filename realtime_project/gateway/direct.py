@@ -79,10 +79,11 @@ class SharedFrame:
     """One outgoing frame of a fan-out: its text, and its wire bytes per kind of
     connection, each built on first use (once per publication, not per subscriber)."""
 
-    __slots__ = ("_deflated", "_wire", "text")
+    __slots__ = ("_deflated", "_payload", "_wire", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._payload: bytes | None = None
         self._wire: bytes | None = None
         self._deflated: dict[FrameKind, bytes] | None = None
 
@@ -95,8 +96,16 @@ class SharedFrame:
     def wire(self) -> bytes:
         wire = self._wire
         if wire is None:
-            wire = self._wire = text_frame(self.text.encode())
+            wire = self._wire = text_frame(self.payload)
         return wire
+
+    @property
+    def payload(self) -> bytes:
+        """The UTF-8 text, encoded once for every kind of frame built from it."""
+        payload = self._payload
+        if payload is None:
+            payload = self._payload = self.text.encode()
+        return payload
 
     def wire_for(self, kind: FrameKind) -> bytes:
         if kind is None:

@@ -146,3 +146,12 @@ async def test_context_takeover_setting_keeps_per_connection_compression(
         assert [(await _next_message(deflate))["data"]["i"] for _ in range(3)] == [0, 1, 2]
         # Compressed per connection through the ASGI send: nothing shared.
         assert await asyncio.to_thread(_shared_frames, server.http_url) == before
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+async def test_no_compression_option_negotiates_no_extension(live_server_factory: Any) -> None:
+    server = live_server_factory(server="uvicorn", args=("--no-compression",))
+    async with websockets.connect(server.ws_url) as ws:  # the client offers permessage-deflate
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        assert ws.protocol.extensions == []

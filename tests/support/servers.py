@@ -69,9 +69,12 @@ def server_env(
 class ServerProcess:
     """`python manage.py serve` on a free port; waits for /healthz."""
 
-    def __init__(self, env: dict[str, str], server: str = "daphne", port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], server: str = "daphne", port: int | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.server = server
+        self.args = args
         self.port = port or free_port()
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"server-{self.port}-", suffix=".log", delete=False)  # noqa: SIM115  (kept open for the process lifetime)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -87,7 +90,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> None:
         self.env["PORT"] = str(self.port)
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--server", self.server, "--port", str(self.port)],
+            [sys.executable, "manage.py", "serve", "--server", self.server, "--port", str(self.port), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
