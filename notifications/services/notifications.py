@@ -69,7 +69,7 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
     nothing (also when two sends race: the unique constraint decides).
     """
     _require_user(user_id)
-    if spec.priority == Priority.LOW and notification_settings().digest_window > 0:
+    if _digested(spec):
         from .digests import notification_hold
 
         held: SendResult = notification_hold(user_id=user_id, spec=spec, now=now)
@@ -80,16 +80,7 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
     with transaction.atomic():
         try:
             with transaction.atomic():
-                notification = Notification.objects.create(
-                    user_id=user_id,
-                    type=spec.type,
-                    title=spec.title,
-                    body=spec.body,
-                    data=spec.data,
-                    priority=spec.priority,
-                    dedupe_key=spec.dedupe_key,
-                    created_at=now,
-                )
+                notification = _create(user_id, spec, now)
                 if spec.dedupe_key is not None and _held_with_key(user_id, spec.dedupe_key):
                     raise Duplicate
         except (IntegrityError, Duplicate):
@@ -102,6 +93,24 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
     return SendResult(notification, created=True)
 
 
+def _digested(spec: NotificationSpec) -> bool:
+    """Low priority goes into its type's digest window (when digests are on)."""
+    return spec.priority == Priority.LOW and notification_settings().digest_window > 0
+
+
+def _create(user_id: int, spec: NotificationSpec, now: datetime) -> Notification:
+    return Notification.objects.create(
+        user_id=user_id,
+        type=spec.type,
+        title=spec.title,
+        body=spec.body,
+        data=spec.data,
+        priority=spec.priority,
+        dedupe_key=spec.dedupe_key,
+        created_at=now,
+    )
+
+
 def notification_send_many(*, items: list[tuple[int, NotificationSpec]], now: datetime) -> list[SendResult]:
     """Send several in one transaction; delivered after commit in priority order."""
     results: list[SendResult] = []
@@ -109,7 +118,7 @@ def notification_send_many(*, items: list[tuple[int, NotificationSpec]], now: da
         for user_id, _spec in items:
             _require_user(user_id)
         for user_id, spec in items:
-            if spec.priority == Priority.LOW and notification_settings().digest_window > 0:
+            if _digested(spec):
                 from .digests import notification_hold
 
                 results.append(notification_hold(user_id=user_id, spec=spec, now=now))
@@ -118,16 +127,7 @@ def notification_send_many(*, items: list[tuple[int, NotificationSpec]], now: da
             if existing is not None:
                 results.append(existing)
                 continue
-            notification = Notification.objects.create(
-                user_id=user_id,
-                type=spec.type,
-                title=spec.title,
-                body=spec.body,
-                data=spec.data,
-                priority=spec.priority,
-                dedupe_key=spec.dedupe_key,
-                created_at=now,
-            )
+            notification = _create(user_id, spec, now)
             results.append(SendResult(notification, created=True))
         created = [r.notification for r in results if r.created and r.notification is not None]
         # The badge after the whole flush (one count per user, not per notification).
