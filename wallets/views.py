@@ -45,68 +45,56 @@ def error(code: str, detail: str, status_code: int = 400) -> Response:
     return Response({"code": code, "detail": detail}, status=status_code)
 
 
-def handle(exc: Exception) -> Response:
-    """Map domain errors to coded responses (never exception text from elsewhere)."""
-    if isinstance(exc, WalletError):
-        return error(exc.code, str(exc), exc.status)
-    if isinstance(exc, (InvalidAddress, InvalidTxHash, BadSignature)):
-        return error(exc.code, str(exc))
-    if isinstance(exc, UnknownChain):
-        return error(exc.code, str(exc), 404)
-    raise exc
+class WalletsView(APIView):
+    """Signed-in users only; the app's domain errors become coded responses here, once,
+    through DRF's own exception hook (anything else takes DRF's handling)."""
 
-
-class ChainsView(APIView):
     permission_classes = [IsAuthenticated]
 
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, WalletError):
+            return error(exc.code, str(exc), exc.status)
+        if isinstance(exc, (InvalidAddress, InvalidTxHash, BadSignature)):
+            return error(exc.code, str(exc))
+        if isinstance(exc, UnknownChain):
+            return error(exc.code, str(exc), 404)
+        return super().handle_exception(exc)
+
+
+class ChainsView(WalletsView):
     def get(self, request: Request) -> Response:
         return Response({"chains": ChainSerializer(enabled_chains(), many=True).data})
 
 
-class WalletListView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class WalletListView(WalletsView):
     def get(self, request: Request) -> Response:
         return Response({"wallets": WalletSerializer(wallets_of(user_id=_uid(request)), many=True).data})
 
     def post(self, request: Request) -> Response:
         s = LinkSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        try:
-            wallet = wallet_link_watch_only(
-                user_id=_uid(request),
-                address=s.validated_data["address"],
-                label=s.validated_data["label"],
-                chain_ids=s.validated_data["chains"],
-            )
-        except Exception as exc:
-            return handle(exc)
+        wallet = wallet_link_watch_only(
+            user_id=_uid(request),
+            address=s.validated_data["address"],
+            label=s.validated_data["label"],
+            chain_ids=s.validated_data["chains"],
+        )
         return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
 
 
-class WalletDetailView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class WalletDetailView(WalletsView):
     def delete(self, request: Request, wallet_id: int) -> Response:
-        try:
-            wallet_unlink(user_id=_uid(request), wallet_id=wallet_id)
-        except Exception as exc:
-            return handle(exc)
+        wallet_unlink(user_id=_uid(request), wallet_id=wallet_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ChallengeView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class ChallengeView(WalletsView):
     def post(self, request: Request) -> Response:
         s = ChallengeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        try:
-            challenge = wallet_challenge_create(
-                user_id=_uid(request), address=s.validated_data["address"], chain_id=s.validated_data["chain"]
-            )
-        except Exception as exc:
-            return handle(exc)
+        challenge = wallet_challenge_create(
+            user_id=_uid(request), address=s.validated_data["address"], chain_id=s.validated_data["chain"]
+        )
         return Response(
             {
                 "nonce": challenge.nonce,
@@ -118,22 +106,17 @@ class ChallengeView(APIView):
         )
 
 
-class VerifyView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class VerifyView(WalletsView):
     def post(self, request: Request) -> Response:
         s = VerifySerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        try:
-            wallet = wallet_verify(
-                user_id=_uid(request),
-                nonce=s.validated_data["nonce"],
-                signature=s.validated_data["signature"],
-                label=s.validated_data["label"],
-                chain_ids=s.validated_data["chains"],
-            )
-        except Exception as exc:
-            return handle(exc)
+        wallet = wallet_verify(
+            user_id=_uid(request),
+            nonce=s.validated_data["nonce"],
+            signature=s.validated_data["signature"],
+            label=s.validated_data["label"],
+            chain_ids=s.validated_data["chains"],
+        )
         return Response(WalletSerializer(wallet).data, status=status.HTTP_200_OK)
 
 
@@ -144,16 +127,11 @@ class ActivityPagination(CursorPagination):
     page_size_query_param = "page_size"
 
 
-class ActivityView(APIView):
+class ActivityView(WalletsView):
     """`?address=0x…` (one of yours), optional `chain` and `kind`; newest first, cursor-paginated."""
 
-    permission_classes = [IsAuthenticated]
-
     def get(self, request: Request) -> Response:
-        try:
-            address = checksum(request.query_params.get("address", ""))
-        except InvalidAddress as exc:
-            return handle(exc)
+        address = checksum(request.query_params.get("address", ""))
         if not user_owns_address(user_id=_uid(request), address=address):
             return error("forbidden", "this address is not linked to your account", 403)
         chain: int | None = None
@@ -170,41 +148,28 @@ class ActivityView(APIView):
         return paginator.get_paginated_response(ActivitySerializer(page, many=True).data)
 
 
-class TransactionWatchView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class TransactionWatchView(WalletsView):
     def post(self, request: Request) -> Response:
         s = WatchSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        try:
-            tx = transaction_watch(
-                user_id=_uid(request), chain_id=s.validated_data["chain"], tx_hash=s.validated_data["hash"]
-            )
-        except Exception as exc:
-            return handle(exc)
+        tx = transaction_watch(
+            user_id=_uid(request), chain_id=s.validated_data["chain"], tx_hash=s.validated_data["hash"]
+        )
         chain_id = tx.chain.chain_id
         transaction.on_commit(lambda: _enqueue_tracking(chain_id))
         return Response(_status(chain_id, tx.hash), status=status.HTTP_201_CREATED)
 
 
-class TransactionDetailView(APIView):
-    permission_classes = [IsAuthenticated]
-
+class TransactionDetailView(WalletsView):
     def get(self, request: Request, chain_id: int, tx_hash: str) -> Response:
-        try:
-            normalised = normalise_tx_hash(tx_hash)
-            data = TransactionMonitor().get_status(normalised, chain_id)
-        except Exception as exc:
-            return handle(exc)
+        normalised = normalise_tx_hash(tx_hash)
+        data = TransactionMonitor().get_status(normalised, chain_id)
         if data is None:
             return error("not_found", "this transaction is not watched", 404)
         return Response(data)
 
     def delete(self, request: Request, chain_id: int, tx_hash: str) -> Response:
-        try:
-            found = transaction_unwatch(user_id=_uid(request), chain_id=chain_id, tx_hash=tx_hash)
-        except Exception as exc:
-            return handle(exc)
+        found = transaction_unwatch(user_id=_uid(request), chain_id=chain_id, tx_hash=tx_hash)
         if not found:
             return error("not_found", "this transaction is not watched", 404)
         return Response(status=status.HTTP_204_NO_CONTENT)
