@@ -30,7 +30,7 @@ from django.db import transaction
 from .conf import gateway_settings
 from .errors import GatewayError
 from .history import Publication
-from .hub import BATCH_GROUP, USER_GROUP
+from .layer_messages import BATCH_GROUP, batch_message, channel_group, publication_message, user_group, user_message
 from .namespaces import namespaces
 from .protocol import ChannelName, encode_payload, parse_channel
 from .runtime import get_history, server_loop, uses_memory_layer
@@ -84,17 +84,7 @@ async def _publish_encoded(name: ChannelName, payload: str) -> Publication:
     # buffer and history repair restore the order.)
     async with _channel_lock(name.name):
         pub = await get_history().append(name.name, payload, size=size, ttl=ttl)
-        await get_channel_layer().group_send(
-            name.group,
-            {
-                "type": "hub.message",
-                "channel": name.name,
-                "seq": pub.seq,
-                "epoch": pub.epoch,
-                "payload": payload,
-                "ts": time.time(),
-            },
-        )
+        await get_channel_layer().group_send(channel_group(name.name), publication_message(name.name, pub, time.time()))
     return pub
 
 
@@ -111,25 +101,13 @@ async def _publish_many_encoded(items: list[tuple[ChannelName, str]]) -> list[Pu
         pubs = await get_history().append_many(appends)
         # One layer message for the whole batch, to every gateway process; each one
         # fans out the channels it has subscribers for and ignores the rest.
-        await get_channel_layer().group_send(
-            BATCH_GROUP,
-            {
-                "type": "hub.batch",
-                "items": [
-                    [name.name, pub.seq, pub.epoch, pub.payload] for (name, _), pub in zip(items, pubs, strict=True)
-                ],
-                "ts": time.time(),
-            },
-        )
+        batch = [(name.name, pub) for (name, _), pub in zip(items, pubs, strict=True)]
+        await get_channel_layer().group_send(BATCH_GROUP, batch_message(batch, time.time()))
     return pubs
 
 
 async def _send_user_encoded(user_id: int, payload: str) -> None:
-    layer = get_channel_layer()
-    await layer.group_send(
-        USER_GROUP.format(int(user_id)),
-        {"type": "hub.user", "user": int(user_id), "payload": payload, "ts": time.time()},
-    )
+    await get_channel_layer().group_send(user_group(user_id), user_message(user_id, payload, time.time()))
 
 
 def _embedded_target() -> asyncio.AbstractEventLoop | None:

@@ -7,24 +7,29 @@ middleware (rate limit, metrics) as app messages.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .auth import principal_from_ticket
 from .clock import now_ms
 from .conf import gateway_settings
 from .errors import ErrorCode, GatewayError
-from .hub import Hub
 from .metrics import RTT
 from .namespaces import Principal, Snapshotter, namespaces
 from .protocol import (
     ChannelName,
+    authenticated_frame,
     dumps,
     parse_channel,
     parse_max_rate,
     parse_since,
+    pong_frame,
     require_str,
+    unsubscribed_frame,
 )
 from .router import NO_REPLY, Request, router
+
+if TYPE_CHECKING:  # imported by every process at start-up (apps.ready): no hub there
+    from .hub import Hub
 
 
 def _hub(request: Request) -> Hub:
@@ -80,13 +85,13 @@ async def unsubscribe(request: Request) -> Any:
         public = channel.name
     if not await _hub(request).unsubscribe(request.connection, public):
         raise GatewayError("not subscribed to this channel", code=ErrorCode.NOT_SUBSCRIBED)
-    request.connection.enqueue(dumps({"type": "unsubscribed", "id": request.id, "channel": public}))
+    request.connection.enqueue(unsubscribed_frame(request.id, public))
     return NO_REPLY
 
 
 @router.register("ping")
 async def ping(request: Request) -> Any:
-    request.connection.enqueue(dumps({"type": "pong", "id": request.id, "server_time": now_ms()}))
+    request.connection.enqueue(pong_frame(request.id, now_ms()))
     return NO_REPLY
 
 
@@ -109,9 +114,9 @@ async def auth(request: Request) -> Any:
         for public, sub in list(conn.subscriptions.items()):
             if not sub.namespace.public:
                 await hub.unsubscribe(conn, public)
-                conn.enqueue(dumps({"type": "unsubscribed", "id": None, "channel": public, "reason": "auth_changed"}))
+                conn.enqueue(unsubscribed_frame(None, public, reason="auth_changed"))
     await hub.set_principal(conn, principal)
-    conn.enqueue(dumps({"type": "authenticated", "id": request.id, "user": {"id": principal.user_id}}))
+    conn.enqueue(authenticated_frame(request.id, principal.user_id))
     return NO_REPLY
 
 

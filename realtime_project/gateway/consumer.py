@@ -28,7 +28,7 @@ from .heartbeat import Heartbeat
 from .hub import Hub
 from .metrics import CONNECTIONS, CONNECTIONS_CLOSED, CONNECTIONS_OPENED, ERRORS
 from .namespaces import ANONYMOUS, Principal
-from .protocol import PROTOCOL_VERSION, decode_frame, dumps, error_frame, safe_id
+from .protocol import decode_frame, error_text, reply_frame, safe_id, welcome_frame
 from .ratelimit import TokenBucket
 from .router import NO_REPLY, Request, router
 from .runtime import get_hub
@@ -128,27 +128,24 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self._error(GatewayError("too many connections for this user", code=ErrorCode.RATE_LIMITED), None)
             conn.close(CloseCode.RATE_LIMITED)
             return
-        conn.enqueue(dumps(self._welcome(conn, principal)))
+        conn.enqueue(self._welcome(conn, principal))
 
-    def _welcome(self, conn: Connection, principal: Principal) -> dict[str, Any]:
+    def _welcome(self, conn: Connection, principal: Principal) -> str:
         settings = gateway_settings()
-        return {
-            "type": "welcome",
-            "protocol": PROTOCOL_VERSION,
-            "session": conn.session,
-            "user": None if principal.user_id is None else {"id": principal.user_id, "staff": principal.is_staff},
-            "heartbeat": {
-                "interval": int(settings.heartbeat_interval * 1000),
-                "timeout": int(settings.heartbeat_timeout * 1000),
-            },
-            "limits": {
+        return welcome_frame(
+            session=conn.session,
+            user_id=principal.user_id,
+            is_staff=principal.is_staff,
+            heartbeat_interval=settings.heartbeat_interval,
+            heartbeat_timeout=settings.heartbeat_timeout,
+            limits={
                 "max_frame_bytes": settings.max_frame_bytes,
                 "max_subscriptions": settings.max_subscriptions,
                 "rate": settings.rate_limit_per_second,
                 "burst": settings.rate_limit_burst,
             },
-            "server_time": now_ms(self.clock),
-        }
+            server_time=now_ms(self.clock),
+        )
 
     async def disconnect(self, code: int) -> None:
         await self._cleanup()
@@ -188,12 +185,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if result is NO_REPLY:
             return
         if request.id is not None or result is not None:
-            conn.enqueue(dumps({"type": "reply", "id": request.id, "request": request.type, "data": result}))
+            conn.enqueue(reply_frame(request.id, request.type, result))
 
     def _error(self, exc: GatewayError, frame_id: str | int | None) -> None:
         ERRORS.labels(exc.code.value).inc()
         if self.conn is not None:
-            self.conn.enqueue(dumps(error_frame(exc, frame_id)))
+            self.conn.enqueue(error_text(exc, frame_id))
             if exc.close_code is not None:
                 self.conn.close(exc.close_code)
 

@@ -44,7 +44,9 @@ class ChannelName:
 
     @property
     def group(self) -> str:
-        return f"rt.{self.namespace}" if self.key is None else f"rt.{self.namespace}.{self.key}"
+        from .layer_messages import channel_group  # layer_messages -> history -> protocol
+
+        return channel_group(self.name)
 
     def __str__(self) -> str:
         return self.name
@@ -148,6 +150,86 @@ def error_frame(error: GatewayError, frame_id: str | int | None) -> JsonObj:
     return out
 
 
+# --- server frames (every frame the server sends is built here) ---------------------
+
+FrameId = str | int | None
+
+
+def error_text(error: GatewayError, frame_id: FrameId) -> str:
+    """An `error` frame: the code and the message given by the error, never a traceback."""
+    return dumps(error_frame(error, frame_id))
+
+
+def welcome_frame(
+    *,
+    session: str,
+    user_id: int | None,
+    is_staff: bool,
+    heartbeat_interval: float,
+    heartbeat_timeout: float,
+    limits: JsonObj,
+    server_time: int,
+) -> str:
+    return dumps(
+        {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "session": session,
+            "user": None if user_id is None else {"id": user_id, "staff": is_staff},
+            "heartbeat": {"interval": int(heartbeat_interval * 1000), "timeout": int(heartbeat_timeout * 1000)},
+            "limits": limits,
+            "server_time": server_time,
+        }
+    )
+
+
+def ping_frame(ping_id: str, server_time: int) -> str:
+    """The server's heartbeat ping (hot: one per connection per interval, no encoder call)."""
+    return f'{{"type":"ping","id":{dumps(ping_id)},"server_time":{server_time}}}'
+
+
+def pong_frame(frame_id: FrameId, server_time: int) -> str:
+    return dumps({"type": "pong", "id": frame_id, "server_time": server_time})
+
+
+def reply_frame(frame_id: FrameId, request: str, data: Any) -> str:
+    return dumps({"type": "reply", "id": frame_id, "request": request, "data": data})
+
+
+def subscribed_frame(
+    frame_id: FrameId,
+    channel: str,
+    *,
+    epoch: str,
+    seq: int,
+    recovered: bool | None = None,
+    max_rate: float | None = None,
+) -> str:
+    out: JsonObj = {"type": "subscribed", "id": frame_id, "channel": channel}
+    if max_rate is not None:
+        out["max_rate"] = max_rate
+    if recovered is not None:
+        out["recovered"] = recovered
+    out["epoch"] = epoch
+    out["seq"] = seq
+    return dumps(out)
+
+
+def unsubscribed_frame(frame_id: FrameId, channel: str, reason: str | None = None) -> str:
+    out: JsonObj = {"type": "unsubscribed", "id": frame_id, "channel": channel}
+    if reason is not None:
+        out["reason"] = reason
+    return dumps(out)
+
+
+def authenticated_frame(frame_id: FrameId, user_id: int | None) -> str:
+    return dumps({"type": "authenticated", "id": frame_id, "user": {"id": user_id}})
+
+
+def reconnect_frame(reason: str, after_ms: int) -> str:
+    return dumps({"type": "reconnect", "reason": reason, "after_ms": after_ms})
+
+
 # --- field validation -----------------------------------------------------------------
 
 
@@ -216,14 +298,23 @@ __all__ = [
     "ChannelName",
     "GatewayError",
     "Since",
+    "authenticated_frame",
     "decode_frame",
     "dumps",
     "encode_payload",
     "error_frame",
+    "error_text",
     "message_frame",
     "parse_channel",
     "parse_max_rate",
     "parse_since",
+    "ping_frame",
+    "pong_frame",
+    "reconnect_frame",
+    "reply_frame",
     "require_str",
     "safe_id",
+    "subscribed_frame",
+    "unsubscribed_frame",
+    "welcome_frame",
 ]

@@ -1,5 +1,8 @@
 """Per-process wiring: the hub of the server's event loop and the history store.
 
+Publishers (`api.py`, Celery workers) import this module too, so it imports the hub
+only when a gateway asks for one: a worker never loads the hub or the ASGI server.
+
 One hub per event loop (the server has one; tests may create several). The history
 store is Redis when `REALTIME["HISTORY_REDIS_URL"]` is set (one client per loop, since
 redis-py's asyncio connections belong to the loop that made them), otherwise one
@@ -12,12 +15,15 @@ import asyncio
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 
 from .conf import gateway_settings
 from .history import HistoryStore, MemoryHistory
-from .hub import Hub
+
+if TYPE_CHECKING:  # the hub (and the servers it writes to) are imported by gateways only
+    from .hub import Hub
 
 _lock = threading.Lock()
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -62,6 +68,8 @@ async def get_hub() -> Hub:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
+        from .hub import Hub
+
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("CHANNEL_LAYERS is not configured")

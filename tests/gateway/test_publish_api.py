@@ -126,3 +126,18 @@ def test_json_log_lines() -> None:
     assert line["level"] == "WARNING" and line["logger"] == "realtime.hub"
     assert line["msg"] == "gap of 3" and line["channel"] == "prices:BTC"
     assert gateway_settings().key_prefix  # settings resolve in this process
+
+
+def test_publishers_import_neither_the_hub_nor_a_server() -> None:
+    """A Celery worker imports the publish API; it must not pull in the hub or uvicorn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; django.setup(); import realtime_project.gateway.api; "
+        "loaded = [m for m in sys.modules if m.startswith(('uvicorn', 'realtime_project.gateway.hub'))]; "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "realtime_project.settings"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

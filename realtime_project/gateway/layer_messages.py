@@ -1,0 +1,91 @@
+"""The channel-layer message format between publishers and hubs, and the group names.
+
+This module is the one place that knows how a publication travels from a publisher to
+the hub of every gateway process (pure: no I/O, no Django, no Channels). Channels groups
+implement subscriptions (DESIGN.md): each gateway process joins a channel's group once;
+`send_to_user` reaches the per-user group; `publish_many` batches reach every process
+through one batch group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .history import Publication
+
+#: Prefix of every group the gateway uses (kept short: Channels limits names to 100).
+GROUP_PREFIX: Final = "rt."
+#: Every gateway process joins this group: `publish_many` sends one message per batch.
+BATCH_GROUP: Final = "rt.batch"
+#: Answered by nobody: used to prove the layer is reachable when no group is held.
+PROBE_GROUP: Final = "rt.probe"
+
+PUBLICATION: Final = "hub.message"
+BATCH: Final = "hub.batch"
+USER: Final = "hub.user"
+
+
+def channel_group(channel: str) -> str:
+    """The group a gateway joins for `channel` (`prices:BTC` -> `rt.prices.BTC`)."""
+    return GROUP_PREFIX + channel.replace(":", ".")
+
+
+def user_group(user_id: int) -> str:
+    """The group of every connection of one user (`send_to_user`)."""
+    return f"{GROUP_PREFIX}user.{int(user_id)}"
+
+
+def publication_message(channel: str, pub: Publication, ts: float) -> dict[str, Any]:
+    return {
+        "type": PUBLICATION,
+        "channel": channel,
+        "seq": pub.seq,
+        "epoch": pub.epoch,
+        "payload": pub.payload,
+        "ts": ts,
+    }
+
+
+def batch_message(items: list[tuple[str, Publication]], ts: float) -> dict[str, Any]:
+    return {"type": BATCH, "items": [[channel, p.seq, p.epoch, p.payload] for channel, p in items], "ts": ts}
+
+
+def user_message(user_id: int, payload: str, ts: float) -> dict[str, Any]:
+    return {"type": USER, "user": int(user_id), "payload": payload, "ts": ts}
+
+
+@dataclass(frozen=True, slots=True)
+class Publications:
+    """One or more channel publications (a single publish or a batch)."""
+
+    items: list[tuple[str, Publication]]
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    user_id: int
+    payload: str
+    ts: float
+
+
+def parse(message: dict[str, Any]) -> Publications | UserMessage | None:
+    """Decode a layer message; None for a type the hub does not handle.
+
+    Raises KeyError/ValueError/TypeError for a malformed message of a known type.
+    """
+    kind = message.get("type")
+    ts = float(message.get("ts") or 0.0)
+    if kind == PUBLICATION:
+        pub = Publication(int(message["seq"]), str(message["epoch"]), str(message["payload"]))
+        return Publications([(str(message["channel"]), pub)], ts)
+    if kind == BATCH:
+        items = [
+            (str(channel), Publication(int(seq), str(epoch), str(payload)))
+            for channel, seq, epoch, payload in message["items"]
+        ]
+        return Publications(items, ts)
+    if kind == USER:
+        return UserMessage(int(message["user"]), str(message["payload"]), ts)
+    return None
