@@ -6,9 +6,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from realtime_project.feeds_admin import feeds_admin_view
 from realtime_project.gateway import views as gateway_views
 
+# The admin index links the feed runner's page (live inputs are not models).
+admin.site.index_template = "admin/realtime_index.html"
+
 urlpatterns = [
+    path("admin/feeds/", admin.site.admin_view(feeds_admin_view), name="admin-feeds"),
     path("admin/", admin.site.urls),
     path("healthz", gateway_views.healthz, name="healthz"),
     path("readyz", gateway_views.readyz, name="readyz"),

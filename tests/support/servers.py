@@ -51,6 +51,7 @@ def server_env(
     env["PYTHONUNBUFFERED"] = "1"
     env["LOG_FORMAT"] = "text"
     env["EMBEDDED_SCHEDULER"] = "off"
+    env["EMBEDDED_FEEDS"] = "off"  # tests that want the in-process feed runner turn it on
     env["WALLETS_DEV_CHAIN"] = "0"  # no anvil per test server (tests/wallets/test_devchain.py starts one)
     if redis:
         env["REDIS_URL"] = redis
