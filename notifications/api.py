@@ -33,6 +33,7 @@ __all__ = [
     "marketplace_update",
     "notify",
     "payment_received",
+    "security_warning",
     "subscription_renewal",
 ]
 
@@ -83,6 +84,28 @@ def payment_received(
         data={"amount": value, "currency": currency, "reference": reference},
         priority=priority,
         dedupe_key=f"payment:{reference}",
+    )
+
+
+def security_warning(
+    *,
+    user_id: int,
+    title: str,
+    body: str = "",
+    data: dict[str, Any] | None = None,
+    urgent: bool = False,
+    dedupe_key: str | None = None,
+) -> SendResult:
+    """A risk to the user's account or wallets (e.g. an unlimited token approval): priority
+    high, or urgent when the user should act at once. Idempotent per `dedupe_key`."""
+    return notify(
+        user_id=user_id,
+        type=NotificationType.SECURITY_WARNING,
+        title=title,
+        body=body,
+        data=data,
+        priority=Priority.URGENT if urgent else Priority.HIGH,
+        dedupe_key=dedupe_key,
     )
 
 

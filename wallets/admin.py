@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import Balance, Chain, ChainCursor, SkippedLog, TokenMetadata, Wallet, WalletActivity, WatchedTransaction
+from .addresses import InvalidAddress, checksum
+from .models import (
+    Balance,
+    Chain,
+    ChainCursor,
+    KnownContract,
+    SkippedLog,
+    TokenApproval,
+    TokenMetadata,
+    Wallet,
+    WalletActivity,
+    WatchedTransaction,
+)
 
 
 @admin.register(Chain)
@@ -73,3 +86,36 @@ class TokenMetadataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class SkippedLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("chain", "block_number", "tx_hash", "log_index", "reason", "created_at")
     list_filter = ("reason", "chain")
+
+
+class KnownContractForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = KnownContract
+        fields = ["chain", "address", "name"]
+
+    def clean_address(self) -> str:
+        try:
+            return checksum(self.cleaned_data["address"])
+        except InvalidAddress as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(KnownContract)
+class KnownContractAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Spenders users commonly approve (routers, Permit2, marketplaces): an approval to one of
+    these is raised at priority high; to any other spender, urgent."""
+
+    form = KnownContractForm
+    list_display = ("name", "address", "chain", "created_at")
+    list_filter = ("chain",)
+    search_fields = ("name", "address")
+
+
+@admin.register(TokenApproval)
+class TokenApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("owner", "chain", "token", "spender", "standard", "warning", "level", "block_number", "raised_at")
+    list_filter = ("warning", "level", "standard", "chain")
+    search_fields = ("owner", "token", "spender")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the chain's events move it; edit nothing by hand

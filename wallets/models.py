@@ -222,3 +222,69 @@ class WatchedTransaction(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["chain", "hash"], name="watchedtx_unique")]
         indexes = [models.Index(fields=["chain", "status"], name="watchedtx_chain_status")]
+
+
+class KnownContract(models.Model):
+    """A well-known contract of a chain (DEX router, Permit2, marketplace), edited in the admin.
+
+    An approval to a spender on this list is still raised (unlimited is unlimited), at
+    priority high; to any other spender it is urgent.
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="known_contracts")
+    address = models.CharField(max_length=42, help_text="EIP-55 checksummed address")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address"], name="knowncontract_unique")]
+        ordering = ["chain", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.address} ({self.chain_id})"
+
+
+class ApprovalStandard(models.TextChoices):
+    ERC20 = "erc20", "ERC-20 allowance"
+    OPERATOR = "operator", "ApprovalForAll (every NFT of the collection)"
+
+
+class TokenApproval(models.Model):
+    """The current approval a linked owner gave a spender on a token, from its newest event.
+
+    One row per (chain, owner, token, spender, standard), moved only by a newer event
+    (block, log index), so the live scan and a history backfill may meet in any order.
+    `warning` is set while the approval is dangerous (unlimited, above the owner's
+    balance, or ApprovalForAll(true)); a revocation clears it.
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    owner = models.CharField(max_length=42)
+    token = models.CharField(max_length=42)
+    spender = models.CharField(max_length=42)
+    standard = models.CharField(max_length=10, choices=ApprovalStandard.choices)
+    amount = models.DecimalField(
+        max_digits=78, decimal_places=0, help_text="raw allowance; 1/0 for ApprovalForAll true/false"
+    )
+    warning = models.CharField(
+        max_length=20, blank=True, help_text="unlimited, above_balance, approval_for_all or empty"
+    )
+    level = models.CharField(max_length=10, blank=True, help_text="high, or urgent for an unknown spender")
+    block_number = models.PositiveBigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.IntegerField()
+    raised_at = models.DateTimeField(null=True, blank=True, help_text="when the current warning was raised")
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="when the owners were notified of it")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "owner", "token", "spender", "standard"], name="tokenapproval_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["owner", "warning"], name="tokenapproval_owner_warning")]
+
+    def __str__(self) -> str:
+        return f"{self.owner} -> {self.spender} on {self.token} ({self.chain_id})"

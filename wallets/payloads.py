@@ -167,8 +167,29 @@ def balance_update(
     return update("balance", address, chain_id, data, timestamp_ms)
 
 
+#: JSON numbers a client (and the gateway's encoder) can take as integers.
+_INT_RANGE = 2**63
+
+
+def stored(payload: Any) -> Any:
+    """A payload as read back from the database, made publishable again.
+
+    PostgreSQL's jsonb prints a float such as 1.16e77 (the display value of an unlimited
+    approval) as an integer of 78 digits, which JSON parsers then read as an int that
+    overflows a 64-bit encoder. Those come back as floats, as they were published.
+    """
+    if isinstance(payload, dict):
+        return {k: stored(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [stored(v) for v in payload]
+    if isinstance(payload, int) and not isinstance(payload, bool) and not -_INT_RANGE <= payload < _INT_RANGE:
+        return float(payload)
+    return payload
+
+
 def removed_update(payload: dict[str, Any], *, timestamp_ms: int) -> dict[str, Any]:
     """The correction for an activity item whose block was orphaned by a reorg."""
+    payload = stored(payload)
     data = dict(payload.get("data") or {})
     data["removed"] = True
     return {**payload, "data": data, "timestamp": timestamp_ms}

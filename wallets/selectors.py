@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from .models import OPEN_STATUSES, Balance, Chain, TokenMetadata, Wallet, WalletActivity, WatchedTransaction
-from .payloads import transaction_data, units
+from .payloads import stored, transaction_data, units
 
 
 class UnknownChain(LookupError):
@@ -76,7 +76,7 @@ def open_transactions(*, chain: Chain) -> QuerySet[WatchedTransaction]:
 
 def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
     """Durable-resubscribe payload of `wallet:{address}` rebuilt from the database."""
-    activity = [row.payload for row in WalletActivity.objects.filter(address=address).order_by("-id")[:limit]]
+    activity = [stored(row.payload) for row in WalletActivity.objects.filter(address=address).order_by("-id")[:limit]]
     pending = [
         transaction_data(tx)
         for tx in WatchedTransaction.objects.filter(
@@ -95,7 +95,16 @@ def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
         }
         for b in Balance.objects.filter(address=address).select_related("chain").order_by("chain__chain_id", "token")
     ]
-    return {"type": "snapshot", "address": address, "activity": activity, "pending": pending, "balances": balances}
+    from .approvals import active_warnings
+
+    return {
+        "type": "snapshot",
+        "address": address,
+        "activity": activity,
+        "pending": pending,
+        "balances": balances,
+        "warnings": active_warnings(address=address),
+    }
 
 
 def holdings_of(*, user_id: int) -> list[dict[str, Any]]:

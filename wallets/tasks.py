@@ -87,3 +87,11 @@ def initial_balances(wallet_id: int) -> int:
     except Exception:  # never fail the link over it: balances also follow activity
         logger.exception("initial balances of wallet %s failed", wallet_id)
         return 0
+
+
+@shared_task(name="wallets.tasks.approval_warnings", ignore_result=True)
+def approval_warnings(approval_ids: list[int]) -> int:
+    """Notify owners of newly raised dangerous approvals (see wallets/approvals.py)."""
+    from .approvals import approval_warnings_send
+
+    return approval_warnings_send(approval_ids=approval_ids)

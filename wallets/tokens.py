@@ -134,5 +134,13 @@ def token_infos(*, chain_pk: int, chain_id: int, client: ChainClient, tokens: It
     return out
 
 
+def token_infos_stored(*, chain_pk: int, token: str) -> TokenInfo | None:
+    """Metadata of one token already read (stored when first read); never asks the node."""
+    from .models import TokenMetadata
+
+    row = TokenMetadata.objects.filter(chain_id=chain_pk, address=token).first()
+    return None if row is None else TokenInfo(row.address, row.symbol, row.name, row.decimals, row.issues)
+
+
 def clear_cache() -> None:
     _cache.clear()

@@ -211,7 +211,12 @@ describe("useNotifications", () => {
 function Wallet({ address }: { address: string }) {
   const w = useWalletUpdates(address);
   if (w === null) return null;
-  return <div data-testid="wallet">{`${w.status}|pending=${w.pendingTxs.map((t) => t.hash).join(",")}|activity=${w.recentActivity.length}|balances=${w.balanceChanges.length}`}</div>;
+  return <div data-testid="wallet">{`${w.status}|pending=${w.pendingTxs.map((t) => t.hash).join(",")}|activity=${w.recentActivity.length}|balances=${w.balanceChanges.length}|warnings=${w.warnings.map((x) => x.reason).join(",")}`}</div>;
+}
+
+const revoke = { method: "approve(0x5, 0)", to: "0x7", data: "0x095ea7b3", text: "Revoke it" };
+function warning(id: string, state: "active" | "cleared", reason: string) {
+  return { id, kind: "approval", state, reason, level: "urgent", standard: "erc20", chain: 1, token: "0x7", symbol: "TT", spender: "0x5", spender_name: null, known_spender: false, hash: "0xh", revoke };
 }
 
 describe("useWalletUpdates", () => {
@@ -233,9 +238,31 @@ describe("useWalletUpdates", () => {
       tx("0xa", "confirmed", 2);
       s.deliver({ type: "message", channel: `wallet:${addr}`, seq: 3, epoch: "e", data: { type: "balance", address: addr, chain: 1, timestamp: 3, data: { token: "ETH", delta: "1" } } });
     });
-    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=0xb|activity=3|balances=1");
+    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=0xb|activity=3|balances=1|warnings=");
     await act(async () => tx("0xb", "included", 4, { removed: true }));
-    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=|activity=2|balances=1");
+    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=|activity=2|balances=1|warnings=");
+  });
+
+  it("keeps dangerous approvals from the snapshot and security frames until revoked", async () => {
+    const { client, sockets } = setup();
+    const addr = "0x52908400098527886E0F7030069857D2E4169EE7";
+    render(
+      <WebSocketProvider client={client} scheduler={microtask}>
+        <Wallet address={addr} />
+      </WebSocketProvider>,
+    );
+    const s = sockets.accept({ user: { id: 1 } });
+    const security = (seq: number, data: Record<string, unknown>) =>
+      s.deliver({ type: "message", channel: `wallet:${addr}`, seq, epoch: "e", data: { type: "security", address: addr, chain: 1, timestamp: seq, data } });
+    await act(async () => {
+      subscribedAll(s);
+      s.deliver({ type: "message", channel: `wallet:${addr}`, seq: 0, epoch: "e", snapshot: true, data: { type: "snapshot", address: addr, activity: [], pending: [], balances: [], warnings: [warning("a", "active", "unlimited")] } });
+      security(1, warning("b", "active", "approval_for_all"));
+      security(2, { id: "junk" }); // malformed: ignored
+    });
+    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=|activity=0|balances=0|warnings=approval_for_all,unlimited");
+    await act(async () => security(3, warning("a", "cleared", "unlimited")));
+    expect(screen.getByTestId("wallet").textContent).toBe("active|pending=|activity=0|balances=0|warnings=approval_for_all");
   });
 
   it("shows forbidden for a wallet that is not the user's", async () => {

@@ -44,7 +44,14 @@ async def test_owner_only_canonical_name_live_frames_and_durable_snapshot(
     assert reply["type"] == "subscribed" and reply["channel"] == f"wallet:{a1}"
     first = await client.recv()  # durable: a snapshot rebuilt from the database
     assert first["snapshot"] is True
-    assert first["data"] == {"type": "snapshot", "address": a1, "activity": [], "pending": [], "balances": []}
+    assert first["data"] == {
+        "type": "snapshot",
+        "address": a1,
+        "activity": [],
+        "pending": [],
+        "balances": [],
+        "warnings": [],
+    }
 
     await database_sync_to_async(evm.call)(token.functions.mint(a1, 5), 0)
     assert (await scan(evm.chain_id)).error == ""

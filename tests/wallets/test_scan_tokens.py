@@ -93,7 +93,15 @@ def test_erc20_transfer_approval_and_balances(evm: Evm, chain: Any, user: Any) -
     assert int(native["balance_raw"]) == evm.w3.eth.get_balance(a1)
     # Frames: exactly the rows' payloads, in block/log order, on each address's channel.
     assert frames(a2) == [r.payload for r in WalletActivity.objects.filter(address=a2).order_by("id")]
-    assert [f["type"] for f in frames(a1)] == ["transaction", "transaction", "approval", "balance", "balance"]
+    # The unlimited approval is raised as a security warning (tests/wallets/test_approvals.py).
+    assert [f["type"] for f in frames(a1)] == [
+        "transaction",
+        "transaction",
+        "approval",
+        "balance",
+        "balance",
+        "security",
+    ]
     meta = TokenMetadata.objects.get(address=t.lower())
     assert (meta.symbol, meta.decimals, meta.issues) == ("TT", 6, "")
 

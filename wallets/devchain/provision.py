@@ -29,6 +29,7 @@ from ..models import (
     ChainCursor,
     ScannedBlock,
     SkippedLog,
+    TokenApproval,
     TokenMetadata,
     Wallet,
     WalletActivity,
@@ -143,7 +144,15 @@ def dev_chain_register(*, rpc_url: str, start_block: int) -> Chain:
         if existing is not None:
             if existing.name != DEV_CHAIN_NAME:
                 logger.info("dev chain: taking over chain %d (%r)", DEV_CHAIN_ID, existing.name)
-            for model in (ChainCursor, ScannedBlock, WalletActivity, Balance, TokenMetadata, SkippedLog):
+            for model in (
+                ChainCursor,
+                ScannedBlock,
+                WalletActivity,
+                Balance,
+                TokenMetadata,
+                SkippedLog,
+                TokenApproval,
+            ):
                 model.objects.filter(chain=existing).delete()
             WatchedTransaction.objects.filter(chain=existing).delete()
         chain = chain_register(

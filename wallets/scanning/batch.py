@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..addresses import checksum_lower
+from ..approvals import ApprovalChange, approval_events, classify_events, known_spenders, warning_data
 from ..balances import read_balances
 from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
@@ -66,6 +67,8 @@ class Batch:
     balances: list[BalanceChange] = field(default_factory=list)
     #: (sender, nonce) -> hash of the mined transaction (to detect replaced watched ones).
     mined_nonces: dict[tuple[str, int], Tx] = field(default_factory=dict)
+    #: Approvals given by watched owners, classified (see wallets/approvals.py).
+    approvals: list[ApprovalChange] = field(default_factory=list)
 
     @property
     def frames(self) -> list[dict[str, Any]]:
@@ -118,6 +121,11 @@ def build_batch(
     )
     required = chain.required_confirmations
     touched: set[tuple[str, str]] = set()
+    granted = approval_events(events)
+    for event in granted:
+        if event.standard == "erc20":
+            touched.add((event.address, event.token))  # "above the balance" needs the balance
+    approval_payloads: dict[tuple[str, str, int], dict[str, Any]] = {}
     for event in events:
         block = by_number[event.block_number]
         payload = event_update(
@@ -143,6 +151,8 @@ def build_batch(
         )
         if event.kind == "transaction":
             touched.add((event.address, event.token))
+        elif event.kind == "approval":
+            approval_payloads[(event.address, event.tx_hash, event.log_index)] = payload
     for skip in skips:
         batch.skips.append(
             SkippedLog(
@@ -192,7 +202,14 @@ def build_batch(
                 )
             )
     batch.rows.sort(key=_order)
-    _balance_changes(batch, chain, listener, touched, infos, start, end)
+    current = _balance_changes(batch, chain, listener, touched, infos, start, end)
+    if granted:
+        known = known_spenders(chain=chain, spenders={e.fields.get("spender") or e.fields["operator"] for e in granted})
+        batch.approvals = classify_events(granted, balances=current, known=known, infos=infos)
+        for approval in batch.approvals:
+            warning = warning_data(approval)
+            if warning is not None:
+                approval_payloads[(approval.owner, approval.tx_hash, approval.log_index)]["data"]["warning"] = warning
     last = by_number[end]
     for change in batch.balances:
         payload = balance_update(
@@ -235,9 +252,10 @@ def _balance_changes(
     infos: dict[str, TokenInfo],
     start: int,
     end: int,
-) -> None:
+) -> dict[tuple[str, str], int | None]:
+    """Record the balance changes of `touched` pairs; returns their balances at `end`."""
     if not touched:
-        return
+        return {}
     client = listener.client(chain)
     known = stored_balances(chain=chain, pairs=touched)
     current = read_balances(client, touched, block=end)
@@ -268,6 +286,7 @@ def _balance_changes(
                 block=end,
             )
         )
+    return current
 
 
 def _mined(blocks: list[Block], watched_nonces: set[tuple[str, int]]) -> dict[tuple[str, int], Tx]:

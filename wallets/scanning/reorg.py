@@ -11,6 +11,7 @@ from django.utils import timezone
 from realtime_project.gateway.api import publish_on_commit
 
 from ..addresses import checksum_lower
+from ..approvals import approvals_roll_back
 from ..balances import read_balances
 from ..listener import BlockListener
 from ..models import Balance, Chain, ChainCursor, ScannedBlock, TxStatus, WalletActivity, WatchedTransaction
@@ -103,6 +104,8 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
             Balance.objects.filter(pk=row_b.pk).update(amount=amount, block_number=number)
             publish_on_commit(wallet_channel(payload["address"]), payload)
         _unconfirm_transactions(chain, number)
+        for frame in approvals_roll_back(chain=chain, ancestor=number, timestamp_ms=now_ms):
+            publish_on_commit(wallet_channel(frame["address"]), frame)
         ChainCursor.objects.filter(pk=cursor.pk).update(
             block_number=number, block_hash=block_hash, updated_at=timezone.now()
         )

@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from ..approvals import approvals_apply, notify_on_commit
 from ..chaindata import Block
 from ..conf import WalletsSettings, wallets_settings
 from ..listener import BlockListener
@@ -247,12 +248,14 @@ def _commit(
         if batch.skips:
             SkippedLog.objects.bulk_create(batch.skips, ignore_conflicts=True, batch_size=500)
         upsert_balances(chain=chain, changes=batch.balances)
+        approvals = approvals_apply(chain=chain, changes=batch.approvals, timestamp_ms=last.timestamp * 1000)
         _mark_replaced(chain, batch, nonces)
         ChainCursor.objects.filter(pk=cursor.pk).update(
             block_number=last.number, block_hash=last.hash, head_number=head, updated_at=timezone.now()
         )
         # One batched publication for the whole scan batch, after the commit.
-        publish_updates([row.payload for row in rows])
+        publish_updates([row.payload for row in rows] + approvals.frames)
+        notify_on_commit(approvals.raised)
         written = time.perf_counter()
     # Leaving the block committed and ran the on-commit publications.
     done = time.perf_counter()

@@ -2,7 +2,7 @@
 
 import { useEffect, useState, type FormEvent } from "react";
 import { useWalletUpdates } from "../react/hooks";
-import type { WalletUpdate } from "../stores/types";
+import type { SecurityWarning, WalletUpdate } from "../stores/types";
 import { shortHash } from "./format";
 
 /** A wallet the panel follows; `label` as the user (or the dev chain) named it, "" when unknown. */
@@ -98,6 +98,13 @@ function Wallet({ address, label }: { address: string; label: string }) {
         <span className={label !== "" ? "muted" : undefined}>{shortHash(address)}</span>
       </h3>
       {w.status === "error" ? <p className="warn">{w.error?.code === "forbidden" ? "Not one of your linked wallets." : `Unavailable (${w.error?.code}).`}</p> : null}
+      {w.warnings.length > 0 ? (
+        <ul className="security-warnings" aria-label="Dangerous approvals">
+          {w.warnings.map((warning) => (
+            <Warning key={warning.id} warning={warning} />
+          ))}
+        </ul>
+      ) : null}
       {w.pendingTxs.length > 0 ? (
         <div>
           <h4>Pending</h4>
@@ -119,5 +126,28 @@ function Wallet({ address, label }: { address: string; label: string }) {
         {w.recentActivity.length === 0 && w.status === "active" ? <li className="muted">No activity yet.</li> : null}
       </ul>
     </div>
+  );
+}
+
+const REASONS: Record<string, string> = {
+  unlimited: "Unlimited approval",
+  above_balance: "Approval above your balance",
+  approval_for_all: "Approval for every NFT",
+};
+
+/** A dangerous approval: who may spend what, how much, and how to revoke it. */
+function Warning({ warning: w }: { warning: SecurityWarning }) {
+  const what = w.symbol !== "" ? w.symbol : shortHash(w.token);
+  const amount = w.standard === "operator" ? "every token of the collection" : w.unlimited === true ? "unlimited" : `${String(w.amount ?? w.amount_raw ?? "")} ${what}`;
+  const spender = w.spender_name ?? shortHash(w.spender);
+  return (
+    <li className={`security-warning ${w.level ?? "high"}`} data-testid="security-warning" data-level={w.level ?? ""}>
+      <strong>{REASONS[w.reason ?? ""] ?? "Dangerous approval"}</strong> of {what} to{" "}
+      <span title={w.spender}>{spender}</span>
+      {w.known_spender ? null : <span className="warn"> (unknown contract)</span>} · amount: {amount}
+      <div className="muted revoke" title={w.revoke.data}>
+        {w.revoke.text}
+      </div>
+    </li>
   );
 }

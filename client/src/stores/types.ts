@@ -43,7 +43,7 @@ export interface TransactionData {
 }
 
 export interface WalletUpdate {
-  type: "balance" | "transaction" | "approval" | "nft";
+  type: "balance" | "transaction" | "approval" | "nft" | "security" | "backfill";
   address: string;
   chain: number;
   data: Record<string, unknown>;
@@ -56,6 +56,30 @@ export interface WalletSnapshot {
   activity: WalletUpdate[];
   pending: TransactionData[];
   balances: { chain: number; token: string; symbol: string; balance: string | number }[];
+  /** Dangerous approvals still in force (`security` data with state "active"). */
+  warnings?: SecurityWarning[];
+}
+
+/** A dangerous approval of a wallet (`security` frames and the snapshot's `warnings`). */
+export interface SecurityWarning {
+  id: string;
+  kind: "approval";
+  state: "active" | "cleared";
+  reason: "unlimited" | "above_balance" | "approval_for_all" | null;
+  level: "high" | "urgent" | null;
+  standard: "erc20" | "operator";
+  chain: number;
+  token: string;
+  symbol: string;
+  spender: string;
+  spender_name: string | null;
+  known_spender: boolean;
+  amount?: number;
+  amount_raw?: string;
+  unlimited?: boolean;
+  approved?: boolean;
+  hash: string;
+  revoke: { method: string; to: string; data: string; text: string };
 }
 
 export type Priority = "low" | "medium" | "high" | "urgent";
@@ -112,6 +136,10 @@ export function isNotificationEvent(v: unknown): v is NotificationEvent {
 
 export function isWalletUpdate(v: unknown): v is WalletUpdate {
   return isObj(v) && typeof v.type === "string" && isObj(v.data);
+}
+
+export function isSecurityWarning(v: unknown): v is SecurityWarning {
+  return isObj(v) && typeof v.id === "string" && (v.state === "active" || v.state === "cleared") && isObj(v.revoke);
 }
 
 export function isWalletSnapshot(v: unknown): v is WalletSnapshot {

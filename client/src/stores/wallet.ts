@@ -5,7 +5,7 @@ import type { RealtimeError } from "../core/codes";
 import type { Disposer } from "../core/emitter";
 import type { FrameScheduler } from "../core/throttle";
 import { Store } from "./store";
-import { isWalletSnapshot, isWalletUpdate, type TransactionData, type WalletSnapshot, type WalletUpdate } from "./types";
+import { isSecurityWarning, isWalletSnapshot, isWalletUpdate, type SecurityWarning, type TransactionData, type WalletSnapshot, type WalletUpdate } from "./types";
 
 export interface WalletState {
   address: string;
@@ -15,6 +15,8 @@ export interface WalletState {
   /** `balance` updates, newest first (and the snapshot's balances). */
   balanceChanges: WalletUpdate[];
   balances: WalletSnapshot["balances"];
+  /** Dangerous approvals in force, newest first (a revocation removes one). */
+  warnings: SecurityWarning[];
   status: ChannelStatus;
   error: RealtimeError | null;
 }
@@ -39,6 +41,7 @@ export class WalletStore extends Store<WalletState> {
   private activity: WalletUpdate[] = [];
   private balanceChanges: WalletUpdate[] = [];
   private balances: WalletSnapshot["balances"] = [];
+  private warnings = new Map<string, SecurityWarning>();
   private status: ChannelStatus = "pending";
   private error: RealtimeError | null = null;
   private dispose: Disposer | null = null;
@@ -77,10 +80,20 @@ export class WalletStore extends Store<WalletState> {
       for (const tx of data.pending ?? []) if (typeof tx.hash === "string") this.pending.set(tx.hash.toLowerCase(), tx);
       this.balances = Array.isArray(data.balances) ? data.balances : [];
       this.balanceChanges = this.activity.filter((u) => u.type === "balance");
+      for (const w of data.warnings ?? []) if (isSecurityWarning(w) && w.state === "active") this.warnings.set(w.id, w);
       this.changed();
       return;
     }
     if (!isWalletUpdate(data)) return;
+    if (data.type === "security") {
+      const w = data.data;
+      if (!isSecurityWarning(w)) return;
+      this.warnings.delete(w.id);
+      // Newest first: a re-raised warning moves to the top.
+      if (w.state === "active") this.warnings = new Map([[w.id, w], ...this.warnings]);
+      this.changed();
+      return;
+    }
     const hash = txHash(data);
     if (data.data.removed === true) {
       // Reorg: the block that carried it is gone; drop what it told us.
@@ -107,6 +120,7 @@ export class WalletStore extends Store<WalletState> {
     this.activity = [];
     this.balanceChanges = [];
     this.balances = [];
+    this.warnings = new Map();
     this.changed();
   }
 
@@ -117,6 +131,7 @@ export class WalletStore extends Store<WalletState> {
       recentActivity: this.activity,
       balanceChanges: this.balanceChanges,
       balances: this.balances,
+      warnings: [...this.warnings.values()],
       status: this.status,
       error: this.error,
     };
