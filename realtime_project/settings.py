@@ -130,28 +130,16 @@ LOGIN_URL = "/admin/login/"
 if EMBEDDED:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}}
 else:
+    # Channels groups over Redis pub/sub (issue #10): Redis pushes each publication to
+    # the gateways that joined its group, which read them in batches
+    # (realtime_project/gateway/hub/intake.py; the publish script PUBLISHes on the same
+    # group channels). Pub/sub is at-most-once: gaps are repaired from history (seq).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis'
-                # blocking BZPOPMIN: reads would time out at random. Give reads headroom.
-                # Its pool also raises past max_connections (100) instead of waiting, which
-                # a burst of concurrent layer calls (e.g. many group_adds at once) exceeds.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 15,
-                        "socket_connect_timeout": 5,
-                        "max_connections": int(os.environ.get("CHANNEL_MAX_CONNECTIONS", "500")),
-                    }
-                ],
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 5}],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "asgi"),
-                # Only the hub's one process channel receives publications, so it needs
-                # room for bursts; gaps are still repaired from history (seq numbers).
-                "capacity": 10_000,
-                "expiry": 60,
-                "group_expiry": 86_400,
             },
         }
     }

@@ -129,12 +129,8 @@ def redis_settings(settings, redis_url: str, key_prefix: str):  # type: ignore[n
     """Switch this process to production mode: Redis layer, Redis history/presence."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": redis_url, "socket_timeout": 15, "socket_connect_timeout": 5}],
-                "prefix": key_prefix,
-                "capacity": 10_000,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_connect_timeout": 5}], "prefix": key_prefix},
         }
     }
     settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": redis_url, "KEY_PREFIX": key_prefix}

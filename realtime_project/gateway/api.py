@@ -2,8 +2,11 @@
 
 Apps push to clients only through these. The payload is encoded once, here, at the
 call site: a payload that is not JSON-serialisable raises `TypeError` and nothing is
-sent. Each publication gets its channel's next `seq` from the history store, then one
-`group_send` reaches one hub per gateway process.
+sent. With Redis, one script call per batch gives each publication its channel's next
+`seq`, stores it in history and delivers it to every gateway process (a PUBLISH on the
+channel's Channels group over Redis pub/sub), atomically and in one round trip
+(`history_redis.RedisHistory.publish`); a retry never publishes twice (idempotency
+keys). In embedded mode the in-memory history and layer do the same in-process.
 
 Sync callers (Celery tasks, views, admin actions) publish through one long-lived
 event loop per process in a background thread, never `async_to_sync` per call: that
@@ -19,7 +22,9 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
@@ -30,10 +35,35 @@ from django.db import transaction
 from .conf import gateway_settings
 from .errors import GatewayError
 from .history import Publication
-from .layer_messages import BATCH_GROUP, batch_message, channel_group, publication_message, user_group, user_message
+from .history_redis import FencedOut
+from .layer_messages import (
+    BATCH_GROUP,
+    batch_message,
+    channel_group,
+    encode,
+    layer_prefix,
+    publication_message,
+    pubsub_channel,
+    user_group,
+    user_message,
+)
 from .namespaces import namespaces
 from .protocol import ChannelName, encode_payload, parse_channel
 from .runtime import get_history, server_loop, uses_memory_layer
+
+__all__ = [
+    "FencedOut",
+    "apublish",
+    "apublish_many",
+    "asend_to_user",
+    "publish",
+    "publish_many",
+    "publish_many_on_commit",
+    "publish_on_commit",
+    "send_to_user",
+    "send_to_user_on_commit",
+    "validate_channel",
+]
 
 logger = logging.getLogger("realtime.publish")
 
@@ -77,20 +107,70 @@ def _channel_lock(channel: str) -> asyncio.Lock:
     return lock
 
 
-async def _publish_encoded(name: ChannelName, payload: str) -> Publication:
-    size, ttl = _history_limits(name.namespace)
-    # Seq assignment and group_send are two round trips: serialise them per channel so
-    # this process never sends seq n+1 before n. (Across processes, the hub's reorder
-    # buffer and history repair restore the order.)
-    async with _channel_lock(name.name):
-        pub = await get_history().append(name.name, payload, size=size, ttl=ttl)
-        await get_channel_layer().group_send(channel_group(name.name), publication_message(name.name, pub, time.time()))
-    return pub
+#: How long Redis remembers an idempotency key given by the caller (a retry within this
+#: window returns the first result), and one made up for a single call (which only its
+#: own retries reuse).
+IDEMPOTENCY_TTL = 24 * 3600.0
+AUTO_IDEMPOTENCY_TTL = 600.0
+#: A publish whose connection fails is retried this many times, with the same key.
+PUBLISH_RETRIES = 2
+RETRY_DELAYS = (0.05, 0.25)
+
+#: (lease key, fencing token): the publication is refused unless the lease key holds
+#: exactly this token (a leased singleton that lost its lease cannot publish).
+Fence = tuple[str, str]
 
 
-async def _publish_many_encoded(items: list[tuple[ChannelName, str]]) -> list[Publication]:
-    if not items:
-        return []
+def _layer_prefix() -> str:
+    from django.conf import settings
+
+    return layer_prefix(getattr(settings, "CHANNEL_LAYERS", {}))
+
+
+async def _publish_redis(
+    store: Any, items: list[tuple[ChannelName, str]], key: str | None, fence: Fence | None
+) -> list[Publication]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    prefix = _layer_prefix()
+    batch = []
+    for name, payload in items:
+        size, ttl = _history_limits(name.namespace)
+        batch.append((name.name, payload, size, ttl, pubsub_channel(prefix, channel_group(name.name))))
+    idem_key, idem_ttl = (f"k:{key}", IDEMPOTENCY_TTL) if key else (f"a:{uuid.uuid4().hex}", AUTO_IDEMPOTENCY_TTL)
+    attempt = 0
+    while True:
+        try:
+            return list(
+                await store.publish(
+                    batch, idempotency_key=idem_key, idempotency_ttl=idem_ttl, fence=fence, ts=time.time()
+                )
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # The script runs whole or not at all, but its reply may be lost with the
+            # connection: the retry carries the same key, so it returns the first result
+            # instead of publishing again (issue #10, fault B).
+            if attempt >= PUBLISH_RETRIES:
+                exc.add_note(f"publication idempotency key: {key or '(none given)'}; retry with it to be sure")
+                raise
+            await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+            attempt += 1
+
+
+#: Embedded mode: idempotency keys remembered by this process (bounded, oldest first out).
+_memory_results: OrderedDict[str, list[Publication]] = OrderedDict()
+_MEMORY_KEYS = 10_000
+
+
+async def _publish_memory(
+    items: list[tuple[ChannelName, str]], key: str | None, fence: Fence | None
+) -> list[Publication]:
+    """Embedded mode: in-memory history and layer, one process (no leases to fence)."""
+    if fence is not None:
+        raise ValueError("fencing tokens need the Redis store (REALTIME['HISTORY_REDIS_URL'])")
+    if key is not None and key in _memory_results:
+        return list(_memory_results[key])
     appends = []
     for name, payload in items:
         size, ttl = _history_limits(name.namespace)
@@ -99,15 +179,37 @@ async def _publish_many_encoded(items: list[tuple[ChannelName, str]]) -> list[Pu
         for channel in sorted({name.name for name, _ in items}):  # a fixed order: no deadlock
             await stack.enter_async_context(_channel_lock(channel))
         pubs = await get_history().append_many(appends)
-        # One layer message for the whole batch, to every gateway process; each one
-        # fans out the channels it has subscribers for and ignores the rest.
         batch = [(name.name, pub) for (name, _), pub in zip(items, pubs, strict=True)]
-        await get_channel_layer().group_send(BATCH_GROUP, batch_message(batch, time.time()))
+        if len(batch) == 1:
+            channel, pub = batch[0]
+            await get_channel_layer().group_send(channel_group(channel), publication_message(channel, pub, time.time()))
+        else:
+            await get_channel_layer().group_send(BATCH_GROUP, batch_message(batch, time.time()))
+    if key is not None:
+        _memory_results[key] = pubs
+        while len(_memory_results) > _MEMORY_KEYS:
+            _memory_results.popitem(last=False)
     return pubs
 
 
+async def _publish_encoded(
+    items: list[tuple[ChannelName, str]], key: str | None = None, fence: Fence | None = None
+) -> list[Publication]:
+    if not items:
+        return []
+    store = get_history()
+    if hasattr(store, "publish"):  # Redis: the atomic, pipelined path
+        return await _publish_redis(store, items, key, fence)
+    return await _publish_memory(items, key, fence)
+
+
 async def _send_user_encoded(user_id: int, payload: str) -> None:
-    await get_channel_layer().group_send(user_group(user_id), user_message(user_id, payload, time.time()))
+    message = user_message(user_id, payload, time.time())
+    store = get_history()
+    if hasattr(store, "publish_raw"):
+        await store.publish_raw(pubsub_channel(_layer_prefix(), user_group(user_id)), encode(message))
+        return
+    await get_channel_layer().group_send(user_group(user_id), message)
 
 
 def _embedded_target() -> asyncio.AbstractEventLoop | None:
@@ -124,23 +226,34 @@ async def _on_target(coro: Coroutine[Any, Any, T]) -> T:
     return await coro
 
 
+def _encode_items(items: list[tuple[str, Any]]) -> list[tuple[ChannelName, str]]:
+    return [(validate_channel(channel), encode_payload(data)) for channel, data in items]
+
+
 # --- async API ----------------------------------------------------------------------
 
 
-async def apublish(channel: str, data: Any) -> Publication:
-    """Publish `data` to `channel` from async code; returns its seq and epoch."""
-    name = validate_channel(channel)
-    payload = encode_payload(data)
-    return await _on_target(_publish_encoded(name, payload))
+async def apublish(
+    channel: str, data: Any, *, idempotency_key: str | None = None, fence: Fence | None = None
+) -> Publication:
+    """Publish `data` to `channel` from async code; returns its seq and epoch.
+
+    Exactly-once from the caller's view: if it returns, the publication was stored and
+    sent once; if it raises, retrying with the same `idempotency_key` never yields a
+    second seq. `fence=(lease_key, token)` refuses the publication (`FencedOut`) unless
+    the lease key in Redis holds exactly `token`.
+    """
+    (pub,) = await _on_target(_publish_encoded(_encode_items([(channel, data)]), idempotency_key, fence))
+    return pub
 
 
-async def apublish_many(items: list[tuple[str, Any]]) -> list[Publication]:
-    """Publish many (channel, data) pairs at once: one history round trip and one layer
-    message per gateway for the whole batch (a price tick of 500 symbols). Each channel
-    keeps the order of its items. Everything is validated and encoded before anything
-    is sent."""
-    encoded = [(validate_channel(channel), encode_payload(data)) for channel, data in items]
-    return await _on_target(_publish_many_encoded(encoded))
+async def apublish_many(
+    items: list[tuple[str, Any]], *, idempotency_key: str | None = None, fence: Fence | None = None
+) -> list[Publication]:
+    """Publish many (channel, data) pairs at once: one Redis round trip for the whole
+    batch (a price tick of 500 symbols), atomically. Each channel keeps the order of its
+    items. Everything is validated and encoded before anything is sent."""
+    return await _on_target(_publish_encoded(_encode_items(items), idempotency_key, fence))
 
 
 async def asend_to_user(user_id: int, data: Any) -> None:
@@ -198,23 +311,26 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, loop).result(PUBLISH_TIMEOUT)
 
 
-def publish(channel: str, data: Any) -> Publication:
-    """Publish from sync code (Celery tasks, views, admin actions, shell)."""
-    name = validate_channel(channel)
-    payload = encode_payload(data)
-    return _run_sync(_publish_encoded(name, payload))
+def publish(channel: str, data: Any, *, idempotency_key: str | None = None, fence: Fence | None = None) -> Publication:
+    """Publish from sync code (Celery tasks, views, admin actions, shell); see `apublish`."""
+    (pub,) = _run_sync(_publish_encoded(_encode_items([(channel, data)]), idempotency_key, fence))
+    return pub
 
 
-def publish_many(items: list[tuple[str, Any]]) -> list[Publication]:
+def publish_many(
+    items: list[tuple[str, Any]], *, idempotency_key: str | None = None, fence: Fence | None = None
+) -> list[Publication]:
     """`apublish_many` for sync code."""
-    encoded = [(validate_channel(channel), encode_payload(data)) for channel, data in items]
-    return _run_sync(_publish_many_encoded(encoded))
+    return _run_sync(_publish_encoded(_encode_items(items), idempotency_key, fence))
 
 
-def publish_many_on_commit(items: list[tuple[str, Any]], *, using: str | None = None) -> None:
+def publish_many_on_commit(
+    items: list[tuple[str, Any]], *, using: str | None = None, idempotency_key: str | None = None
+) -> None:
     """`publish_many` after the current transaction commits (validated and encoded now)."""
-    encoded = [(validate_channel(channel), encode_payload(data)) for channel, data in items]
-    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_many_encoded(encoded))), using=using)
+    encoded = _encode_items(items)
+    key = idempotency_key or f"commit:{uuid.uuid4().hex}"
+    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(encoded, key))), using=using)
 
 
 def send_to_user(user_id: int, data: Any) -> None:
@@ -222,14 +338,15 @@ def send_to_user(user_id: int, data: Any) -> None:
     _run_sync(_send_user_encoded(user_id, payload))
 
 
-def publish_on_commit(channel: str, data: Any, *, using: str | None = None) -> None:
+def publish_on_commit(channel: str, data: Any, *, using: str | None = None, idempotency_key: str | None = None) -> None:
     """Publish after the current transaction commits (nothing if it rolls back).
 
-    Validation and encoding happen now, so errors surface at the call site.
+    Validation and encoding happen now, so errors surface at the call site. The
+    publication gets an idempotency key now, so its retries never publish it twice.
     """
-    name = validate_channel(channel)
-    payload = encode_payload(data)
-    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(name, payload))), using=using)
+    encoded = _encode_items([(channel, data)])
+    key = idempotency_key or f"commit:{uuid.uuid4().hex}"
+    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(encoded, key))), using=using)
 
 
 def send_to_user_on_commit(user_id: int, data: Any, *, using: str | None = None) -> None:

@@ -36,6 +36,19 @@ def user_group(user_id: int) -> str:
     return f"{GROUP_PREFIX}user.{int(user_id)}"
 
 
+def pubsub_channel(layer_prefix: str, group: str) -> str:
+    """The Redis pub/sub channel of a Channels group under channels-redis'
+    `RedisPubSubChannelLayer` (its `_get_group_channel_name`): the hubs read these, so a
+    `group_send` through that layer and the gateway's own publish script reach them alike."""
+    return f"{layer_prefix}__group__{group}"
+
+
+def layer_prefix(channel_layers: dict[str, Any]) -> str:
+    """The key prefix of the default channel layer (channels-redis' default: `asgi`)."""
+    config = channel_layers.get("default", {}).get("CONFIG", {}) or {}
+    return str(config.get("prefix", "asgi"))
+
+
 def publication_message(channel: str, pub: Publication, ts: float) -> dict[str, Any]:
     return {
         "type": PUBLICATION,
@@ -53,6 +66,22 @@ def batch_message(items: list[tuple[str, Publication]], ts: float) -> dict[str, 
 
 def user_message(user_id: int, payload: str, ts: float) -> dict[str, Any]:
     return {"type": USER, "user": int(user_id), "payload": payload, "ts": ts}
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """A layer message as channels-redis' pub/sub layer serialises it (msgpack)."""
+    import msgpack  # a dependency of channels-redis
+
+    return bytes(msgpack.packb(message, use_bin_type=True))
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    import msgpack
+
+    message = msgpack.unpackb(data, raw=False)
+    if not isinstance(message, dict):
+        raise ValueError("a layer message is a map")
+    return message
 
 
 @dataclass(frozen=True, slots=True)

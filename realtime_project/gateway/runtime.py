@@ -73,7 +73,19 @@ async def get_hub() -> Hub:
         layer = get_channel_layer()
         if layer is None:
             raise RuntimeError("CHANNEL_LAYERS is not configured")
-        hub = Hub(layer=layer, history=get_history(), settings=gateway_settings())
+        from django.conf import settings as django_settings
+
+        from .layer_messages import layer_prefix
+
+        gateway = gateway_settings()
+        hub = Hub(
+            layer=layer,
+            history=get_history(),
+            settings=gateway,
+            # Production: publications arrive on Redis pub/sub, read in batches.
+            intake_url=gateway.history_redis_url,
+            layer_prefix=layer_prefix(django_settings.CHANNEL_LAYERS),
+        )
         _hubs[loop] = hub
         _server_loop = loop
     if not hub.started:

@@ -105,3 +105,64 @@ async def test_gateway_survives_redis_restart(
     log = server.read_log()
     assert log.count("channel layer unreachable") == 1, log  # one clear error per incident
     assert "reachable again" in log
+
+
+def _use_private_redis(settings: Any, private_redis: RedisServer, key_prefix: str) -> None:
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": private_redis.url}], "prefix": key_prefix},
+        }
+    }
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": private_redis.url, "KEY_PREFIX": key_prefix}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
+async def test_a_new_epoch_after_a_redis_restart_reaches_live_subscribers_from_seq_1(
+    private_redis: RedisServer, live_server_factory: Any, settings: Any, key_prefix: str
+) -> None:
+    """Fault A: publications made after Redis came back, before the gateway re-subscribed,
+    reach no gateway through pub/sub; the subscriber must still get the new epoch from
+    seq 1, in order (repaired from history), never a silent jump to seq N."""
+    from django.contrib.auth import get_user_model
+
+    from realtime_project.gateway.auth import issue_ticket
+
+    _use_private_redis(settings, private_redis, key_prefix)
+    server = live_server_factory(server="uvicorn", redis=private_redis.url, key_prefix=key_prefix)
+    user = await asyncio.to_thread(get_user_model().objects.create_user, "dora", password="pw")
+    ticket, _ = issue_ticket(user.pk)
+    channel = f"notifications:{user.pk}"
+    async with websockets.connect(f"{server.ws_url}?ticket={ticket}") as ws:
+        assert (await recv_message(ws))["type"] == "welcome"
+        await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "notifications"}))
+        subscribed = await recv_message(ws)
+        assert subscribed["type"] == "subscribed", subscribed
+        snapshot = await recv_message(ws)  # durable: the state rebuilt by the app
+        assert snapshot.get("snapshot") is True, snapshot
+        await asyncio.to_thread(publish, channel, {"n": 0})
+        before = await recv_message(ws)
+        assert before["seq"] == subscribed["seq"] + 1
+
+        private_redis.stop()
+        private_redis.start()  # empty: history, epochs and subscriptions are gone
+        channel_layers_clear()
+        sent = []
+        for n in range(1, 7):  # at once: the gateway has not re-subscribed yet
+            sent.append(await asyncio.to_thread(publish, channel, {"n": n}))
+        assert [p.seq for p in sent] == [1, 2, 3, 4, 5, 6]
+        got = [await recv_message(ws) for _ in range(6)]
+        assert [(m["seq"], m["data"]["n"]) for m in got] == [(n, n) for n in range(1, 7)]
+        assert {m["epoch"] for m in got} == {sent[0].epoch} != {before["epoch"]}
+        await asyncio.to_thread(publish, channel, {"n": 7})
+        live = await recv_message(ws)
+        assert (live["seq"], live["data"]["n"]) == (7, 7)
+    assert "new epoch" in server.read_log()
+
+
+def channel_layers_clear() -> None:
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()

@@ -91,3 +91,45 @@ def test_a_new_epoch_resets_the_position() -> None:
     step = s.offer(pub(1, "e2"), now=1.0)
     assert step.new_epoch and seqs(step.deliver) == [1]
     assert s.epoch == "e2" and s.last_seq == 1 and s.pending == {}
+
+
+def test_a_new_epoch_first_seen_at_seq_n_repairs_1_to_n_minus_1_before_delivering_n() -> None:
+    """Fault A: a gateway that missed the start of a new epoch never jumps to seq N."""
+    s = Sequencer("e1", 40)
+    step = s.offer(pub(8, "e2"), now=5.0)
+    assert step.new_epoch and step.deliver == []
+    assert s.last_seq == 0 and s.repair_at == 5.0  # at once: no reorder wait
+    assert s.missing() == (0, 7)
+    step = s.repaired([pub(n, "e2") for n in range(1, 8)], now=5.01)
+    assert seqs(step.deliver) == list(range(1, 9)) and step.repaired == 7
+    assert s.repair_at is None
+
+
+def test_a_new_epoch_whose_start_history_lost_is_a_visible_gap_after_the_window() -> None:
+    s = Sequencer("e1", 40)
+    s.offer(pub(3, "e2"), now=0.0)
+    assert s.repaired([], now=0.0).deliver == []
+    step = s.repaired([], now=GAP_GIVE_UP)
+    assert step.skipped == 2 and seqs(step.deliver) == [3]  # seq 3 after 0: the client resyncs
+
+
+def test_observe_repairs_publications_missed_while_disconnected() -> None:
+    s = Sequencer("e1", 10)
+    step = s.observe("e1", 13, now=2.0)
+    assert step.deliver == [] and not step.new_epoch and s.missing() == (10, 13) and s.repair_at == 2.0
+    step = s.repaired([pub(11), pub(12), pub(13)], now=2.01)
+    assert seqs(step.deliver) == [11, 12, 13] and s.repair_at is None
+    assert s.observe("e1", 13, now=3.0).deliver == [] and s.repair_at is None
+
+
+def test_observe_a_new_epoch_delivers_it_from_seq_1() -> None:
+    s = Sequencer("e1", 10)
+    step = s.observe("e2", 2, now=1.0)
+    assert step.new_epoch and s.last_seq == 0 and s.missing() == (0, 2)
+    step = s.repaired([pub(1, "e2"), pub(2, "e2")], now=1.0)
+    assert seqs(step.deliver) == [1, 2]
+    # A live publication that arrives during the repair is held, not delivered early.
+    s2 = Sequencer("e1", 10)
+    s2.observe("e2", 2, now=1.0)
+    assert s2.offer(pub(3, "e2"), now=1.0).deliver == []
+    assert seqs(s2.repaired([pub(1, "e2"), pub(2, "e2")], now=1.01).deliver) == [1, 2, 3]

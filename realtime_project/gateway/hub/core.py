@@ -23,17 +23,22 @@ from ..conflation import Conflator
 from ..connections import Connection, ConnectionManager
 from ..errors import BadRequest, GatewayError, Unavailable
 from ..history import HistoryStore, Publication
-from ..layer_messages import BATCH_GROUP, Publications, UserMessage, channel_group, parse, user_group
-from ..metrics import GAPS_REPAIRED, GAPS_UNRECOVERED, PUBLISH_LATENCY, SUBSCRIPTIONS
+from ..layer_messages import BATCH_GROUP, Publications, UserMessage, channel_group, decode, parse, user_group
+from ..metrics import GAPS_REPAIRED, GAPS_UNRECOVERED, LAYER_ERRORS, PUBLISH_LATENCY, SUBSCRIPTIONS
 from ..namespaces import Namespace, Principal, Recovery
 from ..protocol import Since
 from . import loops
 from .catchup import SnapshotFn, catch_up
 from .fanout import FanOut
-from .membership import Membership
+from .intake import PubSubIntake
+from .membership import LayerGroups, Membership, PubSubGroups
+from .sequencer import Step
 from .state import LOCAL_HISTORY, ChannelState, Subscription
 
 logger = logging.getLogger("realtime.hub")
+
+#: How long `start` waits for the Redis intake before serving without it.
+INTAKE_START_TIMEOUT = 5.0
 
 
 class Hub:
@@ -46,14 +51,23 @@ class Hub:
         history: HistoryStore,
         settings: GatewaySettings,
         clock: Clock = SYSTEM_CLOCK,
+        intake_url: str = "",
+        layer_prefix: str = "asgi",
     ) -> None:
+        """`intake_url`: the Redis whose pub/sub carries publications (production);
+        empty: publications come through `layer` (embedded mode, in-memory layer)."""
         self.layer = layer
         self.history = history
         self.settings = settings
         self.clock = clock
         self.connections = ConnectionManager()
         self.channels: dict[str, ChannelState] = {}
-        self.membership = Membership(layer)
+        self.intake: PubSubIntake | None = None
+        if intake_url:
+            self.intake = PubSubIntake(intake_url, self._on_pubsub, on_up=self._intake_up, on_down=self._intake_down)
+            self.membership = Membership(PubSubGroups(self.intake, layer_prefix))
+        else:
+            self.membership = Membership(LayerGroups(layer))
         self.fanout = FanOut(clock)
         self._tasks: list[asyncio.Task[None]] = []
         self.layer_ok = True
@@ -61,6 +75,7 @@ class Hub:
         self.started = False
         self._start_lock = asyncio.Lock()
         self._repairs: set[asyncio.Task[None]] = set()
+        self._intake_ready = asyncio.Event()
         #: Set on every connect/disconnect; the presence loop refreshes Redis soon after.
         self.presence_changed = asyncio.Event()
 
@@ -74,17 +89,23 @@ class Hub:
         async with self._start_lock:
             if self.started:
                 return
-            # The default prefix matters: channels-redis multiplexes every channel of a
-            # process through one Redis key under one receive lock; a channel with another
-            # prefix would hold that lock on its own key and starve other receivers.
-            self.membership.channel_name = await self.layer.new_channel()
             loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(loops.receive_loop(self), name="hub-receive"),
-                loop.create_task(loops.heartbeat_loop(self), name="hub-heartbeat"),
-                loop.create_task(loops.refresh_loop(self), name="hub-refresh"),
-            ]
-            await self.membership.join(BATCH_GROUP)
+            self._tasks = [loop.create_task(loops.heartbeat_loop(self), name="hub-heartbeat")]
+            backend = self.membership.backend
+            if self.intake is not None:
+                self._tasks.append(loop.create_task(self.intake.run(), name="hub-intake"))
+                try:  # Redis down at boot: subscribes answer `unavailable` until it is up
+                    await asyncio.wait_for(self._intake_ready.wait(), INTAKE_START_TIMEOUT)
+                except TimeoutError:
+                    logger.warning("hub started without its Redis pub/sub connection; retrying")
+            else:
+                assert isinstance(backend, LayerGroups)
+                backend.channel_name = await self.layer.new_channel()
+                self._tasks += [
+                    loop.create_task(loops.receive_loop(self), name="hub-receive"),
+                    loop.create_task(loops.refresh_loop(self), name="hub-refresh"),
+                ]
+                await self.membership.join(BATCH_GROUP)
             self.started = True
             logger.info("hub started on layer channel %s", self.channel_name)
 
@@ -221,6 +242,9 @@ class Hub:
                 state.ready.set()
                 raise
             state.ready.set()
+            early, state.early = state.early, []
+            for pub in early:
+                self.offer(state, pub)
         else:
             await state.ready.wait()
             if self.channels.get(internal) is not state:  # the first subscriber's join failed
@@ -229,33 +253,81 @@ class Hub:
 
     # --- intake -----------------------------------------------------------------------
 
+    def _on_pubsub(self, _channel: bytes, data: bytes) -> None:
+        """A publication (or user message) from the Redis intake: handled at once."""
+        self.handle_message(decode(data))
+
+    def _intake_up(self, reconnected: bool) -> None:
+        self._intake_ready.set()
+        if reconnected:
+            logger.info("channel layer reachable again; re-joined %d groups", len(self.membership.groups))
+            self.layer_ok = True
+            # Pub/sub dropped whatever was published while we were away: ask history.
+            self.spawn(self.resync(), "hub-resync")
+
+    def _intake_down(self, exc: Exception | None) -> None:
+        if self.layer_ok:
+            LAYER_ERRORS.inc()
+            logger.error("channel layer unreachable; connections stay open, retrying: %s", exc or "connection closed")
+            self.layer_ok = False
+
     async def handle(self, message: dict[str, Any]) -> None:
         """One layer message (see `layer_messages`)."""
+        self.handle_message(message)
+
+    def handle_message(self, message: dict[str, Any]) -> None:
         event = parse(message)
         if isinstance(event, Publications):
+            channels = self.channels
             for channel, pub in event.items:
-                if channel in self.channels:
-                    await self.on_publication(channel, pub, event.ts)
+                state = channels.get(channel)
+                if state is not None:
+                    self.offer(state, pub)
+            if event.ts:
+                PUBLISH_LATENCY.observe(max(0.0, time.time() - event.ts))
         elif isinstance(event, UserMessage):
             self.on_user_message(event.user_id, event.payload, event.ts)
 
     async def on_publication(self, internal: str, pub: Publication, ts: float = 0.0) -> None:
         state = self.channels.get(internal)
-        if state is None:
-            return
+        if state is not None:
+            self.offer(state, pub)
+
+    def offer(self, state: ChannelState, pub: Publication) -> None:
         if not state.ready.is_set():
-            await state.ready.wait()
-        step = state.sequencer.offer(pub, self.clock.monotonic())
+            state.early.append(pub)  # offered once the position is known
+            return
+        self._apply(state, state.sequencer.offer(pub, self.clock.monotonic()))
+
+    def _apply(self, state: ChannelState, step: Step) -> None:
         if step.new_epoch:
-            logger.info("channel %s: new epoch %s", internal, pub.epoch)
+            logger.info("channel %s: new epoch %s", state.internal, state.epoch)
             state.recent.clear()
             for sub in state.subscribers:
-                sub.seq, sub.epoch = pub.seq - 1, pub.epoch
+                sub.seq, sub.epoch = 0, state.epoch
+        if step.repaired:
+            GAPS_REPAIRED.inc(step.repaired)
+        if step.skipped:
+            GAPS_UNRECOVERED.inc(step.skipped)
+            logger.warning(
+                "channel %s: %d publication(s) lost beyond history; clients will resync", state.internal, step.skipped
+            )
         for item in step.deliver:
             self.fanout.publication(state, item)
         self._schedule_repair(state)
-        if ts:
-            PUBLISH_LATENCY.observe(max(0.0, time.time() - ts))
+
+    async def resync(self) -> None:
+        """Compare every joined channel with history and repair what this process missed."""
+        for state in list(self.channels.values()):
+            if not state.ready.is_set():
+                continue
+            try:
+                position = await self.history.position(state.internal)
+            except Exception as exc:
+                logger.warning("channel %s: resync failed: %s", state.internal, exc)
+                continue
+            if self.channels.get(state.internal) is state:
+                self._apply(state, state.sequencer.observe(position.epoch, position.seq, self.clock.monotonic()))
 
     def _schedule_repair(self, state: ChannelState) -> None:
         due = state.sequencer.repair_at
@@ -266,7 +338,7 @@ class Hub:
 
     def _start_repair(self, state: ChannelState) -> None:
         state.repair = None
-        if state.sequencer.pending and self.channels.get(state.internal) is state:
+        if state.sequencer.missing() is not None and self.channels.get(state.internal) is state:
             task = asyncio.get_running_loop().create_task(self._repair(state), name=f"hub-repair-{state.internal}")
             self._repairs.add(task)
             task.add_done_callback(self._repairs.discard)
@@ -283,17 +355,8 @@ class Hub:
         except Exception as exc:
             logger.warning("channel %s: history unavailable for gap repair: %s", state.internal, exc)
             found = []
-        step = state.sequencer.repaired(found, self.clock.monotonic())
-        if step.repaired:
-            GAPS_REPAIRED.inc(step.repaired)
-        if step.skipped:
-            GAPS_UNRECOVERED.inc(step.skipped)
-            logger.warning(
-                "channel %s: %d publication(s) lost beyond history; clients will resync", state.internal, step.skipped
-            )
-        for item in step.deliver:
-            self.fanout.publication(state, item)
-        self._schedule_repair(state)
+        if self.channels.get(state.internal) is state:
+            self._apply(state, state.sequencer.repaired(found, self.clock.monotonic()))
 
     def on_user_message(self, user_id: int, payload: str, ts: float = 0.0) -> None:
         self.fanout.to_user(self.connections.connections_of(user_id), payload, ts)

@@ -9,6 +9,13 @@ missing range is read from history (the hub does the I/O and hands the result ba
 one that history no longer holds is waited for up to `GAP_GIVE_UP` (its publisher may
 still be sending it) before the gap is accepted.
 
+A new epoch (history was lost: Redis flushed or restarted) starts at seq 1: a sequencer
+that first sees seq N > 1 of a new epoch delivers nothing of it until 1..N-1 are read
+from history (issue #10, fault A: they were published while this gateway's pub/sub
+connection was down). After a reconnect the hub reports each channel's position from
+history (`observe`), so publications missed meanwhile are repaired even when no newer
+one arrives.
+
 No event loop and no clock of its own: every call takes `now` (monotonic seconds), so
 the rules are tested with plain numbers.
 """
@@ -52,6 +59,8 @@ class Sequencer:
     epoch: str = ""
     last_seq: int = 0
     pending: dict[int, Publication] = field(default_factory=dict)
+    #: The highest seq known to exist in this epoch (from history), delivered or not.
+    horizon: int = 0
     #: When a history read for the missing range is due (None: nothing to repair).
     repair_at: float | None = None
     #: When history was first found not to hold the missing publication.
@@ -61,14 +70,14 @@ class Sequencer:
         """A publication arrived through the layer."""
         step = Step()
         if pub.epoch != self.epoch:
-            # History was lost (store flushed or expired): count again from here.
-            self.epoch, self.last_seq = pub.epoch, pub.seq - 1
-            self.pending.clear()
-            self.gap_since = None
-            self.repair_at = None
-            step.new_epoch = True
+            # History was lost (store flushed or expired): the new epoch counts from 1,
+            # and whatever of it came before this one is read from history first.
+            self._new_epoch(pub.epoch, step)
+            if pub.seq > 1:
+                self.repair_at = now
         if pub.seq <= self.last_seq:
             return step  # already delivered (repaired earlier) or a duplicate
+        self.horizon = max(self.horizon, pub.seq)
         if pub.seq == self.last_seq + 1:
             self.last_seq = pub.seq
             step.deliver.append(pub)
@@ -80,11 +89,33 @@ class Sequencer:
                 self.repair_at = now + REORDER_WAIT
         return step
 
+    def observe(self, epoch: str, seq: int, now: float) -> Step:
+        """History says the channel is at (epoch, seq): repair whatever is missing now."""
+        step = Step()
+        if epoch != self.epoch:
+            self._new_epoch(epoch, step)
+        self.horizon = max(self.horizon, seq)
+        if self.horizon > self.last_seq:
+            self.repair_at = now
+        return step
+
+    def _new_epoch(self, epoch: str, step: Step) -> None:
+        self.epoch, self.last_seq, self.horizon = epoch, 0, 0
+        self.pending.clear()
+        self.gap_since = None
+        self.repair_at = None
+        step.new_epoch = True
+
+    def _target(self) -> int:
+        """The seq up to which publications are missing (0: none)."""
+        return min(self.pending) - 1 if self.pending else self.horizon
+
     def missing(self) -> tuple[int, int] | None:
         """The range (after_seq, upto_seq) to read from history, or None."""
-        if not self.pending:
+        target = self._target()
+        if target <= self.last_seq:
             return None
-        return self.last_seq, min(self.pending) - 1
+        return self.last_seq, target
 
     def repaired(self, found: list[Publication], now: float) -> Step:
         """The history read for `missing()` returned `found` (empty if it failed)."""
@@ -95,17 +126,19 @@ class Sequencer:
                 self.pending[pub.seq] = pub
                 step.repaired += 1
         self._flush(step)
-        if self.pending and self.last_seq < min(self.pending) - 1:
+        target = self._target()
+        if self.last_seq < target:
             if self.gap_since is None:
                 self.gap_since = now
             if now - self.gap_since < GAP_GIVE_UP and len(self.pending) < PENDING_LIMIT:
                 # Not in history (any more): its publisher may still be sending it.
                 self.repair_at = now + REORDER_WAIT
                 return step
-            step.skipped = min(self.pending) - 1 - self.last_seq
-            self.last_seq = min(self.pending) - 1
+            step.skipped = target - self.last_seq
+            self.last_seq = target
+            self.gap_since = None
             self._flush(step)
-        if self.pending:
+        if self.pending or self.horizon > self.last_seq:
             self.repair_at = now + REORDER_WAIT
         return step
 
@@ -119,6 +152,7 @@ class Sequencer:
                 break
             self.last_seq = nxt.seq
             step.deliver.append(nxt)
-        if not pending:
+        self.horizon = max(self.horizon, self.last_seq)
+        if not pending and self.horizon <= self.last_seq:
             self.gap_since = None
             self.repair_at = None

@@ -51,6 +51,8 @@ class ChannelState:
     recent: deque[Publication] = field(default_factory=lambda: deque(maxlen=LOCAL_HISTORY))
     #: The timer that starts the next history repair (see Sequencer.repair_at).
     repair: asyncio.TimerHandle | None = None
+    #: Publications that arrived while this process was still reading the position.
+    early: list[Publication] = field(default_factory=list)
 
     @property
     def epoch(self) -> str:
