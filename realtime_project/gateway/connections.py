@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .direct import DirectWriter, SharedFrame
+from .direct import DirectWriter, SharedFrame, TransportControl
 from .errors import CloseCode
 from .heartbeat import Heartbeat
 from .namespaces import ANONYMOUS, Principal
@@ -69,6 +69,10 @@ class Connection:
     abort: Callable[[], None] | None = None
     #: Straight-to-socket writer for shared fan-out frames (uvicorn without extensions).
     direct: DirectWriter | None = None
+    #: Writes a close frame at once and aborts the socket (uvicorn); None: daphne, tests.
+    transport: TransportControl | None = None
+    #: After a slow consumer's close frame, how long its socket may live (seconds).
+    close_grace: float = 2.0
     _sending: bool = False
     _queue: deque[str | _CloseMarker] = field(default_factory=deque)
     _started: bool = False
@@ -110,7 +114,7 @@ class Connection:
             return self._send_now(text)
         if len(self._queue) >= self.queue_limit:
             logger.warning("slow consumer %s: send queue full (%d frames), closing", self.id, self.queue_limit)
-            self._queue.clear()
+            self._queue.clear()  # the close frame goes ahead of nothing the gateway held
             self.close(CloseCode.SLOW_CONSUMER)
             return False
         self._queue.append(text)
@@ -185,6 +189,9 @@ class Connection:
         if self.close_code is not None:
             return
         self.close_code = int(code)
+        if code == CloseCode.SLOW_CONSUMER and self._sending and self.transport is not None:
+            self._drop_slow_reader(int(code))
+            return
         self._queue.append(_CloseMarker(int(code)))
         if self._writer is None and self._started:
             self._spawn(self._drain())
@@ -193,12 +200,29 @@ class Connection:
             # the queue of a slow consumer): give it CLOSE_TIMEOUT, then abandon the socket.
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abandon_if_stuck)
 
+    def _drop_slow_reader(self, code: int) -> None:
+        """A reader that stopped reading: its send is stuck behind a full socket. Cancel it,
+        write the close frame now (nothing queued goes before it), end the app, and abort
+        the socket after `close_grace` if the peer has not taken the close by then."""
+        self._queue.clear()
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+        transport = self.transport
+        assert transport is not None
+        transport.close_now(code)
+        asyncio.get_running_loop().call_later(self.close_grace, transport.abort)
+        if self.abort is not None:
+            self.abort()
+
     def _abandon_if_stuck(self) -> None:
         writer = self._writer
         if writer is None or writer.done() or not self._sending:
             return
         logger.info("connection %s: send stuck while closing, abandoning the socket", self.id)
         writer.cancel()
+        if self.transport is not None:
+            self.transport.abort()  # uvicorn's graceful close would wait for the reader
         if self.abort is not None:
             self.abort()
 

@@ -22,7 +22,7 @@ from .auth import origin_allowed, origin_of, principal_from_ticket, principal_fr
 from .clock import SYSTEM_CLOCK, now_ms
 from .conf import gateway_settings
 from .connections import Connection
-from .direct import RAW_SEND_KEY, direct_writer
+from .direct import RAW_SEND_KEY, direct_writer, transport_control
 from .errors import CloseCode, ErrorCode, GatewayError, TooLarge
 from .heartbeat import Heartbeat
 from .hub import Hub
@@ -111,6 +111,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             principal=principal,
             abort=self._abandon,
             direct=direct_writer(self.scope.get(RAW_SEND_KEY)),
+            transport=transport_control(self.scope.get(RAW_SEND_KEY)),
+            close_grace=settings.drain_grace_seconds,
         )
         conn.session = f"{settings.gateway_id}:{conn.id}"
         self.conn, self.hub = conn, hub

@@ -21,6 +21,7 @@ reorder.
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 import zlib
 from collections.abc import Callable
@@ -146,6 +147,64 @@ class DirectWriter:
             return False
         self._transport.write(frame.wire_for(self.kind))
         return True
+
+
+class TransportControl:
+    """Ends a uvicorn websockets-sansio connection without waiting for its reader.
+
+    A client that stopped reading holds its socket open for as long as its buffers stay
+    full: uvicorn's graceful `transport.close()` waits for the write buffer to drain,
+    and an ASGI send waits for the transport to become writable. Here the close frame is
+    written at once (after whatever the socket already holds, ahead of anything the
+    gateway still had queued), and `abort()` drops the socket (issue #10, fault C).
+    """
+
+    __slots__ = ("_proto",)
+
+    def __init__(self, proto: Any) -> None:
+        self._proto = proto
+
+    def close_now(self, code: int) -> bool:
+        """Write the close frame now and mark the connection closed for later sends."""
+        proto = self._proto
+        transport = proto.transport
+        if proto.close_sent or proto.disconnected or transport is None or transport.is_closing():
+            return False
+        try:
+            proto.conn.send_close(code, "")
+        except Exception:  # already closing on the protocol level
+            return False
+        transport.write(b"".join(proto.conn.data_to_send()))
+        proto.close_sent = True
+        return True
+
+    def abort(self) -> None:
+        """Drop the socket now: a reset, not a FIN behind megabytes of unread frames.
+
+        `transport.abort()` alone discards asyncio's buffer, but the kernel still sends
+        what its socket buffer holds, then FIN: the stalled client would read stale
+        frames and a bare EOF. SO_LINGER 0 makes the close a reset (RFC 793 abort).
+        """
+        transport = self._proto.transport
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:  # already closed
+                pass
+        transport.abort()
+
+
+def transport_control(raw_send: Callable[..., Any] | None) -> TransportControl | None:
+    """A `TransportControl` for the uvicorn connection behind `raw_send`, if it is one."""
+    if raw_send is None or WebSocketsSansIOProtocol is None:
+        return None
+    proto = getattr(raw_send, "__self__", None)
+    if not isinstance(proto, WebSocketsSansIOProtocol) or getattr(proto, "transport", None) is None:
+        return None
+    return TransportControl(proto)
 
 
 def direct_writer(raw_send: Callable[..., Any] | None) -> DirectWriter | None:

@@ -457,3 +457,43 @@ async def test_publish_many_validates_everything_before_sending(layer: str) -> N
     assert await client.nothing()
     assert (await apublish("prices:BTC", {"ok": True})).seq == reply["seq"] + 1  # no seq was used
     await client.close()
+
+
+async def test_cold_subscribes_share_one_snapshot_of_the_app(layer: str) -> None:
+    """Issue #10, cold subscribes: concurrent subscribers to a channel without history
+    cost one call of the app's snapshot hook (one database round trip), not one each."""
+    from realtime_project.gateway.namespaces import Namespace, Recovery, namespaces
+
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def cold_state(principal: Any, channel: Any) -> dict[str, Any]:
+        calls.append(channel.name)
+        await gate.wait()
+        return {"state": "cold"}
+
+    namespaces.register(Namespace(name="tcold", public=True, recovery=Recovery.SNAPSHOT, snapshot=cold_state))
+    try:
+        clients = [Client() for _ in range(20)]
+        for client in clients:
+            assert await client.connect()
+        for n, client in enumerate(clients):
+            await client.send({"type": "subscribe", "id": n, "channel": "tcold"})
+        while not calls:
+            await asyncio.sleep(0)
+        gate.set()
+        for client in clients:
+            reply = await client.recv()
+            assert reply["type"] == "subscribed" and reply["seq"] == 0, reply
+            snap = await client.recv()
+            assert snap["snapshot"] is True and snap["data"] == {"state": "cold"}
+        assert calls == ["tcold"]
+        # A publication moves the channel: later subscribers start from it, no hook call.
+        await apublish("tcold", {"state": "warm"})
+        late, _ = await subscriber("tcold")
+        assert (await late.recv())["data"] == {"state": "warm"}
+        assert calls == ["tcold"]
+        for client in [*clients, late]:
+            await client.close()
+    finally:
+        namespaces._namespaces.pop("tcold", None)

@@ -9,6 +9,7 @@ the subscription's buffer and flushed after, in order, without duplicates.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,10 +19,45 @@ from ..history import Recovery as HistoryRecovery
 from ..namespaces import Recovery
 from ..protocol import Since, message_frame, subscribed_frame
 from .fanout import FanOut
-from .state import ChannelState, Subscription
+from .state import ChannelState, SharedSnapshot, Subscription
 
 #: The app's snapshot: JSON text of the state a (re)subscriber starts from, or None.
 SnapshotFn = Callable[[], Awaitable[str | None]]
+
+#: A channel's snapshot is computed at most once per this many seconds per user while
+#: the channel does not move: 5,000 subscribers to a channel with no history yet cost
+#: one database round trip, not 5,000 (issue #10, cold subscribes). Any publication
+#: on the channel makes the next subscriber compute a fresh one.
+SNAPSHOT_REFRESH = 1.0
+
+
+async def shared_snapshot(state: ChannelState, sub: Subscription, snapshot: SnapshotFn, now: float) -> str | None:
+    """The app's snapshot, single-flight: concurrent and recent subscribers of the same
+    channel (and user) at the same position share one computation."""
+    key = sub.conn.user_id
+    entry = state.snapshots.get(key)
+    fresh = (
+        entry is not None
+        and (entry.epoch, entry.seq) == (state.epoch, state.last_seq)
+        and (not entry.result.done() or now - entry.taken_at < SNAPSHOT_REFRESH)
+        and not (entry.result.done() and entry.result.exception() is not None)
+    )
+    if entry is None or not fresh:
+        loop = asyncio.get_running_loop()
+        entry = SharedSnapshot(state.epoch, state.last_seq, now, loop.create_future())
+        state.snapshots[key] = entry
+        result = entry.result
+        try:
+            result.set_result(await snapshot())
+        except BaseException as exc:
+            state.snapshots.pop(key, None)
+            if isinstance(exc, Exception):
+                result.set_exception(exc)
+                result.exception()  # retrieved: the other waiters re-raise it themselves
+            else:
+                result.cancel()
+            raise
+    return await asyncio.shield(entry.result)
 
 
 def recover_locally(state: ChannelState, since: Since) -> HistoryRecovery | None:
@@ -41,6 +77,7 @@ def recover_locally(state: ChannelState, since: Since) -> HistoryRecovery | None
 async def catch_up(
     history: HistoryStore,
     fanout: FanOut,
+    now: float,
     sub: Subscription,
     state: ChannelState,
     since: Since | None,
@@ -61,7 +98,7 @@ async def catch_up(
             sub.seq = position.seq if not result.missed else result.missed[-1].seq
         else:
             sub.seq = position.seq
-            frames += await snapshot_frames(history, sub, position.epoch, position.seq, snapshot)
+            frames += await snapshot_frames(history, state, sub, position.epoch, position.seq, snapshot, now)
     else:
         # This process has seen every publication of the channel since it joined:
         # the position and the latest value come from memory, not from Redis.
@@ -76,7 +113,7 @@ async def catch_up(
         ):
             frames.append(message_frame(sub.public, latest.payload, latest.seq, latest.epoch, snapshot=True))
         else:
-            frames += await snapshot_frames(history, sub, position.epoch, position.seq, snapshot)
+            frames += await snapshot_frames(history, state, sub, position.epoch, position.seq, snapshot, now)
     sub.epoch = position.epoch
     conn.enqueue(
         subscribed_frame(
@@ -92,18 +129,27 @@ async def catch_up(
 
 
 async def snapshot_frames(
-    history: HistoryStore, sub: Subscription, epoch: str, seq: int, snapshot: SnapshotFn | None
+    history: HistoryStore,
+    state: ChannelState,
+    sub: Subscription,
+    epoch: str,
+    seq: int,
+    snapshot: SnapshotFn | None,
+    now: float,
 ) -> list[str]:
     ns = sub.namespace
     if ns.recovery is Recovery.STREAM:
         return []
-    if ns.recovery is Recovery.SNAPSHOT and not sub.hook_first:
+    # A channel this process knows to have no publication yet (position 0 in the epoch
+    # it holds) has no latest value in history either: no round trip to ask.
+    empty = (epoch, seq) == (state.epoch, 0)
+    if ns.recovery is Recovery.SNAPSHOT and not sub.hook_first and not empty:
         latest = await history.latest(sub.internal)
         if latest is not None and latest.epoch == epoch:
             return [message_frame(sub.public, latest.payload, latest.seq, latest.epoch, snapshot=True)]
     if snapshot is None:
         return []
-    payload: Any = await snapshot()
+    payload: Any = await shared_snapshot(state, sub, snapshot, now)
     if payload is None:
         return []
     return [message_frame(sub.public, payload, seq, epoch, snapshot=True)]

@@ -193,7 +193,9 @@ class Hub:
         state.subscribers.add(sub)  # live publications go to sub.buffer meanwhile
         SUBSCRIPTIONS.inc()
         try:
-            await catch_up(self.history, self.fanout, sub, state, since, reply_id, max_rate, snapshot)
+            await catch_up(
+                self.history, self.fanout, self.clock.monotonic(), sub, state, since, reply_id, max_rate, snapshot
+            )
         except BaseException as exc:
             await self._drop_subscription(sub)
             conn.subscriptions.pop(public, None)

@@ -36,6 +36,16 @@ class Subscription:
 
 
 @dataclass(eq=False, slots=True)
+class SharedSnapshot:
+    """One snapshot computation and the channel position it was taken at."""
+
+    epoch: str
+    seq: int
+    taken_at: float
+    result: asyncio.Future[str | None]
+
+
+@dataclass(eq=False, slots=True)
 class ChannelState:
     internal: str
     public: str
@@ -53,6 +63,9 @@ class ChannelState:
     repair: asyncio.TimerHandle | None = None
     #: Publications that arrived while this process was still reading the position.
     early: list[Publication] = field(default_factory=list)
+    #: The app's snapshots of this channel, per user (None: anonymous), shared by the
+    #: subscribers of one refresh interval (see catchup.shared_snapshot).
+    snapshots: dict[int | None, SharedSnapshot] = field(default_factory=dict)
 
     @property
     def epoch(self) -> str:
