@@ -156,6 +156,10 @@ def run_uvicorn(
         ws_ping_interval=None,
         ws_ping_timeout=None,
         lifespan="off",
+        # REALTIME_EVENT_LOOP: "auto" (uvloop when installed), "uvloop" or "asyncio";
+        # measured in docs/benchmarks.md (bench/live_path.py --loop).
+        loop=os.environ.get("REALTIME_EVENT_LOOP", "auto"),
+        http=os.environ.get("REALTIME_HTTP", "auto"),
         log_config=None,
         log_level=log_level,
         timeout_graceful_shutdown=int(gateway_settings().drain_grace_seconds) + 3,

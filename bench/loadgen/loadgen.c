@@ -23,6 +23,13 @@
  * the line "stop" on stdin (or end of input), {"event":"stats",...} (see print_stats).
  * Errors before ready exit with status 1 and a message on stderr.
  *
+ * Many channels (bench/live_path.py): "channels":K makes connection i subscribe to
+ *   CHANNEL + (i mod K) (mode "ours": the subscribe frame; other modes: "ch=" in the
+ *   URL's query). Publication n goes to channel channel_of(n) (a fixed hash, also in
+ *   bench/live_path.py), so each connection expects exactly its channel's numbers.
+ * mode "sio": Socket.IO 4 over a plain WebSocket (Engine.IO v4): "40" after the open
+ *   packet, ready on the "40" reply, "2" pings answered with "3", publications "42[...]".
+ *
  * Build: cc -O2 -Wall -o var/loadgen bench/loadgen/loadgen.c (bench/fanout.py does it).
  */
 #define _GNU_SOURCE
@@ -77,7 +84,8 @@ struct conn {
 
 static struct {
     char url[1024], mode[16], channel[256];
-    long n, expect, concurrency;
+    long n, expect, concurrency, channels;
+    bool sio;
     bool deflate, ours;
     char host[256], port[16], path[768], host_header[300];
     struct sockaddr_storage addr;
@@ -197,6 +205,8 @@ static void set_option(const char *key, const char *text, double number, int boo
         cfg.expect = (long)number;
     else if (!strcmp(key, "concurrency") && !text && boolean < 0)
         cfg.concurrency = (long)number;
+    else if (!strcmp(key, "channels") && !text && boolean < 0)
+        cfg.channels = (long)number;
     else if (!strcmp(key, "deflate") && boolean >= 0)
         cfg.deflate = boolean;
     else if (strcmp(key, "deflate") && strcmp(key, "concurrency"))
@@ -274,8 +284,9 @@ static void parse_config(const char *text) {
             die("config: expected ',' or '}'");
     }
     cfg.ours = !strcmp(cfg.mode, "ours");
-    if (!cfg.ours && strcmp(cfg.mode, "naive"))
-        die("config: mode must be \"ours\" or \"naive\"");
+    cfg.sio = !strcmp(cfg.mode, "sio");
+    if (!cfg.ours && !cfg.sio && strcmp(cfg.mode, "naive"))
+        die("config: mode must be \"ours\", \"naive\" or \"sio\"");
     if (cfg.n < 1 || cfg.expect < 0 || cfg.concurrency < 1)
         die("config: n and concurrency must be >= 1, expect >= 0");
     if (cfg.deflate)
@@ -288,6 +299,9 @@ static void parse_config(const char *text) {
             die("config: unsupported character in channel");
     parse_url();
 }
+
+/* The channel of publication n among K (Knuth's multiplicative hash; bench/live_path.py). */
+static long channel_of(long n) { return cfg.channels > 0 ? (long)((uint32_t)((uint32_t)n * 2654435761u) % (uint32_t)cfg.channels) : 0; }
 
 /* --- writing ------------------------------------------------------------------------ */
 
@@ -434,10 +448,16 @@ static void on_connected(struct conn *c) {
         key[o++] = i + 2 < 16 ? b64[v & 63] : '=';
     }
     key[24] = '\0';
+    char path[1100];
+    if (cfg.channels > 0 && !cfg.ours)
+        snprintf(path, sizeof path, "%s%sch=%s%ld", cfg.path, strchr(cfg.path, '?') ? "&" : "?", cfg.channel,
+                 (long)(c - conns) % cfg.channels);
+    else
+        snprintf(path, sizeof path, "%s", cfg.path);
     int n = snprintf(request, sizeof request,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     cfg.path, cfg.host_header, key);
+                     path, cfg.host_header, key);
     c->state = HANDSHAKE;
     reserve(&c->wbuf, &c->wcap, (size_t)n);
     memcpy(c->wbuf, request, (size_t)n);
@@ -511,7 +531,11 @@ static void on_protocol_frame(struct conn *c, const char *s, size_t len) {
         send_text(c, pong);
     } else if (c->state == OPEN && type_is(s, len, "\"welcome\"")) {
         char subscribe[400];
-        snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"%s\"}", cfg.channel);
+        if (cfg.channels > 0)
+            snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"%s%ld\"}",
+                     cfg.channel, (long)(c - conns) % cfg.channels);
+        else
+            snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"%s\"}", cfg.channel);
         send_text(c, subscribe);
     } else if (c->state == OPEN && type_is(s, len, "\"subscribed\"")) {
         mark_ready(c); /* the snapshot that may follow is skipped by on_message */
@@ -529,6 +553,15 @@ static void on_message(struct conn *c, const unsigned char *data, size_t len, do
     static const char prefix[] = "{\"type\":\"message\"";
     if (cfg.ours && (c->state != READY || len < sizeof prefix - 1 || memcmp(s, prefix, sizeof prefix - 1))) {
         on_protocol_frame(c, s, len);
+        return;
+    }
+    if (cfg.sio && (len < 2 || s[0] != '4' || s[1] != '2')) { /* Engine.IO/Socket.IO control packets */
+        if (len >= 1 && s[0] == '0' && c->state == OPEN)
+            send_text(c, "40"); /* connect to the main namespace */
+        else if (len >= 2 && s[0] == '4' && s[1] == '0' && c->state == OPEN)
+            mark_ready(c);
+        else if (len == 1 && s[0] == '2')
+            send_text(c, "3"); /* Engine.IO heartbeat */
         return;
     }
     if (c->state != READY) /* naive mode is ready on open: nothing arrives before */
@@ -622,7 +655,7 @@ static size_t consume(struct conn *c, const unsigned char *buf, size_t len, doub
         }
         off = (size_t)(end - buf) + 4;
         c->state = OPEN;
-        if (!cfg.ours)
+        if (!cfg.ours && !cfg.sio)
             mark_ready(c);
     }
     while (c->state != CLOSED && len - off >= 2) {
@@ -751,7 +784,16 @@ static void print_stats(void) {
     percentile(p50, sizeof p50, count, 0.5);
     percentile(p99, sizeof p99, count, 0.99);
     percentile(max, sizeof max, count, 1.0);
-    unsigned long long unique = 0, expected = (unsigned long long)cfg.n * (unsigned long long)cfg.expect;
+    unsigned long long unique = 0, expected = 0;
+    if (cfg.channels > 0) {
+        unsigned long long *per = calloc((size_t)cfg.channels, sizeof *per);
+        for (long k = 0; k < cfg.expect; k++)
+            per[channel_of(k)]++;
+        for (long i = 0; i < cfg.n; i++)
+            expected += per[i % cfg.channels];
+        free(per);
+    } else
+        expected = (unsigned long long)cfg.n * (unsigned long long)cfg.expect;
     for (size_t i = 0; i < (size_t)cfg.n * seen_stride; i++)
         unique += (unsigned long long)__builtin_popcount(seen[i]);
     printf("{\"event\":\"stats\",\"received\":%llu,\"unique\":%llu,\"expected\":%llu,\"lost\":%lld,"

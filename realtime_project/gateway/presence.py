@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .conf import gateway_settings
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("realtime.presence")
 
-_clients: dict[int, Any] = {}
+#: One Redis client per event loop (redis-py's asyncio connections belong to their loop);
+#: weakly keyed, so a closed loop's client goes with it (runtime.reset_for_tests clears it).
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 #: After a connection change, wait this long before refreshing (a reconnect storm
 #: becomes one write per second, not one per connection).
 PRESENCE_DEBOUNCE = 1.0
@@ -33,10 +36,10 @@ def _client() -> Any:
     import redis.asyncio as aioredis
 
     loop = asyncio.get_running_loop()
-    client = _clients.get(id(loop))
+    client = _clients.get(loop)
     if client is None:
         client = aioredis.Redis.from_url(gateway_settings().history_redis_url, decode_responses=True)
-        _clients[id(loop)] = client
+        _clients[loop] = client
     return client
 
 

@@ -120,6 +120,9 @@ def all_hubs() -> list[Hub]:
 def reset_for_tests() -> None:
     """Forget hubs and stores (between tests that use different loops/settings)."""
     global _memory_history, _server_loop
+    from . import presence
+
+    presence._clients.clear()
     _hubs.clear()
     _histories.clear()
     _memory_history = None

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ..direct import SharedFrame
 from ..errors import CloseCode, Unavailable
 from ..heartbeat import Action, Quality
 from ..metrics import LAYER_ERRORS, QUALITY
@@ -73,13 +74,21 @@ def check_heartbeats(hub: Hub) -> None:
     now = clock.monotonic()
     grades = dict.fromkeys(GRADES, 0)
     server_time = int(clock.time() * 1000)
+    # Connections that connected together ping together (a reconnect storm aligns a
+    # whole fleet): their ping frames are the same bytes (same id, same server_time),
+    # so each is built once per tick and written like a fan-out frame, not through an
+    # ASGI send per connection (which blocked the loop for tens of ms per burst).
+    pings: dict[str, SharedFrame] = {}
     for conn in hub.connections:
         if conn.closing:
             continue
         grades[conn.heartbeat.quality.value] += 1
         action, ping_id = conn.heartbeat.poll(now)
         if action is Action.PING and ping_id is not None:
-            conn.enqueue(ping_frame(ping_id, server_time))
+            frame = pings.get(ping_id)
+            if frame is None:
+                frame = pings[ping_id] = SharedFrame(ping_frame(ping_id, server_time))
+            conn.send_shared(frame)
         elif action is Action.CLOSE:
             logger.info("connection %s: heartbeat timeout, closing", conn.id)
             conn.enqueue(error_text(Unavailable("heartbeat timeout"), None))

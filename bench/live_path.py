@@ -1,0 +1,261 @@
+"""Live data path benchmark (issue #10): the product beside raw Node `ws`, Socket.IO 4 and
+naive Channels, in the SAME run, on many channels as well as one.
+
+Servers (each fed by Redis on this machine): the product's gateway (uvicorn, the hub,
+publications through the product's `apublish`), the naive Channels consumer on the same
+server (`group_send` per publication), `bench/peers/ws_server.mjs` (raw Node `ws`) and
+`bench/peers/sio_server.mjs` (Socket.IO 4), both fed by a plain Redis PUBLISH.
+Load: `bench/loadgen/loadgen.c` (one epoll thread). Publisher: `bench/live_publisher.py`
+in its own process, one call per message unless batched.
+
+Scenarios (each server in turn, same settings):
+- one:   1 channel x 1,000 subscribers, 50 msg/s;
+- many:  100 channels x 50 subscribers, 200 msg/s, each message to a random channel;
+- wide:  500 channels x 20 subscribers, 2,000 msg/s random (naive Channels skipped: it
+         cannot connect 10,000 clients in the time);
+- intake: 100 channels x 1 subscriber, 100,000 publications in batches of 500 as fast
+         as the publisher goes: the gateway's intake rate, and publisher CPU per
+         publication (batched, single `apublish`, plain Redis PUBLISH);
+- cold:  5,000 connections subscribing to 500 channels with no history, then the same
+         after one publication per channel (warm).
+Conditions: heartbeat on (the gateway pings every 5 s here, Socket.IO every 5 s),
+history warm (steady state: each channel has a latest value) unless stated, the event
+loop given by --loop (uvicorn "auto" picks uvloop when it is installed).
+
+Usage: .venv/bin/python -m bench.live_path [--quick] [--loop asyncio|uvloop] [--only one,many,...] [--json out.json]
+Needs Redis on 127.0.0.1:6379, cc, Node 20 (`npm ci` in bench/peers is run when needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.fanout import REDIS_URL, Gateway, ensure_loadgen, proc_stats  # noqa: E402
+from tests.support.servers import free_port  # noqa: E402
+
+PEERS = ROOT / "bench" / "peers"
+
+
+class NodePeer:
+    def __init__(self, script: str) -> None:
+        if not (PEERS / "node_modules" / "socket.io").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=PEERS, check=True)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["node", str(PEERS / script), str(self.port), REDIS_URL], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"{script} did not start: {line!r}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def loadgen(url: str, n: int, mode: str, channel: str, channels: int, expect: int) -> subprocess.Popen[str]:
+    cfg = {"url": url, "n": n, "mode": mode, "channel": channel, "expect": expect, "channels": channels}
+    return subprocess.Popen(
+        [*ensure_loadgen("c"), json.dumps(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def line(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    text = proc.stdout.readline()
+    if not text:
+        raise RuntimeError("load generator exited early")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def stop_loadgen(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdin is not None
+    proc.stdin.write("stop\n")
+    proc.stdin.flush()
+    stats = line(proc)
+    proc.wait(10)
+    return stats
+
+
+def publish(env: dict[str, str], mode: str, count: int, rate: float, channels: int, batch: int = 1) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.live_publisher", mode, str(count), str(rate), str(channels), str(batch)]
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def warm(env: dict[str, str], channels: int) -> None:
+    """Steady state: every channel has a latest value before subscribers arrive."""
+    publish(env, "ours", max(channels, 1) * 4, 100_000, channels, 500)
+
+
+def run(target: dict[str, Any], env: dict[str, str], subs: int, channels: int, rate: float, seconds: float) -> dict:
+    count = max(1, int(rate * seconds))
+    gen = loadgen(target["url"], subs, target["mode"], target["channel"], channels, count)
+    ready = line(gen)
+    time.sleep(0.5)
+    cpu0, _ = proc_stats(target["pid"])
+    pub = publish(env, target["pub"], count, rate, channels)
+    time.sleep(1.5)
+    cpu1, rss = proc_stats(target["pid"])
+    stats = stop_loadgen(gen)
+    delivered = stats["unique"]
+    return {
+        "connect_s": round(ready["connect_s"], 2),
+        "delivered_per_s": round(delivered / pub["seconds"]),
+        "p50_ms": stats["p50_ms"],
+        "p99_ms": stats["p99_ms"],
+        "max_ms": stats["max_ms"],
+        "lost": stats["lost"],
+        "duplicates": stats["duplicates"],
+        "server_cpu_us_per_delivery": round((cpu1 - cpu0) * 1e6 / max(1, delivered), 1),
+        "publisher_cpu_ms_per_msg": round(pub["cpu_s"] * 1000 / count, 3),
+        "server_rss_mb": round(rss / 2**20, 1),
+    }
+
+
+def show(name: str, label: str, r: dict[str, Any]) -> None:
+    print(
+        f"  {name:6} {label:14} p50 {r['p50_ms']} p99 {r['p99_ms']} max {r['max_ms']} ms; lost {r['lost']} dup "
+        f"{r['duplicates']}; {r['delivered_per_s']}/s; cpu {r['server_cpu_us_per_delivery']} µs/delivery; "
+        f"publisher {r['publisher_cpu_ms_per_msg']} ms/msg; connect {r['connect_s']} s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
+    parser.add_argument("--only", default="one,many,wide,intake,cold")
+    parser.add_argument("--servers", default="hub,ws,sio,naive")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    servers = args.servers.split(",")
+    scale = 0.2 if args.quick else 1.0
+    seconds = 3 if args.quick else 8
+    os.environ["REALTIME_EVENT_LOOP"] = args.loop
+    os.environ["REALTIME_HEARTBEAT_INTERVAL"] = "5"
+    (ROOT / "var").mkdir(exist_ok=True)
+    prefix = f"lp{secrets.token_hex(3)}"
+    results: dict[str, Any] = {"loop": args.loop, "cpus": os.cpu_count(), "scenarios": {}}
+    peers: dict[str, NodePeer] = {}
+    with Gateway("uvicorn", prefix) as gw:
+        env = gw.env
+        try:
+            if "ws" in servers:
+                peers["ws"] = NodePeer("ws_server.mjs")
+            if "sio" in servers:
+                peers["sio"] = NodePeer("sio_server.mjs")
+            targets = {
+                "hub": {"url": gw.url("ours"), "mode": "ours", "channel": "prices:C", "pid": gw.pid, "pub": "ours"},
+                "naive": {"url": gw.url("naive"), "mode": "naive", "channel": "C", "pid": gw.pid, "pub": "naive"},
+            }
+            if "ws" in peers:
+                ws = peers["ws"]
+                targets["ws"] = {"url": f"ws://127.0.0.1:{ws.port}/", "mode": "naive", "channel": "C", "pid": ws.pid}
+                targets["ws"]["pub"] = "peer"
+            if "sio" in peers:
+                sio = peers["sio"]
+                url = f"ws://127.0.0.1:{sio.port}/socket.io/?EIO=4&transport=websocket"
+                targets["sio"] = {"url": url, "mode": "sio", "channel": "C", "pid": sio.pid, "pub": "peer"}
+            plan = [
+                ("one", 1, int(1000 * scale), 50.0),
+                ("many", 100, int(50 * scale) or 1, 200.0),
+                ("wide", 500, int(20 * scale) or 1, 2000.0),
+            ]
+            for name, channels, per_channel, rate in plan:
+                if name not in only:
+                    continue
+                warm(env, channels)
+                print(f"== {name}: {channels} channel(s) x {per_channel} subscribers, {rate:g} msg/s", flush=True)
+                out = {}
+                for label in servers:
+                    if label == "naive" and name == "wide":
+                        continue
+                    out[label] = run(targets[label], env, channels * per_channel, channels, rate, seconds)
+                    show(name, label, out[label])
+                results["scenarios"][name] = out
+            if "intake" in only:
+                results["scenarios"]["intake"] = intake(gw, targets["hub"], env, scale)
+            if "cold" in only:
+                results["scenarios"]["cold"] = cold(gw, env, scale)
+        finally:
+            for peer in peers.values():
+                peer.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def intake(gw: Gateway, hub: dict[str, Any], env: dict[str, str], scale: float) -> dict[str, Any]:
+    channels, count = 100, int(100_000 * scale)
+    warm(env, channels)
+    print(f"== intake: {count} publications over {channels} channels, batches of 500", flush=True)
+    gen = loadgen(hub["url"], channels, "ours", "prices:C", channels, count)
+    line(gen)
+    time.sleep(0.5)
+    cpu0, _ = proc_stats(gw.pid)
+    began = time.perf_counter()
+    pub = publish(env, "ours", count, 1e9, channels, 500)
+    time.sleep(1.0)
+    cpu1, _ = proc_stats(gw.pid)
+    stats = stop_loadgen(gen)
+    # The gateway kept up if everything arrived within the publisher's window (+ p99).
+    window = pub["seconds"] + (stats["p99_ms"] or 0) / 1000
+    out = {
+        "published": count,
+        "publisher_seconds": round(pub["seconds"], 2),
+        "publications_per_s_offered": round(count / pub["seconds"]),
+        "gateway_publications_per_s": round(stats["unique"] / window),
+        "lost": stats["lost"],
+        "p50_ms": stats["p50_ms"],
+        "p99_ms": stats["p99_ms"],
+        "gateway_cpu_us_per_publication": round((cpu1 - cpu0) * 1e6 / max(1, stats["unique"]), 1),
+        "publisher_cpu_ms_per_publication_batched": round(pub["cpu_s"] * 1000 / count, 4),
+        "wall_s": round(time.perf_counter() - began, 2),
+    }
+    single = publish(env, "ours", 2000, 1e9, channels, 1)
+    peer = publish(env, "peer", 2000, 1e9, channels, 1)
+    out["publisher_cpu_ms_per_publication_single_apublish"] = round(single["cpu_s"] * 1000 / 2000, 4)
+    out["publisher_cpu_ms_per_publish_redis_publish"] = round(peer["cpu_s"] * 1000 / 2000, 4)
+    print(f"  {out}", flush=True)
+    return out
+
+
+def cold(gw: Gateway, env: dict[str, str], scale: float) -> dict[str, Any]:
+    n, channels = int(5000 * scale), 500
+    print(f"== cold vs warm subscribes: {n} connections over {channels} channels", flush=True)
+    out = {}
+    for label in ("cold", "warm"):
+        prefix = "prices:K" if label == "cold" else "prices:W"
+        if label == "warm":
+            publish(env, "ours", channels, 1e9, channels, 500)  # one value each on prices:C*
+            prefix = "prices:C"
+        gen = loadgen(gw.url("ours"), n, "ours", prefix, channels, 1)
+        ready = line(gen)
+        stop_loadgen(gen)
+        out[f"{label}_connect_subscribe_s"] = round(ready["connect_s"], 2)
+        time.sleep(1.0)
+    out["cold_over_warm"] = round(out["cold_connect_subscribe_s"] / max(0.01, out["warm_connect_subscribe_s"]), 2)
+    print(f"  {out}", flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
