@@ -185,3 +185,67 @@ async def test_permessage_deflate_is_negotiated(server_kind: str, live_server_fa
     async with websockets.connect(server.ws_url, compression=None) as plain:
         assert (await recv(plain))["type"] == "welcome"
         assert plain.protocol.extensions == []
+
+
+async def test_gateway_killed_during_batch_publishing_clients_recover_on_the_other_with_nothing_lost(
+    live_server_factory: Any, redis_settings: Any, redis_url: str, key_prefix: str
+) -> None:
+    """Issue #10: `kill -9` of a gateway while batches are published; its client resumes
+    on the other gateway with `since` per channel: every seq once, in order."""
+    import threading
+
+    from realtime_project.gateway.api import publish_many
+
+    a = live_server_factory(server="uvicorn", redis=redis_url, key_prefix=key_prefix)
+    b = live_server_factory(server="uvicorn", redis=redis_url, key_prefix=key_prefix)
+    channels = [f"prices:K{i}" for i in range(20)]
+    batches = 60
+    seen: dict[str, list[int]] = {ch: [] for ch in channels}
+    epochs: dict[str, str] = {}
+    recovered: dict[str, bool] = {}
+    halfway = threading.Event()
+
+    def publisher() -> None:
+        for n in range(batches):
+            publish_many([(ch, {"n": n}) for ch in channels])
+            if n == batches // 3:
+                halfway.set()
+            threading.Event().wait(0.01)
+
+    async def read(ws: Any, until_closed: bool) -> None:
+        while not all(len(s) == batches for s in seen.values()):
+            try:
+                frame = await recv(ws, timeout=10)
+            except websockets.ConnectionClosed:
+                if until_closed:
+                    return
+                raise
+            if frame["type"] == "subscribed":
+                recovered[frame["channel"]] = frame["recovered"]
+            if frame["type"] == "message" and not frame.get("snapshot"):
+                seen[frame["channel"]].append(frame["seq"])
+                epochs[frame["channel"]] = frame["epoch"]
+
+    async with websockets.connect(a.ws_url) as ws:
+        assert (await recv(ws))["type"] == "welcome"
+        start: dict[str, int] = {}
+        for ch in channels:
+            reply = await subscribe(ws, ch)
+            epochs[ch], start[ch] = reply["epoch"], reply["seq"]
+        assert set(start.values()) == {0}
+        thread = threading.Thread(target=publisher)
+        thread.start()
+        reader = asyncio.ensure_future(read(ws, until_closed=True))
+        await asyncio.to_thread(halfway.wait)
+        a.kill()  # SIGKILL mid-publishing: no drain, no close frame
+        await asyncio.wait_for(reader, 15)
+    async with websockets.connect(b.ws_url) as ws:
+        assert (await recv(ws))["type"] == "welcome"
+        for ch in channels:  # replays and live messages interleave with the next replies
+            since = {"epoch": epochs[ch], "seq": seen[ch][-1] if seen[ch] else 0}
+            await ws.send(json.dumps({"type": "subscribe", "id": ch, "channel": ch, "since": since}))
+        await asyncio.wait_for(read(ws, until_closed=False), 30)
+        assert recovered == dict.fromkeys(channels, True)
+        await asyncio.to_thread(thread.join)
+    for ch in channels:
+        assert seen[ch] == list(range(1, batches + 1)), (ch, seen[ch])
