@@ -57,11 +57,20 @@ test: $(VENV)/.dev
 	scripts/ensure-chromium.sh
 	$(MAKE) --no-print-directory lint typecheck client-test pytest
 
-cluster: $(VENV)/.runtime client
+# Production mode refuses a missing/weak SECRET_KEY: the local cluster keeps a random one in
+# var/secret_key, and speaks plain HTTP on loopback (no TLS proxy in front of it here).
+CLUSTER_ENV = REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY="$$(cat var/secret_key)" \
+	SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
+
+var/secret_key:
+	@mkdir -p var
+	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+
+cluster: $(VENV)/.runtime client var/secret_key
 	scripts/services.sh
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python manage.py setup_schedule
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) PRICES_QUEUE=prices $(BIN)/honcho start -f Procfile
+	$(CLUSTER_ENV) $(BIN)/python manage.py migrate --noinput -v0
+	$(CLUSTER_ENV) $(BIN)/python manage.py setup_schedule
+	$(CLUSTER_ENV) PRICES_QUEUE=prices $(BIN)/honcho start -f Procfile
 
 bench: $(VENV)/.dev client
 	scripts/services.sh

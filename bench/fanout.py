@@ -82,6 +82,8 @@ class Gateway:
         env = dict(os.environ)
         env.update(
             REDIS_URL=REDIS_URL,
+            # Production mode refuses the development key (realtime_project/security.py).
+            SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
             DATABASE_URL=f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
             REALTIME_KEY_PREFIX=prefix,
             CHANNEL_PREFIX=prefix,

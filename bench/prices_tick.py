@@ -61,6 +61,8 @@ def setup_django(redis_url: str | None) -> str:
     )
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
+        # Production mode refuses the development key (realtime_project/security.py).
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     else:
         os.environ.pop("REDIS_URL", None)
     sys.path.insert(0, str(ROOT))

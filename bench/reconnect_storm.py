@@ -321,6 +321,8 @@ def prepare_env(args: argparse.Namespace) -> dict[str, str]:
         {
             "DJANGO_SETTINGS_MODULE": "realtime_project.settings",
             "REDIS_URL": args.redis,
+            # Production mode refuses the development key (realtime_project/security.py).
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
             "DATABASE_URL": f"sqlite:///{db}",
             "REALTIME_KEY_PREFIX": prefix,
             "CHANNEL_PREFIX": prefix,

@@ -32,13 +32,22 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-# A development key is only acceptable when DEBUG is on; production must set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-key-set-SECRET_KEY-in-production"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-
 REDIS_URL = os.environ.get("REDIS_URL", "")
 EMBEDDED = not REDIS_URL
+#: Production mode: REDIS_URL is set (README "Configuration"). It refuses to start on an
+#: insecure configuration: no strong SECRET_KEY, or DEBUG on (`realtime_project.security`).
+PRODUCTION = not EMBEDDED
+
+# Public: whoever knows it signs session cookies and WebSocket tickets as any user, so it
+# is accepted only in embedded mode (a laptop, offline). Production refuses it.
+DEV_SECRET_KEY = "dev-insecure-key-set-SECRET_KEY-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY") or ("" if PRODUCTION else DEV_SECRET_KEY)
+if PRODUCTION:
+    from realtime_project.security import refuse_insecure_production
+
+    refuse_insecure_production(secret_key=SECRET_KEY, debug=DEBUG, dev_key=DEV_SECRET_KEY)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
@@ -125,6 +134,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "realtime_project" / "static"]
 
 LOGIN_URL = "/admin/login/"
+
+# --- Email (password reset, verification; notifications' email) ------------------------
+# EMAIL_URL: smtp://user:password@host:port (plain), smtp+tls://… (STARTTLS), smtps://…
+# (implicit TLS) or console:// (print to the log). Default: console when embedded (a
+# newcomer sees the reset link in the terminal); localhost:25 in production.
+from realtime_project.mail import email_settings  # noqa: E402
+
+globals().update(email_settings(os.environ.get("EMAIL_URL", "console://" if EMBEDDED else "smtp://localhost:25")))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Realtime <no-reply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Channels -------------------------------------------------------------------------
 if EMBEDDED:
@@ -223,6 +242,15 @@ LOGGING = {
     },
 }
 
-if not DEBUG and not EMBEDDED:
+# --- HTTPS in production (`manage.py check --deploy` passes; docs/deployment.md) ---------
+if PRODUCTION:
+    # TLS ends at the load balancer, which tells Django with X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe health over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)

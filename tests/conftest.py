@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import redis as redis_sync
+from django.conf import settings as django_settings
 
 from realtime_project.gateway import runtime
+from realtime_project.security import secret_key_problem
 from tests.support.servers import ServerProcess, server_env
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# The test process runs embedded (the public development key), but the production-mode
+# servers it starts refuse that key: give the run a strong random one, shared with them
+# (tests/support/servers.py `production_env`) so tickets and cookies made here work there.
+if secret_key_problem(django_settings.SECRET_KEY, dev_key=django_settings.DEV_SECRET_KEY):
+    django_settings.SECRET_KEY = secrets.token_urlsafe(50)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -45,9 +45,10 @@ class WalletsSettings:
     dropped_after_polls: int = 3
     #: Seconds a sign-in challenge stays valid.
     challenge_ttl: int = 600
-    #: `domain` and `uri` of the EIP-4361 message (the site users sign in to).
-    siwe_domain: str = "localhost"
-    siwe_uri: str = "http://localhost"
+    #: `domain` and `uri` of the EIP-4361 message (the site users sign in to). Empty: the
+    #: request's host and origin (what the user's wallet compares with the page's address).
+    siwe_domain: str = ""
+    siwe_uri: str = ""
     siwe_statement: str = "Link this wallet to your account. This request will not trigger a transaction or cost gas."
     #: Activity items in a durable-resubscribe snapshot (contract: at most 50).
     snapshot_activity: int = 50

@@ -97,8 +97,13 @@ def _read_initial_balances_on_commit(wallet: Wallet) -> None:
     transaction.on_commit(lambda: initial_balances.delay(wallet_id))
 
 
-def wallet_challenge_create(*, user_id: int, address: str, chain_id: int) -> WalletChallenge:
-    """A fresh single-use EIP-4361 message for the user to sign with `address`."""
+def wallet_challenge_create(
+    *, user_id: int, address: str, chain_id: int, domain: str = "", uri: str = ""
+) -> WalletChallenge:
+    """A fresh single-use EIP-4361 message for the user to sign with `address`.
+
+    `domain`/`uri` are the request's host and origin; WALLETS_SIWE_DOMAIN/_URI override
+    them (a site behind a proxy that rewrites Host)."""
     canonical = _address(address)
     chain_get(chain_id=chain_id)
     conf = wallets_settings()
@@ -106,10 +111,10 @@ def wallet_challenge_create(*, user_id: int, address: str, chain_id: int) -> Wal
     expires = now + timedelta(seconds=conf.challenge_ttl)
     nonce = secrets.token_hex(12)
     message = build_message(
-        domain=conf.siwe_domain,
+        domain=conf.siwe_domain or domain or "localhost",
         address=canonical,
         statement=conf.siwe_statement,
-        uri=conf.siwe_uri,
+        uri=conf.siwe_uri or uri or f"https://{conf.siwe_domain or domain or 'localhost'}",
         chain_id=chain_id,
         nonce=nonce,
         issued_at=now,

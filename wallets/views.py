@@ -93,7 +93,12 @@ class ChallengeView(WalletsView):
         s = ChallengeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         challenge = wallet_challenge_create(
-            user_id=_uid(request), address=s.validated_data["address"], chain_id=s.validated_data["chain"]
+            user_id=_uid(request),
+            address=s.validated_data["address"],
+            chain_id=s.validated_data["chain"],
+            # The page's host: what the wallet compares the message's domain with.
+            domain=request.get_host(),
+            uri=f"{request.scheme}://{request.get_host()}",
         )
         return Response(
             {

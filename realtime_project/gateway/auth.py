@@ -143,17 +143,24 @@ def origin_of(scope: dict[str, Any]) -> str | None:
 def origin_allowed(origin: str | None) -> bool:
     if origin is None:
         return True  # not a browser
-    allowed = gateway_settings().allowed_origins
+    settings = gateway_settings()
+    allowed = settings.allowed_origins
     if "*" in allowed:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return False
     if not parts.scheme or not parts.hostname:
         return False
     normalised = f"{parts.scheme}://{parts.hostname}"
-    with_port = f"{normalised}:{parts.port}" if parts.port else normalised
-    return with_port in allowed or (parts.port is not None and normalised in allowed and _local(parts.hostname))
+    with_port = f"{normalised}:{port}" if port else normalised
+    if with_port in allowed:
+        return True
+    # Development servers on loopback run on arbitrary ports: embedded mode only.
+    return settings.loopback_any_port and port is not None and normalised in allowed and _local(parts.hostname)
 
 
 def _local(host: str) -> bool:
-    # Development servers on loopback run on arbitrary ports.
     return host in ("127.0.0.1", "localhost", "::1", "[::1]")

@@ -35,8 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONNECTIONS_PER_USER": 20,
     # Frames queued for one connection before it is a slow consumer (closed with 4409).
     "SEND_QUEUE_SIZE": 2_000,
-    # Allowed browser origins (scheme://host[:port]); empty: derived from ALLOWED_HOSTS.
-    # Clients that send no Origin header (non-browsers) are allowed.
+    # Allowed browser origins (scheme://host[:port]), exact; empty: derived from
+    # ALLOWED_HOSTS (`_default_origins`). Clients that send no Origin header
+    # (non-browsers) are allowed. Loopback origins on any port are accepted in embedded
+    # mode only (development servers); production accepts exactly this list.
     "ALLOWED_ORIGINS": [],
     "TICKET_TTL": 60,
     # Redis for history/presence; empty: in-memory (embedded mode).
@@ -74,6 +76,8 @@ class GatewaySettings:
     drain_grace_seconds: float = 2.0
     presence_ttl: float = 30.0
     gateway_id: str = ""
+    #: Embedded mode: loopback origins on any port are allowed (development servers).
+    loopback_any_port: bool = False
 
 
 _cache: tuple[int, GatewaySettings] | None = None
@@ -102,10 +106,23 @@ def _from_environment() -> dict[str, Any]:
 
 
 def _default_origins() -> tuple[str, ...]:
+    """Origins derived from ALLOWED_HOSTS when ALLOWED_ORIGINS is not set.
+
+    Embedded (development): http and https of every host, any host for `*`. Production:
+    only `https://host` of each named host, never a wildcard (a `*` or `.domain` entry
+    derives nothing: set REALTIME_ALLOWED_ORIGINS to the exact list).
+    """
+    production = bool(getattr(settings, "PRODUCTION", False))
     origins: list[str] = []
     for host in settings.ALLOWED_HOSTS:
         if host in ("*", ""):
+            if production:
+                continue
             return ("*",)
+        if production:
+            if not host.startswith("."):
+                origins.append(f"https://{host}")
+            continue
         host = host.lstrip(".")
         origins += [f"http://{host}", f"https://{host}"]
     return tuple(origins)
@@ -139,6 +156,7 @@ def gateway_settings() -> GatewaySettings:
         drain_grace_seconds=float(merged["DRAIN_GRACE_SECONDS"]),
         presence_ttl=float(merged["PRESENCE_TTL"]),
         gateway_id=gateway_id,
+        loopback_any_port=not bool(getattr(settings, "PRODUCTION", False)),
     )
     _cache = (id(raw), value)
     return value

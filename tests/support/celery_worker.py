@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery
 
-from tests.support.servers import ROOT, test_database_url
+from tests.support.servers import ROOT, production_env, test_database_url
 
 
 class CeleryWorker:
@@ -38,6 +38,7 @@ class CeleryWorker:
             DJANGO_SETTINGS_MODULE="realtime_project.settings",
             LOG_FORMAT="text",
             PYTHONUNBUFFERED="1",
+            **production_env(),
             **(extra_env or {}),
         )
         fd, name_ = tempfile.mkstemp(prefix=f"{name}-worker-", suffix=".log")

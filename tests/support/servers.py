@@ -36,6 +36,15 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{host}:{port}/{s['NAME']}"
 
 
+def production_env() -> dict[str, str]:
+    """What a production-mode process of the tests needs beyond REDIS_URL: the test
+    process's own (strong) secret key, so tickets and session cookies made here are valid
+    there, and plain HTTP (the tests talk to it without a TLS-terminating proxy)."""
+    from django.conf import settings
+
+    return {"SECRET_KEY": settings.SECRET_KEY, "SECURE_SSL_REDIRECT": "0"}
+
+
 def server_env(
     *,
     redis: str | None = None,
@@ -47,6 +56,7 @@ def server_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["DATABASE_URL"] = test_database_url()
+    env.update(production_env())
     env["DJANGO_SETTINGS_MODULE"] = "realtime_project.settings"
     env["PYTHONUNBUFFERED"] = "1"
     env["LOG_FORMAT"] = "text"

@@ -86,7 +86,8 @@ def test_sign_in_with_ethereum_verifies_and_is_single_use(api: APIClient, user: 
         "/api/wallets/challenge/", {"address": account.address.lower(), "chain": 1}, format="json"
     ).json()
     message = challenge["message"]
-    assert message.startswith("localhost wants you to sign in with your Ethereum account:\n" + account.address + "\n")
+    # The request's host (APIClient: testserver) is the domain the wallet checks (issue #12).
+    assert message.startswith("testserver wants you to sign in with your Ethereum account:\n" + account.address + "\n")
     assert f"Nonce: {challenge['nonce']}" in message and "Chain ID: 1" in message and "Version: 1" in message
     reply = api.post(
         "/api/wallets/verify/",
