@@ -164,9 +164,9 @@ async def test_production_origins_are_an_explicit_list(
     live_server_factory: Any, redis_settings: Any, redis_url: str, key_prefix: str
 ) -> None:
     """A loopback origin on another port is refused in production (finding 11)."""
-    server = live_server_factory(
-        server="uvicorn", redis=redis_url, key_prefix=key_prefix, extra={"ALLOWED_HOSTS": "127.0.0.1,rt.example.com"}
-    )
+    # No REALTIME_ALLOWED_ORIGINS: the list is derived from ALLOWED_HOSTS.
+    extra = {"ALLOWED_HOSTS": "127.0.0.1,rt.example.com", "REALTIME_ALLOWED_ORIGINS": ""}
+    server = live_server_factory(server="uvicorn", redis=redis_url, key_prefix=key_prefix, extra=extra)
     for origin in ("http://127.0.0.1:5173", "http://localhost:8000", "http://rt.example.com", "https://evil.example"):
         with pytest.raises(websockets.InvalidStatus) as refused:
             async with websockets.connect(server.ws_url, origin=origin):  # type: ignore[arg-type]

@@ -100,6 +100,9 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         self.env["PORT"] = str(self.port)
+        # Production mode accepts exactly the listed browser origins: the tests' browsers
+        # open the pages at this address over plain HTTP.
+        self.env.setdefault("REALTIME_ALLOWED_ORIGINS", f"http://127.0.0.1:{self.port},http://localhost:{self.port}")
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--server", self.server, "--port", str(self.port), *self.args],
             cwd=ROOT,
