@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Coroutine
 from typing import Any
 
@@ -104,7 +105,13 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         conn = Connection(
             send_text=self._send_text,
             close_transport=self._close_transport,
-            heartbeat=Heartbeat(settings.heartbeat_interval, settings.heartbeat_timeout, started_at=now),
+            heartbeat=Heartbeat(
+                settings.heartbeat_interval,
+                settings.heartbeat_timeout,
+                started_at=now,
+                # Spread the fleet's pings (and the pongs they bring back) over the interval.
+                first_ping_after=settings.heartbeat_interval * random.uniform(0.5, 1.0),
+            ),
             bucket=TokenBucket.full(settings.rate_limit_per_second, settings.rate_limit_burst, now),
             queue_limit=settings.send_queue_size,
             connected_at=now,

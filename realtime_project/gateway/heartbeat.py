@@ -46,12 +46,17 @@ class Heartbeat:
     missed: int = 0
     answered: int = 0
     last_sample: float | None = None
+    #: Seconds to the first ping (default: one interval). The consumer draws it at
+    #: random so that connections made together (a reconnect storm, a load test) do not
+    #: ping, and then pong, in one burst every interval.
+    first_ping_after: float | None = None
     _counter: int = 0
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or self.timeout <= 0:
             raise ValueError("heartbeat interval and timeout must be positive")
-        self.next_ping_at = self.started_at + self.interval
+        first = self.interval if self.first_ping_after is None else self.first_ping_after
+        self.next_ping_at = self.started_at + first
 
     def poll(self, now: float) -> tuple[Action, str | None]:
         """What to do at `now`: close on timeout first, otherwise ping when due."""

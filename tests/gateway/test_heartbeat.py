@@ -218,3 +218,13 @@ class TestFakeClock:
         assert h.pong(ping_id, clock.monotonic())
         assert h.rtt == pytest.approx(0.08)
         assert h.quality is Quality.GOOD
+
+
+def test_first_ping_after_can_be_drawn_per_connection() -> None:
+    hb = Heartbeat(25, 10, started_at=100.0, first_ping_after=13.0)
+    assert hb.poll(112.9) == (Action.NONE, None)
+    action, ping_id = hb.poll(113.0)
+    assert action is Action.PING
+    assert hb.pong(ping_id, 113.1)
+    assert hb.poll(137.9)[0] is Action.NONE  # then every interval
+    assert hb.poll(138.0)[0] is Action.PING

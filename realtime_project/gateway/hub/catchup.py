@@ -24,22 +24,28 @@ from .state import ChannelState, SharedSnapshot, Subscription
 #: The app's snapshot: JSON text of the state a (re)subscriber starts from, or None.
 SnapshotFn = Callable[[], Awaitable[str | None]]
 
-#: A channel's snapshot is computed at most once per this many seconds per user while
-#: the channel does not move: 5,000 subscribers to a channel with no history yet cost
-#: one database round trip, not 5,000 (issue #10, cold subscribes). Any publication
-#: on the channel makes the next subscriber compute a fresh one.
-SNAPSHOT_REFRESH = 1.0
+#: A public channel's snapshot (the same for everyone) is computed at most once per this
+#: many seconds while the channel does not move: 5,000 subscribers to channels with no
+#: history yet cost one database round trip per channel, not one per subscriber (issue
+#: #10, cold subscribes). Any publication on the channel makes the next subscriber
+#: compute a fresh one; an app whose state changes without a publication is at most
+#: this stale for a new subscriber of a channel without history.
+SNAPSHOT_REFRESH = 10.0
+#: Per-user snapshots (durable channels: notifications, wallets) are shared only by
+#: concurrent and near-simultaneous subscribers of that user (several tabs at once).
+USER_SNAPSHOT_REFRESH = 1.0
 
 
 async def shared_snapshot(state: ChannelState, sub: Subscription, snapshot: SnapshotFn, now: float) -> str | None:
     """The app's snapshot, single-flight: concurrent and recent subscribers of the same
     channel (and user) at the same position share one computation."""
-    key = sub.conn.user_id
+    key = None if state.namespace.public else sub.conn.user_id
+    refresh = SNAPSHOT_REFRESH if state.namespace.public else USER_SNAPSHOT_REFRESH
     entry = state.snapshots.get(key)
     fresh = (
         entry is not None
         and (entry.epoch, entry.seq) == (state.epoch, state.last_seq)
-        and (not entry.result.done() or now - entry.taken_at < SNAPSHOT_REFRESH)
+        and (not entry.result.done() or now - entry.taken_at < refresh)
         and not (entry.result.done() and entry.result.exception() is not None)
     )
     if entry is None or not fresh:
