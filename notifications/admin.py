@@ -11,8 +11,22 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .errors import InvalidAnnouncement
-from .models import Announcement, Notification
+from .models import Announcement, Delivery, DeliverySettings, Notification, PushSubscription, TypeDefault
 from .services.announcements import announcement_schedule, announcement_validate
+
+
+class DeliveryInline(admin.TabularInline):  # type: ignore[type-arg]
+    """The notification's delivery record: one row per channel (per device for push)."""
+
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ("channel", "state", "reason", "subscription", "attempts", "due_at", "sent_at", "delivered_at")
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Notification)
@@ -22,6 +36,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("title", "user__username", "dedupe_key")
     raw_id_fields = ("user",)
     date_hierarchy = "created_at"
+    inlines = [DeliveryInline]
 
 
 class AnnouncementForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -66,3 +81,47 @@ class AnnouncementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         announcement_schedule(announcement_id=obj.pk, now=timezone.now())
         if obj.publish_at <= timezone.now():
             messages.info(request, "The announcement is being published now.")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Every delivery attempt's outcome: filter by channel and state to see what failed and why."""
+
+    list_display = ("id", "public_id", "user", "channel", "state", "reason", "attempts", "created_at", "sent_at")
+    list_filter = ("channel", "state")
+    search_fields = ("user__username", "reason")
+    raw_id_fields = ("notification", "announcement", "user", "subscription")
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Users' devices (expired ones are removed when the push service answers 404/410)."""
+
+    list_display = ("id", "user", "device", "service_host", "created_at", "last_success_at", "failures")
+    search_fields = ("user__username", "device", "endpoint")
+    raw_id_fields = ("user",)
+    readonly_fields = ("endpoint", "p256dh", "auth", "created_at", "last_success_at", "last_failure_at", "failures")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(TypeDefault)
+class TypeDefaultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Default channels per notification type, for users who have not chosen themselves."""
+
+    list_display = ("type", "in_app", "push", "email", "updated_at")
+    list_editable = ("in_app", "push", "email")
+
+
+@admin.register(DeliverySettings)
+class DeliverySettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("user", "time_zone", "quiet_start", "quiet_end", "muted_until", "email_digest")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

@@ -12,6 +12,8 @@ class NotificationsConfig(AppConfig):
             handlers,  # noqa: F401  (registers namespaces and socket actions)
             tasks,  # noqa: F401  (the embedded scheduler looks tasks up by name)
         )
+        from .metrics import register
         from .wiring import connect_wallets
 
         connect_wallets()
+        register()  # delivery counters in /metrics

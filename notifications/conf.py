@@ -24,6 +24,47 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_QUEUE": os.environ.get("NOTIFICATIONS_CELERY_QUEUE") or None,
     # Batched items (the raw members of digests) are kept this long for dedupe/audit.
     "BATCHED_ITEM_RETENTION_DAYS": 30,
+    # --- delivery beyond the socket (issue #14, docs/notifications.md "Delivery") --------
+    # Absolute address of the site, for links in emails (unsubscribe, "open").
+    "SITE_URL": os.environ.get("SITE_URL", "http://127.0.0.1:8000"),
+    # Urgent/high notifications wait this long for the user to read them elsewhere before
+    # they go out by email (an email that arrives after the user saw it is noise).
+    "EMAIL_GRACE_SECONDS": float(os.environ.get("NOTIFICATIONS_EMAIL_GRACE_SECONDS", "120")),
+    # Local hour (user's time zone) after which the optional daily digest goes out.
+    "EMAIL_DIGEST_HOUR": int(os.environ.get("NOTIFICATIONS_EMAIL_DIGEST_HOUR", "8")),
+    # Unsubscribe links stay valid this long (a signed timestamp; older links expire).
+    "UNSUBSCRIBE_MAX_AGE_DAYS": 90,
+    # Urgent notifications are delivered during quiet hours (a security warning should
+    # wake the user; everything else waits for the morning inbox).
+    "QUIET_HOURS_URGENT_BREAKS_THROUGH": os.environ.get("NOTIFICATIONS_QUIET_URGENT", "1") not in ("0", "false"),
+    # VAPID (RFC 8292): a P-256 private key (PEM or base64url raw). Empty: embedded mode
+    # generates one and keeps it in VAPID_KEY_FILE; production without one has no push.
+    "VAPID_PRIVATE_KEY": os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KEY", ""),
+    "VAPID_KEY_FILE": os.environ.get("NOTIFICATIONS_VAPID_KEY_FILE", ""),
+    # The `sub` claim: how the push service contacts the operator (mailto: or https:).
+    "VAPID_SUBJECT": os.environ.get("NOTIFICATIONS_VAPID_SUBJECT", "mailto:ops@example.com"),
+    # Subscription endpoints must be https on a public address (no SSRF). Tests of the
+    # local push service on loopback turn these two on; never in production.
+    "PUSH_ALLOW_INSECURE": os.environ.get("NOTIFICATIONS_PUSH_ALLOW_INSECURE", "") in ("1", "true"),
+    "PUSH_ALLOW_PRIVATE": os.environ.get("NOTIFICATIONS_PUSH_ALLOW_PRIVATE", "") in ("1", "true"),
+    # Optional allow-list of push service host suffixes (empty: any public host).
+    "PUSH_ALLOWED_HOSTS": [h for h in os.environ.get("NOTIFICATIONS_PUSH_ALLOWED_HOSTS", "").split(",") if h],
+    # Seconds to wait for a push service's answer before the attempt counts as failed.
+    "PUSH_TIMEOUT": 10.0,
+    # Attempts (first try included) before a push or email is failed with its reason.
+    "PUSH_MAX_ATTEMPTS": 5,
+    "EMAIL_MAX_ATTEMPTS": 5,
+    # Backoff of retries: full jitter over base * 2**attempt, capped; Retry-After wins.
+    "RETRY_BASE_SECONDS": 5.0,
+    "RETRY_MAX_SECONDS": 600.0,
+    # Concurrent requests to push services per worker, and subscriptions per fan-out task.
+    "PUSH_CONCURRENCY": 64,
+    "PUSH_CHUNK_SIZE": 1000,
+    # Plaintext budget of one push message: RFC 8291 guarantees 4096 bytes of ciphertext
+    # (3993 of plaintext); the body is cut to fit before sending, and again on a 413.
+    "PUSH_MAX_PAYLOAD_BYTES": 3800,
+    # What the service worker shows (paths on this site).
+    "PUSH_ICON": "/static/notifications/icon-192.png",
 }
 
 
@@ -36,6 +77,26 @@ class NotificationSettings:
     max_page_size: int
     celery_queue: str | None
     batched_item_retention_days: int
+    site_url: str = "http://127.0.0.1:8000"
+    email_grace_seconds: float = 120.0
+    email_digest_hour: int = 8
+    unsubscribe_max_age_days: int = 90
+    quiet_hours_urgent_breaks_through: bool = True
+    vapid_private_key: str = ""
+    vapid_key_file: str = ""
+    vapid_subject: str = "mailto:ops@example.com"
+    push_allow_insecure: bool = False
+    push_allow_private: bool = False
+    push_allowed_hosts: tuple[str, ...] = ()
+    push_timeout: float = 10.0
+    push_max_attempts: int = 5
+    email_max_attempts: int = 5
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 600.0
+    push_concurrency: int = 64
+    push_chunk_size: int = 1000
+    push_max_payload_bytes: int = 3800
+    push_icon: str = ""
 
 
 def notification_settings() -> NotificationSettings:
@@ -49,4 +110,24 @@ def notification_settings() -> NotificationSettings:
         max_page_size=int(merged["MAX_PAGE_SIZE"]),
         celery_queue=merged["CELERY_QUEUE"] or None,
         batched_item_retention_days=int(merged["BATCHED_ITEM_RETENTION_DAYS"]),
+        site_url=str(merged["SITE_URL"]).rstrip("/"),
+        email_grace_seconds=float(merged["EMAIL_GRACE_SECONDS"]),
+        email_digest_hour=int(merged["EMAIL_DIGEST_HOUR"]),
+        unsubscribe_max_age_days=int(merged["UNSUBSCRIBE_MAX_AGE_DAYS"]),
+        quiet_hours_urgent_breaks_through=bool(merged["QUIET_HOURS_URGENT_BREAKS_THROUGH"]),
+        vapid_private_key=str(merged["VAPID_PRIVATE_KEY"]),
+        vapid_key_file=str(merged["VAPID_KEY_FILE"]),
+        vapid_subject=str(merged["VAPID_SUBJECT"]),
+        push_allow_insecure=bool(merged["PUSH_ALLOW_INSECURE"]),
+        push_allow_private=bool(merged["PUSH_ALLOW_PRIVATE"]),
+        push_allowed_hosts=tuple(str(h).strip().lower() for h in merged["PUSH_ALLOWED_HOSTS"] if str(h).strip()),
+        push_timeout=float(merged["PUSH_TIMEOUT"]),
+        push_max_attempts=int(merged["PUSH_MAX_ATTEMPTS"]),
+        email_max_attempts=int(merged["EMAIL_MAX_ATTEMPTS"]),
+        retry_base_seconds=float(merged["RETRY_BASE_SECONDS"]),
+        retry_max_seconds=float(merged["RETRY_MAX_SECONDS"]),
+        push_concurrency=int(merged["PUSH_CONCURRENCY"]),
+        push_chunk_size=int(merged["PUSH_CHUNK_SIZE"]),
+        push_max_payload_bytes=int(merged["PUSH_MAX_PAYLOAD_BYTES"]),
+        push_icon=str(merged["PUSH_ICON"]),
     )

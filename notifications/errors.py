@@ -19,3 +19,20 @@ class NotificationNotFound(NotificationError, LookupError):
 
 class InvalidAnnouncement(NotificationError, ValueError):
     """An announcement whose fields contradict each other (e.g. expires before it publishes)."""
+
+
+class InvalidPreferences(NotificationError, ValueError):
+    """A preferences change with an unknown type or channel, a bad time zone, time or value."""
+
+    def __init__(self, message: str, field: str | None = None, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.field = field
+        self.code = code
+
+
+class InvalidSubscription(NotificationError, ValueError):
+    """A push subscription with bad keys or an endpoint the server will not call (SSRF)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -21,4 +21,22 @@ PERIODIC_TASKS = [
         every_seconds=24 * 3600,
         description="Forget delivered digest members after the retention period.",
     ),
+    PeriodicSpec(
+        name="notifications.push_due",
+        task="notifications.tasks.push_due",
+        every_seconds=15,
+        description="Web Push retries (backoff, Retry-After) and pushes whose task message was lost.",
+    ),
+    PeriodicSpec(
+        name="notifications.email_due",
+        task="notifications.tasks.email_due",
+        every_seconds=15,
+        description="Emails of urgent/high notifications whose grace period is over; email retries.",
+    ),
+    PeriodicSpec(
+        name="notifications.email_digests",
+        task="notifications.tasks.email_digests",
+        every_seconds=900,
+        description="The optional daily email digest, at each user's local digest hour.",
+    ),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -189,3 +190,75 @@ def announcements_snapshot(user_id: int, now: datetime | None = None) -> dict[st
         user_id=user_id, limit=notification_settings().snapshot_size, now=now, scope="announcements"
     )
     return snapshot_event(unread_count(user_id, now), page.items)
+
+
+# --- delivery preferences (issue #14) -----------------------------------------------------
+
+
+def type_defaults() -> dict[tuple[str, str], bool]:
+    """Staff's defaults per (type, channel), from the admin (built-ins where unset)."""
+    from .models import TypeDefault
+    from .policy import CHANNEL_ORDER, builtin_default
+    from .types import TYPES
+
+    out = {(t, c): builtin_default(t, c) for t in TYPES for c in CHANNEL_ORDER}
+    for row in TypeDefault.objects.all():
+        out[(row.type, "in_app")], out[(row.type, "push")], out[(row.type, "email")] = row.in_app, row.push, row.email
+    return out
+
+
+def user_policy(user_id: int) -> Any:
+    """The user's `UserPolicy` (three small queries)."""
+    from .models import DeliverySettings, NotificationPreference
+    from .policy import UserPolicy
+
+    enabled = type_defaults()
+    for type_, channel, on in NotificationPreference.objects.filter(user_id=user_id).values_list(
+        "type", "channel", "enabled"
+    ):
+        enabled[(type_, channel)] = on
+    settings_row = DeliverySettings.objects.filter(user_id=user_id).first()
+    if settings_row is None:
+        return UserPolicy(enabled=enabled)
+    return UserPolicy(
+        enabled=enabled,
+        time_zone=settings_row.time_zone,
+        quiet_start=settings_row.quiet_start,
+        quiet_end=settings_row.quiet_end,
+        muted_until=settings_row.muted_until,
+    )
+
+
+def push_gate(*, type: str, priority: str, now: datetime, urgent_breaks_through: bool) -> Callable[[int], str | None]:
+    """For a fan-out to many users: `gate(user_id)` is None (push) or the suppression reason.
+
+    Two queries whatever the audience: the users whose own choice differs from the
+    type's default, and the users with settings that can silence (mute, quiet hours).
+    """
+    from .models import DeliverySettings, NotificationPreference
+    from .policy import UserPolicy
+
+    default = type_defaults()[(type, "push")]
+    differing = NotificationPreference.objects.filter(type=type, channel="push").exclude(enabled=default)
+    overrides: dict[int, bool] = dict(differing.values_list("user_id", "enabled"))
+    silencing = DeliverySettings.objects.filter(
+        Q(muted_until__gt=now) | Q(quiet_start__isnull=False, quiet_end__isnull=False)
+    ).values_list("user_id", "time_zone", "quiet_start", "quiet_end", "muted_until")
+    policies = {
+        uid: UserPolicy(
+            enabled={(type, "push"): True}, time_zone=tz, quiet_start=start, quiet_end=end, muted_until=muted
+        )
+        for uid, tz, start, end, muted in silencing
+    }
+
+    def gate(user_id: int) -> str | None:
+        if not overrides.get(user_id, default):
+            return "preference"
+        policy = policies.get(user_id)
+        if policy is None:
+            return None
+        return policy.suppression(
+            type=type, channel="push", priority=priority, now=now, urgent_breaks_through=urgent_breaks_through
+        )
+
+    return gate

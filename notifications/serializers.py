@@ -33,3 +33,75 @@ class NotificationError(serializers.Serializer):  # type: ignore[type-arg]
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.DictField(required=False)
+
+
+# --- delivery preferences and Web Push (issue #14) ----------------------------------------
+
+
+class ChannelSwitches(serializers.Serializer):  # type: ignore[type-arg]
+    in_app = serializers.BooleanField(required=False)
+    push = serializers.BooleanField(required=False)
+    email = serializers.BooleanField(required=False)
+
+
+class TypePreferences(ChannelSwitches):
+    label = serializers.CharField(read_only=True)  # type: ignore[assignment]
+
+
+class QuietHours(serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.CharField(help_text="HH:MM in the user's time zone")
+    end = serializers.CharField(help_text="HH:MM; before start: the window spans midnight")
+
+
+class Preferences(serializers.Serializer):  # type: ignore[type-arg]
+    channels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    types = serializers.DictField(child=TypePreferences(), help_text="per notification type")
+    time_zone = serializers.CharField(help_text="IANA name, e.g. Europe/Paris")
+    quiet_hours = QuietHours(allow_null=True)
+    muted_until = serializers.DateTimeField(allow_null=True)
+    email_digest = serializers.BooleanField()
+
+
+class PreferencesChange(serializers.Serializer):  # type: ignore[type-arg]
+    types = serializers.DictField(child=ChannelSwitches(), required=False, help_text='{"price_alert": {"push": false}}')
+    time_zone = serializers.CharField(required=False)
+    quiet_hours = QuietHours(required=False, allow_null=True)
+    muted_until = serializers.DateTimeField(required=False, allow_null=True)
+    mute_minutes = serializers.IntegerField(required=False, min_value=0, help_text="0 unmutes")
+    email_digest = serializers.BooleanField(required=False)
+
+
+class PushKeys(serializers.Serializer):  # type: ignore[type-arg]
+    p256dh = serializers.CharField(help_text="base64url P-256 point")
+    auth = serializers.CharField(help_text="base64url, 16 bytes")
+
+
+class PushSubscriptionIn(serializers.Serializer):  # type: ignore[type-arg]
+    """What `PushSubscription.toJSON()` gives in the browser."""
+
+    endpoint = serializers.URLField()
+    keys = PushKeys()
+    expirationTime = serializers.IntegerField(required=False, allow_null=True)
+
+
+class PushSubscriptionOut(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.IntegerField()
+    device = serializers.CharField()
+    service = serializers.CharField(help_text="the push service's host")
+    created_at = serializers.DateTimeField()
+    last_success_at = serializers.DateTimeField(allow_null=True)
+
+
+class PushStatus(serializers.Serializer):  # type: ignore[type-arg]
+    enabled = serializers.BooleanField(help_text="false: the server has no VAPID key")
+    public_key = serializers.CharField(allow_null=True, help_text="applicationServerKey (base64url)")
+    subscriptions = PushSubscriptionOut(many=True)
+
+
+class PushUnsubscribe(serializers.Serializer):  # type: ignore[type-arg]
+    endpoint = serializers.CharField()
+
+
+class PushReceipt(serializers.Serializer):  # type: ignore[type-arg]
+    token = serializers.CharField()
+    event = serializers.ChoiceField(choices=["shown", "clicked"])

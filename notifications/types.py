@@ -35,3 +35,34 @@ class Audience(models.TextChoices):
 
 TYPES: frozenset[str] = frozenset(NotificationType.values)
 PRIORITIES: frozenset[str] = frozenset(Priority.values)
+
+
+class DeliveryChannel(models.TextChoices):
+    """Where a notification can be delivered (preferences are per type x channel)."""
+
+    IN_APP = "in_app", "In-app"
+    PUSH = "push", "Web Push"
+    EMAIL = "email", "Email"
+
+
+class DeliveryState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SuppressReason(models.TextChoices):
+    """Why a delivery was suppressed or cancelled (the `reason` of those states)."""
+
+    PREFERENCE = "preference", "Turned off in preferences"
+    QUIET_HOURS = "quiet_hours", "Quiet hours"
+    MUTED = "muted", "Muted"
+    ONLINE = "online", "User had an open socket"
+    READ = "read", "Read elsewhere first"
+    NO_ADDRESS = "no_address", "No email address"
+
+
+CHANNELS: frozenset[str] = frozenset(DeliveryChannel.values)

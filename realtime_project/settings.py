@@ -221,6 +221,23 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 PRICES_QUEUE = os.environ.get("PRICES_QUEUE", "")
 CELERY_TASK_ROUTES = {"prices.tasks.tick": {"queue": PRICES_QUEUE}} if PRICES_QUEUE else {}
 
+# --- Email (notifications): console when embedded, SMTP by environment in production ---
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST or not EMBEDDED
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587" if env_bool("EMAIL_USE_TLS", False) else "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# A stuck SMTP server must not hold a worker: the attempt fails and is retried later.
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Realtime markets <notifications@localhost>")
+
 # --- Logging: one JSON line per event in production, readable lines in development -----
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG or EMBEDDED else "json")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

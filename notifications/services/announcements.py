@@ -109,6 +109,7 @@ def announcement_publish(*, announcement_id: int, now: datetime) -> bool:
             return True
         recipients = audience_user_ids(announcement.audience, announcement.chain_id)
         event = created_event(announcement_payload(announcement))
+        _push_after_commit(announcement_id)
         if recipients is None:
             delivery.to_everyone(event)
             return True
@@ -120,6 +121,13 @@ def announcement_publish(*, announcement_id: int, now: datetime) -> bool:
         for uid in sorted(recipients):
             delivery.to_user(uid, event)
     return True
+
+
+def _push_after_commit(announcement_id: int) -> None:
+    """Web Push to the audience's devices (users without an open socket), as a task."""
+    from ..tasks import enqueue_quietly
+
+    transaction.on_commit(lambda: enqueue_quietly("notifications.tasks.push_announcement", args=[announcement_id]))
 
 
 def announcements_publish_due(*, now: datetime) -> int:

@@ -22,6 +22,7 @@ from ..payloads import created_event, ms, notification_payload
 from ..spec import NotificationSpec
 from ..types import NotificationType, Priority
 from . import delivery
+from .routing import route_notification
 
 if TYPE_CHECKING:
     from .notifications import SendResult
@@ -145,7 +146,8 @@ def digests_flush_due(*, now: datetime) -> int:
                 notification.save()
             BatchedItem.objects.filter(claim=token).update(delivered_as=notification)
             count = selectors.unread_count(user_id, now)
-            events.append((user_id, created_event(notification_payload(notification), count)))
+            if route_notification(notification, now).live:
+                events.append((user_id, created_event(notification_payload(notification), count)))
             created += 1
     # Published after each group's commit (publish_on_commit outside a transaction runs
     # at once); one flush's deliveries go out in priority order.

@@ -23,6 +23,7 @@ from ..payloads import (
 from ..spec import NotificationSpec
 from ..types import Priority
 from . import delivery
+from .routing import deliveries_cancel_read, route_notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,8 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
                 raise
             return raced
         count = selectors.unread_count(user_id, now)
-        delivery.to_user(user_id, created_event(notification_payload(notification), count))
+        if route_notification(notification, now).live:
+            delivery.to_user(user_id, created_event(notification_payload(notification), count))
     return SendResult(notification, created=True)
 
 
@@ -132,7 +134,8 @@ def notification_send_many(*, items: list[tuple[int, NotificationSpec]], now: da
         created = [r.notification for r in results if r.created and r.notification is not None]
         # The badge after the whole flush (one count per user, not per notification).
         counts = {uid: selectors.unread_count(uid, now) for uid in {n.user_id for n in created}}
-        events = [(n.user_id, created_event(notification_payload(n), counts[n.user_id])) for n in created]
+        live = [n for n in created if route_notification(n, now).live]
+        events = [(n.user_id, created_event(notification_payload(n), counts[n.user_id])) for n in live]
         delivery.in_priority_order(events)
     return results
 
@@ -170,6 +173,15 @@ def notification_mark_read(*, user_id: int, notification_id: PublicId, now: date
             changed = _receipt_update(user_id, notification_id.pk, now, read_at=now)
         count = selectors.unread_count(user_id, now)
         if changed:
+            deliveries_cancel_read(
+                user_id=user_id,
+                now=now,
+                **(
+                    {"notification_id": notification_id.pk}
+                    if notification_id.kind == "n"
+                    else {"announcement_id": notification_id.pk}
+                ),
+            )
             # The user's other connections clear the item and the badge.
             delivery.to_user(user_id, read_event([str(notification_id)], count))
     return count
@@ -189,6 +201,7 @@ def notification_mark_all_read(*, user_id: int, now: datetime) -> int:
             ).update(read_at=now)
         count = selectors.unread_count(user_id, now)
         if changed:
+            deliveries_cancel_read(user_id=user_id, now=now)
             delivery.to_user(user_id, read_all_event() if count == 0 else read_event([], count))
     return count
 

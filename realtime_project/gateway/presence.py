@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .conf import gateway_settings
@@ -144,3 +145,38 @@ async def user_connections(user_id: int) -> int:
         count = await client.hget(_keys(gid)[2], str(user_id))
         total += int(count or 0)
     return total
+
+
+def online_user_ids(user_ids: Iterable[int] | None = None) -> set[int]:
+    """Users with at least one open connection on a live gateway, from sync code (Celery
+    tasks deciding whether a notification needs Web Push or email). `user_ids` narrows
+    the answer (one HMGET per gateway); None asks for everyone (one HKEYS per gateway).
+
+    Embedded mode: this process's hubs (eager tasks run in the server process).
+    """
+    wanted = None if user_ids is None else [int(u) for u in user_ids]
+    settings = gateway_settings()
+    if not settings.history_redis_url:
+        from .runtime import all_hubs
+
+        local = {u for h in all_hubs() for u in h.connections.users()}
+        return local if wanted is None else local & set(wanted)
+    if wanted is not None and not wanted:
+        return set()
+    import redis
+
+    client = redis.Redis.from_url(settings.history_redis_url, decode_responses=True, socket_timeout=5)
+    try:
+        zkey = f"{settings.key_prefix}:presence:gateways"
+        client.zremrangebyscore(zkey, "-inf", time.time())
+        online: set[int] = set()
+        for gid in client.zrange(zkey, 0, -1):
+            users_key = _keys(str(gid))[2]
+            if wanted is None:
+                online.update(int(u) for u in client.hkeys(users_key))
+            else:
+                counts = client.hmget(users_key, [str(u) for u in wanted])
+                online.update(u for u, c in zip(wanted, counts, strict=True) if c and int(c) > 0)
+        return online
+    finally:
+        client.close()

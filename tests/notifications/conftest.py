@@ -48,3 +48,50 @@ def make_user(db: None) -> Callable[..., Any]:
 
 def note(**extra: Any) -> dict[str, Any]:
     return {"type": "security_warning", "title": "New sign-in", "priority": "high", **extra}
+
+
+# --- delivery beyond the socket: the local push service, VAPID, SMTP (issue #14) ---------
+
+
+@pytest.fixture(scope="session")
+def vapid_pem() -> str:
+    from py_vapid import Vapid02
+
+    key = Vapid02()
+    key.generate_keys()
+    return key.private_pem().decode()
+
+
+@pytest.fixture
+def push_service(vapid_pem: str) -> Any:
+    from py_vapid import Vapid02
+
+    from notifications.push.vapid import VapidKey
+    from tests.support.push_service import LocalPushService
+
+    expected = VapidKey(Vapid02.from_pem(vapid_pem.encode()), "mailto:x@example.com").public_key
+    service = LocalPushService(expected_key=expected).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def delivery_settings(settings: Any, vapid_pem: str) -> Any:
+    """Push to the loopback push service (allowed only here), short timeouts."""
+    settings.NOTIFICATIONS = {
+        "VAPID_PRIVATE_KEY": vapid_pem,
+        "VAPID_SUBJECT": "mailto:ops@example.com",
+        "PUSH_ALLOW_INSECURE": True,
+        "PUSH_ALLOW_PRIVATE": True,
+        "PUSH_TIMEOUT": 0.5,
+        "SITE_URL": "https://markets.example",
+    }
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_TIMEOUT = 0.5
+    return settings
+
+
+def subscribe(user: Any, sub: Any, now: datetime = T0) -> Any:
+    from notifications.services.push import subscription_register
+
+    return subscription_register(user_id=user.pk, data=sub.info(), device="Test browser", now=now)
