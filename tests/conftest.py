@@ -174,3 +174,28 @@ def live_server_factory(request: pytest.FixtureRequest) -> Iterator[object]:
         proc.stop()
     for proc in started:
         proc.assert_clean_log()
+
+
+# --- Web Push: a VAPID key and the local push service (tests/support/push_service.py) ------
+
+
+@pytest.fixture(scope="session")
+def vapid_pem() -> str:
+    from py_vapid import Vapid02
+
+    key = Vapid02()
+    key.generate_keys()
+    return key.private_pem().decode()
+
+
+@pytest.fixture
+def push_service(vapid_pem: str) -> Any:
+    from py_vapid import Vapid02
+
+    from notifications.push.vapid import VapidKey
+    from tests.support.push_service import LocalPushService
+
+    expected = VapidKey(Vapid02.from_pem(vapid_pem.encode()), "mailto:x@example.com").public_key
+    service = LocalPushService(expected_key=expected).start()
+    yield service
+    service.stop()

@@ -93,6 +93,19 @@ class PushSender:
     def __init__(self, conf: NotificationSettings, key: VapidKey) -> None:
         self.conf = conf
         self.key = key
+        #: Endpoint origins already checked in this batch (a fan-out hits a few push services).
+        self._checked: dict[str, str | None] = {}
+
+    def _refused(self, endpoint: str) -> str | None:
+        """Why the guard refuses this endpoint (None: allowed), checked once per origin."""
+        origin = _origin(endpoint)
+        if origin not in self._checked:
+            try:
+                check_endpoint(endpoint, self.conf, resolve=False)  # literal addresses skip the resolver
+                self._checked[origin] = None
+            except InvalidSubscription as exc:
+                self._checked[origin] = f"refused endpoint: {exc}"
+        return self._checked[origin]
 
     def _encrypt(self, message: PushMessage, payload: dict[str, Any]) -> bytes:
         pusher = WebPusher({"endpoint": message.endpoint, "keys": {"p256dh": message.p256dh, "auth": message.auth}})
@@ -100,10 +113,9 @@ class PushSender:
         return body
 
     async def _post(self, session: aiohttp.ClientSession, message: PushMessage, payload: dict[str, Any]) -> PushOutcome:
-        try:
-            check_endpoint(message.endpoint, self.conf, resolve=False)  # literal addresses skip the resolver
-        except InvalidSubscription as exc:
-            return PushOutcome(None, f"refused endpoint: {exc}")
+        refused = self._refused(message.endpoint)
+        if refused is not None:
+            return PushOutcome(None, refused)
         headers = {
             "TTL": str(message.ttl),
             "Urgency": message.urgency,

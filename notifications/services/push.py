@@ -99,7 +99,7 @@ def subscription_remove(*, user_id: int, subscription_id: int | None = None, end
 
 
 def receipt_token(delivery_ids: Iterable[int]) -> str:
-    return signing.dumps(sorted(delivery_ids), salt=RECEIPT_SALT, compress=True)
+    return signing.dumps(sorted(delivery_ids), salt=RECEIPT_SALT)
 
 
 def _message(sub: PushSubscription, payload: dict[str, Any], priority: str, topic: str | None = None) -> PushMessage:

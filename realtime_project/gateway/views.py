@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import permissions, serializers
@@ -32,6 +33,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
+@ensure_csrf_cookie  # the page's POSTs (push subscription) send it back as X-CSRFToken
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html", {})
 

@@ -53,28 +53,6 @@ def note(**extra: Any) -> dict[str, Any]:
 # --- delivery beyond the socket: the local push service, VAPID, SMTP (issue #14) ---------
 
 
-@pytest.fixture(scope="session")
-def vapid_pem() -> str:
-    from py_vapid import Vapid02
-
-    key = Vapid02()
-    key.generate_keys()
-    return key.private_pem().decode()
-
-
-@pytest.fixture
-def push_service(vapid_pem: str) -> Any:
-    from py_vapid import Vapid02
-
-    from notifications.push.vapid import VapidKey
-    from tests.support.push_service import LocalPushService
-
-    expected = VapidKey(Vapid02.from_pem(vapid_pem.encode()), "mailto:x@example.com").public_key
-    service = LocalPushService(expected_key=expected).start()
-    yield service
-    service.stop()
-
-
 @pytest.fixture
 def delivery_settings(settings: Any, vapid_pem: str) -> Any:
     """Push to the loopback push service (allowed only here), short timeouts."""

@@ -43,6 +43,7 @@ export class WebSocketClient {
   private lastCloseCode: number | null = null;
   private clockOffsetMs = 0;
   private statusCache: ConnectionStatus | null = null;
+  private sleepingValue = false;
   private readonly events = new Emitter<ClientEvents>();
   private readonly subs: SubscriptionRegistry;
   private readonly outbox: Outbox;
@@ -127,6 +128,7 @@ export class WebSocketClient {
         session: this.welcome?.session ?? null,
         lastCloseCode: this.lastCloseCode,
         queued: this.outbox.queued,
+        sleeping: this.sleepingValue,
       };
     }
     return this.statusCache;
@@ -160,6 +162,7 @@ export class WebSocketClient {
   // --- lifecycle ---------------------------------------------------------------------
 
   connect(): void {
+    this.sleepingValue = false;
     if (this.stateValue !== "idle" && this.stateValue !== "closed") return;
     this.setState("connecting");
     this.openSocket();
@@ -167,6 +170,7 @@ export class WebSocketClient {
 
   /** Close for good (until `connect()`); pending and queued requests fail with `closed`. */
   disconnect(): void {
+    this.sleepingValue = false;
     if (this.stateValue === "closed" || this.stateValue === "idle") {
       if (this.stateValue === "idle") this.setState("closed");
       return;
@@ -177,6 +181,30 @@ export class WebSocketClient {
     for (const sub of this.subs.values()) sub.onServer = false;
     this.outbox.closeAll();
     this.statusChanged();
+  }
+
+  /**
+   * Battery mode (see battery.ts): close the socket but keep every subscription and its
+   * position; `wake()` reconnects and resubscribes with `since`, so durable channels
+   * replay what was published meanwhile (or send a snapshot). Requests in flight fail
+   * with `closed`, as on `disconnect()`.
+   */
+  sleep(): void {
+    if (this.stateValue === "closed" || this.stateValue === "idle") return;
+    this.disconnect();
+    this.sleepingValue = true;
+    this.log.debug("realtime: sleeping (battery mode)");
+    this.statusChanged();
+  }
+
+  wake(): void {
+    if (!this.sleepingValue) return;
+    this.log.debug("realtime: waking up");
+    this.connect();
+  }
+
+  get sleeping(): boolean {
+    return this.sleepingValue;
   }
 
   /** Disconnect and remove every listener (unmount). */

@@ -18,3 +18,5 @@ export * from "./stateSync";
 export * from "./throttle";
 export * from "./timers";
 export * from "./visibility";
+export * from "./battery";
+export * from "./push";

@@ -38,6 +38,8 @@ export interface ConnectionStatus {
   lastCloseCode: number | null;
   /** Frames waiting in the offline queue. */
   queued: number;
+  /** Battery mode: the socket is closed on purpose while the page is hidden (push is on). */
+  sleeping: boolean;
 }
 
 export interface ClientEvents {

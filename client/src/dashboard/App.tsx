@@ -6,6 +6,7 @@ import { MarketOverview } from "./MarketOverview";
 import { NotificationBell } from "./NotificationBell";
 import { PriceTable } from "./PriceTable";
 import { WalletPanel } from "./WalletPanel";
+import type { PushOptIn } from "../core/push";
 import { useConnectionStatus } from "../react/hooks";
 
 export interface DashboardConfig {
@@ -16,7 +17,7 @@ export interface DashboardConfig {
   username: string;
 }
 
-export function App({ config }: { config: DashboardConfig }) {
+export function App({ config, push }: { config: DashboardConfig; push?: PushOptIn }) {
   const status = useConnectionStatus();
   const signedIn = config.signedIn || status.user !== null;
   return (
@@ -35,7 +36,7 @@ export function App({ config }: { config: DashboardConfig }) {
           <MarketOverview />
         </div>
         <div className="col">
-          {signedIn ? <NotificationBell /> : null}
+          {signedIn ? <NotificationBell push={push} /> : null}
           <AlertForm symbols={config.symbols} signedIn={signedIn} />
           <WalletPanel wallets={config.wallets} signedIn={signedIn} />
         </div>

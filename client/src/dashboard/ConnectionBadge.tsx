@@ -17,7 +17,10 @@ export function ConnectionBadge() {
 
   let text: string;
   let kind: string;
-  if (!status.online) {
+  if (status.sleeping) {
+    text = "Sleeping — push notifications on while this page is hidden";
+    kind = "sleeping";
+  } else if (!status.online) {
     text = "Offline — waiting for the network";
     kind = "offline";
   } else if (status.state === "open") {
@@ -36,7 +39,7 @@ export function ConnectionBadge() {
     kind = "offline";
   }
   return (
-    <div className={`conn ${kind}`} data-testid="connection-status" data-state={status.state} role="status" aria-live="polite">
+    <div className={`conn ${kind}`} data-testid="connection-status" data-state={status.sleeping ? "sleeping" : status.state} role="status" aria-live="polite">
       <span className="dot" aria-hidden="true" />
       {text}
       {status.queued > 0 ? <span className="queued"> · {status.queued} queued</span> : null}

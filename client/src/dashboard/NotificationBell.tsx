@@ -1,14 +1,44 @@
 /** Notification bell: unread badge and a list with read / dismiss / read-all (optimistic). */
 
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
+import type { PushOptIn } from "../core/push";
 import { useNotifications } from "../react/hooks";
 import { ago } from "./format";
+import { PushToggle } from "./PushToggle";
 import { useRealtime } from "../react/context";
 
-export function NotificationBell() {
+/** The notification a push click (or a `?notification=` link from an email) asked to show. */
+function useRequestedNotification(): string | null {
+  const [id, setId] = useState<string | null>(() => (typeof window === "undefined" ? null : new URLSearchParams(window.location.search).get("notification")));
+  useEffect(() => {
+    const worker = typeof navigator === "undefined" ? undefined : navigator.serviceWorker;
+    if (worker === undefined) return;
+    const onMessage = (event: MessageEvent) => {
+      const data = event.data as { type?: string; id?: unknown } | null;
+      if (data?.type === "open-notification" && typeof data.id === "string") setId(data.id);
+    };
+    worker.addEventListener("message", onMessage);
+    return () => worker.removeEventListener("message", onMessage);
+  }, []);
+  return id;
+}
+
+export function NotificationBell({ push }: { push?: PushOptIn }) {
   const { notifications, unreadCount, markAsRead, markAllRead, dismiss, status, lastError } = useNotifications();
   const { client } = useRealtime();
   const [open, setOpen] = useState(true);
+  const requested = useRequestedNotification();
+  const handled = useRef<string | null>(null);
+  const focused = requested !== null && notifications.some((n) => n.id === requested) ? requested : null;
+  useEffect(() => {
+    // Opened on a notification: show it, and it counts as read (cancels a pending email).
+    if (focused === null || handled.current === focused) return;
+    handled.current = focused;
+    setOpen(true);
+    const item = notifications.find((n) => n.id === focused);
+    if (item !== undefined && item.read_at === null) void markAsRead(focused).catch(() => undefined);
+    document.querySelector(`[data-testid="notification-${focused}"]`)?.scrollIntoView?.({ block: "center" });
+  }, [focused, notifications, markAsRead]);
   const unavailable = status.notifications.status === "error" ? status.notifications.error : null;
   const ignore = () => undefined; // failures are rolled back and shown through lastError
   return (
@@ -26,7 +56,11 @@ export function NotificationBell() {
             Mark all read
           </button>
         ) : null}
+        <a className="link" href="/notifications/preferences/" data-testid="notification-settings">
+          Settings
+        </a>
       </header>
+      {push !== undefined ? <PushToggle push={push} /> : null}
       {unavailable !== null ? (
         <p className="muted">{unavailable.code === "unauthenticated" ? "Sign in to see your notifications." : `Notifications unavailable (${unavailable.code}).`}</p>
       ) : null}
@@ -35,7 +69,13 @@ export function NotificationBell() {
         <ul className="notifications" data-testid="notification-list">
           {notifications.length === 0 && unavailable === null ? <li className="muted">Nothing yet.</li> : null}
           {notifications.map((n) => (
-            <li key={n.id} className={`n ${n.read_at === null ? "unread" : "read"} p-${n.priority}`} data-testid={`notification-${n.id}`} data-read={n.read_at === null ? "false" : "true"}>
+            <li
+              key={n.id}
+              className={`n ${n.read_at === null ? "unread" : "read"} p-${n.priority}${n.id === focused ? " focused" : ""}`}
+              data-testid={`notification-${n.id}`}
+              data-read={n.read_at === null ? "false" : "true"}
+              data-focused={n.id === focused ? "true" : undefined}
+            >
               <div className="n-main">
                 <strong>{n.title}</strong>
                 {n.body ? <span className="n-body">{n.body}</span> : null}
