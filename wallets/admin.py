@@ -26,7 +26,7 @@ from .models import (
 
 @admin.register(Chain)
 class ChainAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("chain_id", "name", "rpc_url", "required_confirmations", "poll_interval", "enabled")
+    list_display = ("chain_id", "name", "rpc_url", "ws_url", "required_confirmations", "poll_interval", "enabled")
     list_filter = ("enabled",)
     actions = ["scan_now"]
 
@@ -65,8 +65,8 @@ class WalletActivityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(WatchedTransaction)
 class WatchedTransactionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("hash", "chain", "status", "confirmations", "required", "block_number", "from_address")
-    list_filter = ("status", "chain")
+    list_display = ("hash", "chain", "status", "confirmations", "required", "block_number", "from_address", "found")
+    list_filter = ("status", "found", "chain")
     search_fields = ("hash", "from_address", "to_address")
 
 

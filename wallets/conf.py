@@ -41,8 +41,10 @@ class WalletsSettings:
     reorg_window: int = 256
     #: Seconds before an RPC call is abandoned.
     rpc_timeout: float = 10.0
-    #: Polls without a trace of a transaction (and its nonce unused) before it is dropped.
+    #: Polls without a trace of a transaction (and its nonce unused) before it is dropped,
+    #: and the seconds that must have passed too (scans per pushed head poll every block).
     dropped_after_polls: int = 3
+    dropped_after_seconds: float = 60.0
     #: Seconds a sign-in challenge stays valid.
     challenge_ttl: int = 600
     #: `domain` and `uri` of the EIP-4361 message (the site users sign in to). Empty: the

@@ -6,11 +6,26 @@ from typing import Any
 
 from django.utils import timezone
 
+from .feedstate import feed_state
 from .models import Chain
 
 
+def _heads(chain: Chain) -> str:
+    """How new blocks reach the scanner: pushed over the WebSocket, or polled (by whom)."""
+    state = feed_state(chain_id=chain.chain_id)
+    if state is None:
+        return "polled by beat (no feed process)"
+    if state.get("mode") == "push":
+        return "pushed (newHeads)"
+    return "polled by the feed process" + (" (socket down)" if chain.ws_url else "")
+
+
 def chains_health() -> dict[str, Any]:
-    """`ok` is false when an enabled chain's last scan failed or is older than 10 poll intervals."""
+    """`ok` is false when an enabled chain's last scan failed or is older than 10 poll intervals.
+
+    Per chain: the cursor block, lag behind the node's head, the last error with its
+    detail (e.g. `reorg_too_deep`, which needs an operator), and how heads arrive.
+    """
     now = timezone.now()
     chains: dict[str, Any] = {}
     ok = True
@@ -30,5 +45,7 @@ def chains_health() -> dict[str, Any]:
             "lag": lag,
             "last_scan_age": age,
             "error": cursor.last_error or None,
+            "error_detail": cursor.last_error_detail or None,
+            "heads": _heads(chain),
         }
     return {"ok": ok, "chains": chains}

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+
+def validate_ws_url(value: str) -> None:
+    if value and not value.startswith(("ws://", "wss://")):
+        raise ValidationError("a WebSocket URL starts with ws:// or wss://")
 
 
 class Chain(models.Model):
@@ -12,8 +18,17 @@ class Chain(models.Model):
     chain_id = models.PositiveBigIntegerField(unique=True, help_text="EIP-155 chain id")
     name = models.CharField(max_length=60)
     rpc_url = models.CharField(max_length=500, help_text="JSON-RPC endpoint (http/https)")
+    ws_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_ws_url],
+        help_text="WebSocket JSON-RPC endpoint (ws/wss): heads and pending transactions pushed by the node; "
+        "empty: HTTP polling only",
+    )
     required_confirmations = models.PositiveIntegerField(help_text="blocks on top before a transaction is confirmed")
-    poll_interval = models.FloatField(default=12.0, help_text="seconds between scans (about the block time)")
+    poll_interval = models.FloatField(
+        default=12.0, help_text="seconds between scans when heads are not pushed (about the block time)"
+    )
     native_symbol = models.CharField(max_length=12, default="ETH")
     enabled = models.BooleanField(default=True)
     start_block = models.PositiveBigIntegerField(
@@ -214,6 +229,11 @@ class WatchedTransaction(models.Model):
     reason = models.CharField(max_length=300, blank=True, help_text="revert reason or why it was dropped")
     replaced_by = models.CharField(max_length=66, blank=True)
     missing_polls = models.PositiveIntegerField(default=0)
+    missing_since = models.DateTimeField(null=True, blank=True, help_text="first poll that found no trace of it")
+    found = models.CharField(
+        max_length=10, blank=True, help_text="how it was found: api (posted), pending (mempool), inclusion (a block)"
+    )
+    note = models.CharField(max_length=300, blank=True, help_text="e.g. why the sender's nonce jumped")
     notified = models.CharField(max_length=12, blank=True, help_text="last status listeners were told about")
     watchers = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

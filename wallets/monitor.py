@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from .addresses import checksum_lower, normalise_tx_hash
+from .chaindata import Receipt
 from .conf import wallets_settings
 from .listener import BlockListener
 from .models import Chain, TxStatus, WatchedTransaction
@@ -33,8 +36,9 @@ _failure_listeners: list[Listener] = []
 class TransactionMonitor:
     """Follows watched transactions of every chain (stateless: the state is in the database)."""
 
-    def __init__(self, *, listener: BlockListener | None = None) -> None:
+    def __init__(self, *, listener: BlockListener | None = None, clock: Callable[[], datetime] = timezone.now) -> None:
         self.listener = listener or BlockListener()
+        self.clock = clock
 
     # --- listeners --------------------------------------------------------------------------
 
@@ -59,7 +63,7 @@ class TransactionMonitor:
         tx_hash = normalise_tx_hash(tx_hash)
         chain_row = chain_get(chain_id=chain)
         tx, created = WatchedTransaction.objects.get_or_create(
-            chain=chain_row, hash=tx_hash, defaults={"required": chain_row.required_confirmations}
+            chain=chain_row, hash=tx_hash, defaults={"required": chain_row.required_confirmations, "found": "api"}
         )
         if user_id is not None:
             tx.watchers.add(user_id)
@@ -96,20 +100,29 @@ class TransactionMonitor:
     # --- polling ----------------------------------------------------------------------------
 
     def poll(self, chain: Chain) -> list[WatchedTransaction]:
-        """Advance every open transaction of `chain`; returns those that changed."""
+        """Advance every open transaction of `chain`; returns those that changed.
+
+        The receipts of all open transactions are read in one JSON-RPC batch (a scan per
+        pushed head polls many included transactions per block); only those without one
+        are looked up further.
+        """
+        open_rows = list(open_transactions(chain=chain).values_list("pk", "hash"))
+        if not open_rows:
+            return []
         client = self.listener.client(chain)
         head = client.head()
+        receipts = client.receipts([h for _, h in open_rows])
         changed: list[WatchedTransaction] = []
-        for pk in list(open_transactions(chain=chain).values_list("pk", flat=True)):
-            if self._poll_one(client, pk, head):
+        for pk, tx_hash in open_rows:
+            if self._poll_one(client, pk, head, receipts.get(tx_hash)):
                 changed.append(WatchedTransaction.objects.get(pk=pk))
         return changed
 
-    def _poll_one(self, client: ChainClient, pk: int, head: int) -> bool:
+    def _poll_one(self, client: ChainClient, pk: int, head: int, receipt: Receipt | None) -> bool:
         conf = wallets_settings()
+        now = self.clock()
         # RPC first (outside any transaction), then a short locked update.
         snapshot = WatchedTransaction.objects.select_related("chain").get(pk=pk)
-        receipt = client.receipt(snapshot.hash)
         mined_tx = None if receipt else client.transaction(snapshot.hash)
         nonce_now = None
         if receipt is None and mined_tx is None and snapshot.nonce is not None and snapshot.from_address:
@@ -125,7 +138,7 @@ class TransactionMonitor:
             if receipt is not None:
                 tx.block_number, tx.block_hash = receipt.block_number, receipt.block_hash
                 tx.confirmations = max(0, head - receipt.block_number + 1)
-                tx.missing_polls = 0
+                tx.missing_polls, tx.missing_since = 0, None
                 if not tx.from_address:
                     tx.from_address = checksum_lower(receipt.sender)
                     tx.to_address = checksum_lower(receipt.to) if receipt.to else ""
@@ -138,7 +151,7 @@ class TransactionMonitor:
             elif mined_tx is not None:
                 # Known to the node but not mined (mempool), or its block was orphaned.
                 tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.PENDING, 0, None, ""
-                tx.missing_polls = 0
+                tx.missing_polls, tx.missing_since = 0, None
                 _apply_details(tx, mined_tx)
             elif nonce_now is not None and tx.nonce is not None and nonce_now > tx.nonce:
                 tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.REPLACED, 0, None, ""
@@ -146,11 +159,28 @@ class TransactionMonitor:
             else:
                 tx.status, tx.confirmations, tx.block_number, tx.block_hash = TxStatus.PENDING, 0, None, ""
                 tx.missing_polls += 1
-                if tx.missing_polls >= conf.dropped_after_polls:
+                tx.missing_since = tx.missing_since or now
+                # Dropped after a grace period in polls *and* in time: with a scan per
+                # pushed head, polls come every block (0.25 s on some chains).
+                gone_for = (now - tx.missing_since).total_seconds()
+                if tx.missing_polls >= conf.dropped_after_polls and gone_for >= conf.dropped_after_seconds:
                     tx.status = TxStatus.DROPPED
-                    tx.reason = f"not found on the node for {tx.missing_polls} polls and its nonce is unused"
+                    tx.reason = (
+                        f"not found on the node for {tx.missing_polls} polls over {gone_for:.0f} s "
+                        "and its nonce is unused"
+                    )
             if (tx.status, tx.confirmations, tx.block_number, tx.block_hash) == before:
-                tx.save(update_fields=["missing_polls", "from_address", "to_address", "nonce", "value", "updated_at"])
+                tx.save(
+                    update_fields=[
+                        "missing_polls",
+                        "missing_since",
+                        "from_address",
+                        "to_address",
+                        "nonce",
+                        "value",
+                        "updated_at",
+                    ]
+                )
                 return False
             tx.save()
             publish_transaction(tx)

@@ -221,6 +221,10 @@ def transaction_data(tx: Any) -> dict[str, Any]:
     }
     if tx.reason:
         data["reason"] = tx.reason
+    if getattr(tx, "found", ""):
+        data["found"] = tx.found
+    if getattr(tx, "note", ""):
+        data["note"] = tx.note
     if tx.replaced_by:
         data["replaced_by"] = tx.replaced_by
     return data

@@ -290,17 +290,23 @@ class ChainClient:
             raw = self._call("eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
-        if raw is None or raw.get("blockNumber") is None:
-            return None
-        return Receipt(
-            tx_hash=hexstr(raw["transactionHash"]),
-            status=_int(raw.get("status", 1)),
-            block_number=_int(raw["blockNumber"]),
-            block_hash=hexstr(raw["blockHash"]),
-            sender=str(raw["from"]).lower(),
-            to=_lower(raw.get("to")),
-            gas_used=_int(raw.get("gasUsed", 0)),
-        )
+        return _receipt(raw)
+
+    def receipts(self, hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        """Receipts of several transactions (over HTTP in one batch); None where not mined."""
+        if not self.raw:
+            return {h: self.receipt(h) for h in hashes}
+        out: dict[str, Receipt | None] = {}
+        for tx_hash, raw in zip(hashes, self._batch("eth_getTransactionReceipt", [[h] for h in hashes]), strict=True):
+            if isinstance(raw, Web3RPCError):
+                raise RpcError(f"eth_getTransactionReceipt: {str(raw)[:300]}", method="eth_getTransactionReceipt")
+            try:
+                out[tx_hash] = _receipt(raw)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise RpcError(
+                    f"eth_getTransactionReceipt: malformed receipt: {exc}", method="eth_getTransactionReceipt"
+                ) from exc
+        return out
 
     def transaction(self, tx_hash: str) -> Tx | None:
         try:
@@ -371,6 +377,20 @@ class ChainClient:
             if "revert" not in text.lower():
                 raise
             raise Reverted(_strip_revert(text), method="eth_call") from exc
+
+
+def _receipt(raw: Any) -> Receipt | None:
+    if raw is None or raw.get("blockNumber") is None:
+        return None
+    return Receipt(
+        tx_hash=hexstr(raw["transactionHash"]),
+        status=_int(raw.get("status", 1)),
+        block_number=_int(raw["blockNumber"]),
+        block_hash=hexstr(raw["blockHash"]),
+        sender=str(raw["from"]).lower(),
+        to=_lower(raw.get("to")),
+        gas_used=_int(raw.get("gasUsed", 0)),
+    )
 
 
 def _raw_log(item: dict[str, Any]) -> Log:

@@ -21,10 +21,18 @@ logger = logging.getLogger("wallets.tasks")
 
 @shared_task(name="wallets.tasks.scan_due_chains", ignore_result=True)
 def scan_due_chains() -> list[int]:
-    """Beat entry point: enqueue a scan for each enabled chain whose poll interval elapsed."""
+    """Beat entry point: enqueue a scan for each enabled chain whose poll interval elapsed.
+
+    A chain the feed process serves (pushed heads, or its own polling) is skipped: beat's
+    polling is the fallback for when no feed process runs (wallets/feedstate.py).
+    """
+    from .feedstate import feed_serves
+
     now = timezone.now()
     due: list[int] = []
     for chain in enabled_chains().select_related("cursor"):
+        if feed_serves(chain_id=chain.chain_id):
+            continue
         cursor = getattr(chain, "cursor", None)
         last = cursor.last_scan_at if cursor is not None else None
         if last is None or (now - last).total_seconds() >= chain.poll_interval:

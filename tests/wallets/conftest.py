@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 
@@ -136,3 +137,45 @@ def faulty(anvil: Any) -> Iterator[Any]:
     proxy = FaultyRpc(anvil.url)
     yield proxy
     proxy.stop()
+
+
+class _Running:
+    """A watcher on the test's loop, cancelled (and its threads let go) at the end."""
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+        self.task = asyncio.create_task(watcher.run())
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@pytest_asyncio.fixture
+async def start() -> AsyncIterator[Callable[..., Any]]:
+    """`await start(clock=None, **stream_options)`: the registered chain's watcher, running;
+    `await start.stop(watcher)` stops one early."""
+    from functools import partial
+
+    from wallets.feeds import ChainWork, load_configs
+    from wallets.heads import HeadStream
+    from wallets.watcher import ChainWatcher
+
+    running: list[_Running] = []
+
+    async def make(clock: Callable[[], Any] | None = None, **stream: Any) -> Any:
+        (config,) = await asyncio.to_thread(load_configs)
+        factory = partial(HeadStream, **stream) if stream else HeadStream
+        watcher = ChainWatcher(config, ChainWork(config, clock=clock), stream_factory=factory)
+        running.append(_Running(watcher))
+        return watcher
+
+    async def stop(watcher: Any) -> None:
+        for r in running:
+            if r.watcher is watcher:
+                await r.stop()
+
+    make.stop = stop  # type: ignore[attr-defined]
+    yield make
+    for r in running:
+        await r.stop()

@@ -91,7 +91,8 @@ def test_dev_chain_links_the_demo_wallet_and_its_activity_is_scanned(dev_chain_s
         rpc(dev.node.url, "anvil_mine", ["0x2"])
         scan_chain(DEV_CHAIN_ID)
         watched.refresh_from_db()
-        assert (watched.status, watched.confirmations) == ("confirmed", 3)
+        # At least 3: the dev chain also mines a block every 2 s on its own.
+        assert watched.status == "confirmed" and watched.confirmations >= 3
 
         # A restart: a new node (another port), the same chain row, nothing left of the old node.
         restarted = start_dev_chain()

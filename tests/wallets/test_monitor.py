@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from web3 import Web3
 
 from tests.wallets.conftest import Evm, frames, link
@@ -134,16 +136,23 @@ def test_replacement_seen_by_the_monitor_through_the_nonce(evm: Evm, chain: Any,
     assert (tx.status, tx.reason) == ("replaced", "the sender's nonce was used by another transaction")
 
 
-def test_unknown_transaction_is_dropped_after_grace_polls(evm: Evm, chain: Any) -> None:
+def test_unknown_transaction_is_dropped_after_grace_polls_and_seconds(evm: Evm, chain: Any) -> None:
+    """Dropped after 3 polls *and* 60 s without a trace (a clock, not sleeping): with a scan
+    per pushed head, three polls can come within a second."""
     ghost = "0x" + "ab" * 32
-    monitor = TransactionMonitor()
+    now = [timezone.now()]
+    monitor = TransactionMonitor(clock=lambda: now[0])
     monitor.watch(ghost, evm.chain_id)
+    for _ in range(3):
+        monitor.poll(chain)
+    assert WatchedTransaction.objects.get(hash=ghost).status == "pending"  # 3 polls, 0 s
+    now[0] += timedelta(seconds=59)
     monitor.poll(chain)
-    monitor.poll(chain)
-    assert WatchedTransaction.objects.get(hash=ghost).status == "pending"
+    assert WatchedTransaction.objects.get(hash=ghost).status == "pending"  # 59 s
+    now[0] += timedelta(seconds=1)
     monitor.poll(chain)
     tx = WatchedTransaction.objects.get(hash=ghost)
-    assert tx.status == "dropped" and "3 polls" in tx.reason
+    assert tx.status == "dropped" and tx.reason == "not found on the node for 5 polls over 60 s and its nonce is unused"
 
 
 @pytest.mark.parametrize("bad", ["0x1234", "ab" * 32, "0x" + "zz" * 32, "", "0x" + "ab" * 33])

@@ -10,6 +10,7 @@ import pytest
 from realtime_project.scheduling import declared_specs, install_default_schedule
 from tests.wallets.conftest import Evm, link
 from wallets.api import portfolio_holdings
+from wallets.feedstate import feed_mark
 from wallets.health import chains_health
 from wallets.models import ChainCursor
 from wallets.tasks import prune_challenges, scan_chain, scan_due_chains, track_transactions
@@ -96,8 +97,15 @@ def test_portfolio_holdings_and_readiness(evm: Evm, chain: Any, user: Any) -> No
     ]
     health = chains_health()
     assert health["ok"] is True and health["chains"][str(evm.chain_id)]["lag"] == 0
-    ChainCursor.objects.update(last_error="rpc_timeout")
-    assert chains_health()["ok"] is False
+    assert health["chains"][str(evm.chain_id)]["heads"] == "polled by beat (no feed process)"
+    feed_mark(chain_id=evm.chain_id, mode="push", interval=10)
+    assert chains_health()["chains"][str(evm.chain_id)]["heads"] == "pushed (newHeads)"
+    assert scan_due_chains() == []  # the feed process serves it
+    feed_mark(chain_id=evm.chain_id, mode="poll", interval=10)
+    assert chains_health()["chains"][str(evm.chain_id)]["heads"] == "polled by the feed process"
+    ChainCursor.objects.update(last_error="rpc_timeout", last_error_detail="eth_getLogs timed out")
+    health = chains_health()
+    assert health["ok"] is False and health["chains"][str(evm.chain_id)]["error_detail"] == "eth_getLogs timed out"
 
 
 def test_wallets_chain_command_uses_reference_defaults() -> None:

@@ -159,6 +159,8 @@ def dev_chain_register(*, rpc_url: str, start_block: int) -> Chain:
             chain_id=DEV_CHAIN_ID,
             name=DEV_CHAIN_NAME,
             rpc_url=rpc_url,
+            # anvil serves WebSocket on its HTTP port: heads pushed to the feed process.
+            ws_url="ws://" + rpc_url.split("://", 1)[1],
             required_confirmations=DEV_CONFIRMATIONS,
             poll_interval=DEV_POLL_INTERVAL,
             native_symbol="ETH",

@@ -19,6 +19,7 @@ from ..events import parse_logs
 from ..listener import BlockListener, LogFilter
 from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, native_update
+from ..pending import Included
 from ..selectors import stored_balances
 from ..tokens import TokenInfo, token_infos
 
@@ -69,6 +70,8 @@ class Batch:
     mined_nonces: dict[tuple[str, int], Tx] = field(default_factory=dict)
     #: Approvals given by watched owners, classified (see wallets/approvals.py).
     approvals: list[ApprovalChange] = field(default_factory=list)
+    #: Transactions sent by tracked (proven) addresses, to track at inclusion.
+    included: list[Included] = field(default_factory=list)
 
     @property
     def frames(self) -> list[dict[str, Any]]:
@@ -100,8 +103,13 @@ def build_batch(
     head: int,
     conf: WalletsSettings,
     watched_nonces: set[tuple[str, int]],
+    tracked: set[str] | None = None,
 ) -> Batch:
-    """Fetch logs and balances for `blocks` and build the rows to write."""
+    """Fetch logs and balances for `blocks` and build the rows to write.
+
+    `tracked` (proven addresses, a subset of `watched`): their transactions are tracked at
+    inclusion by the transaction monitor (wallets/pending.py).
+    """
     client = listener.client(chain)
     if not watched or not blocks:
         return Batch(blocks=blocks, mined_nonces=_mined(blocks, watched_nonces))
@@ -166,6 +174,10 @@ def build_batch(
             )
         )
     native = [(b, tx) for b in blocks for tx in b.transactions if tx.sender in watched or (tx.to or "") in watched]
+    if tracked:
+        batch.included = [Included(tx, b.number, b.hash) for b, tx in native if tx.sender in tracked]
+    # One batch for the receipts of every value transfer (a reverted one moved nothing).
+    receipts = client.receipts([tx.hash for _, tx in native if tx.value > 0])
     for block, tx in native:
         if tx.sender in watched:
             touched.add((tx.sender, ""))  # gas is paid even when no value moves
@@ -173,7 +185,7 @@ def build_batch(
             continue
         if tx.to in watched:
             touched.add((tx.to or "", ""))
-        receipt = client.receipt(tx.hash)
+        receipt = receipts.get(tx.hash)
         succeeded = receipt is None or receipt.status == 1
         for address in {tx.sender, tx.to or ""} & watched:
             payload = native_update(

@@ -32,6 +32,7 @@ from ..models import (
     WalletActivity,
     WatchedTransaction,
 )
+from ..pending import tracked_addresses, transactions_included
 from ..publishing import publish_transaction, publish_updates
 from ..rpc import RpcError
 from ..selectors import chain_get, watched_addresses
@@ -143,6 +144,7 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
     cursor = ChainCursor.objects.filter(chain=chain).first() or _initial_cursor(chain, listener, head_block)
     result.cursor_before = result.cursor_after = cursor.block_number
     watched = watched_addresses(chain=chain)
+    tracked = tracked_addresses(chain=chain)
     retries = 0
     while result.blocks < budget:
         cursor.refresh_from_db()
@@ -175,6 +177,7 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
             head=head,
             conf=conf,
             watched_nonces=set(nonces),
+            tracked=tracked,
         )
         if not batch.blocks:
             # The chain moved between our calls (logs of another fork): the next round
@@ -213,12 +216,16 @@ def _reorg(
         raise ScanStopped("reorg_loop", "the chain keeps reorganising; trying again at the next scan")
 
 
-def _watched_nonces(chain: Chain) -> dict[tuple[str, int], int]:
-    """(sender, nonce) -> pk of still-pending watched transactions (to spot replacements)."""
+def _watched_nonces(chain: Chain) -> dict[tuple[str, int], list[int]]:
+    """(sender, nonce) -> pks of still-pending watched transactions (to spot replacements;
+    a replacement seen pending too shares the key with the one it replaces)."""
     rows = WatchedTransaction.objects.filter(chain=chain, status=TxStatus.PENDING, nonce__isnull=False).exclude(
         from_address=""
     )
-    return {(f.lower(), int(n or 0)): pk for pk, f, n in rows.values_list("pk", "from_address", "nonce")}
+    out: dict[tuple[str, int], list[int]] = {}
+    for pk, sender, nonce in rows.values_list("pk", "from_address", "nonce"):
+        out.setdefault((sender.lower(), int(nonce or 0)), []).append(pk)
+    return out
 
 
 def _commit(
@@ -227,7 +234,7 @@ def _commit(
     batch: Batch,
     head: int,
     conf: WalletsSettings,
-    nonces: dict[tuple[str, int], int],
+    nonces: dict[tuple[str, int], list[int]],
     result: ScanResult,
 ) -> None:
     last = batch.blocks[-1]
@@ -250,6 +257,7 @@ def _commit(
         upsert_balances(chain=chain, changes=batch.balances)
         approvals = approvals_apply(chain=chain, changes=batch.approvals, timestamp_ms=last.timestamp * 1000)
         _mark_replaced(chain, batch, nonces)
+        transactions_included(chain=chain, included=batch.included, head=head)
         ChainCursor.objects.filter(pk=cursor.pk).update(
             block_number=last.number, block_hash=last.hash, head_number=head, updated_at=timezone.now()
         )
@@ -281,17 +289,17 @@ def _new_rows(chain: Chain, batch: Batch) -> list[ActivityRow]:
     return [r for r in batch.rows if r.key not in existing]
 
 
-def _mark_replaced(chain: Chain, batch: Batch, nonces: dict[tuple[str, int], int]) -> None:
+def _mark_replaced(chain: Chain, batch: Batch, nonces: dict[tuple[str, int], list[int]]) -> None:
     """A watched pending transaction whose (sender, nonce) was mined under another hash was replaced."""
     for key, mined in batch.mined_nonces.items():
-        pk = nonces.get(key)
-        if pk is None:
-            continue
-        tx = WatchedTransaction.objects.select_for_update().select_related("chain").get(pk=pk)
-        if tx.hash == mined.hash or tx.status != TxStatus.PENDING:
-            continue
-        kind = _replacement_kind(tx, mined)
-        tx.status, tx.replaced_by, tx.reason = TxStatus.REPLACED, mined.hash, kind
+        for pk in nonces.get(key, ()):
+            _replace(pk, mined)
+
+
+def _replace(pk: int, mined: Any) -> None:
+    tx = WatchedTransaction.objects.select_for_update().select_related("chain").get(pk=pk)
+    if tx.hash != mined.hash and tx.status == TxStatus.PENDING:
+        tx.status, tx.replaced_by, tx.reason = TxStatus.REPLACED, mined.hash, _replacement_kind(tx, mined)
         tx.save(update_fields=["status", "replaced_by", "reason", "updated_at"])
         publish_transaction(tx)
 

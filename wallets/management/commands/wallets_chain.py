@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("chain_id", type=int)
         parser.add_argument("rpc_url")
         parser.add_argument("--name", default="")
+        parser.add_argument("--ws-url", default="", help="ws(s):// endpoint: pushed heads and pending transactions")
         parser.add_argument("--confirmations", type=int, default=None)
         parser.add_argument("--poll-interval", type=float, default=None)
         parser.add_argument("--native-symbol", default="ETH")
@@ -26,12 +27,15 @@ class Command(BaseCommand):
         url: str = options["rpc_url"]
         if not url.startswith(("http://", "https://")):
             raise CommandError("rpc_url must be an http(s) JSON-RPC endpoint")
+        if options["ws_url"] and not options["ws_url"].startswith(("ws://", "wss://")):
+            raise CommandError("--ws-url must be a ws(s):// JSON-RPC endpoint")
         if options["chain_id"] <= 0:
             raise CommandError("chain_id must be a positive EIP-155 chain id")
         chain = chain_register(
             chain_id=options["chain_id"],
             name=options["name"] or f"chain {options['chain_id']}",
             rpc_url=url,
+            ws_url=options["ws_url"],
             required_confirmations=options["confirmations"],
             poll_interval=options["poll_interval"],
             native_symbol=options["native_symbol"],
@@ -41,4 +45,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"chain {chain.chain_id} ({chain.name}): {chain.required_confirmations} confirmations, "
             f"poll every {chain.poll_interval:g}s, {'enabled' if chain.enabled else 'disabled'}"
+            + (f", heads pushed from {chain.ws_url}" if chain.ws_url else "")
         )
