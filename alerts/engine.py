@@ -345,7 +345,14 @@ def _batch_ts(batch: dict[str, Any], now: datetime) -> int:
 
 
 def _symbol_price(update: Any) -> tuple[str | None, float | None]:
-    if not isinstance(update, dict):
+    """The symbol and price an update may be judged on, or (None, None).
+
+    Never a stale or degraded price (issue #11): a stale update repeats an old price with
+    no source behind it, a degraded one rests on too few or disagreeing sources. A rule
+    that would match waits for the next fresh price, and crossings are judged from the
+    last fresh price the engine saw.
+    """
+    if not isinstance(update, dict) or update.get("stale") or update.get("degraded"):
         return None, None
     symbol, price = update.get("symbol"), update.get("price")
     if not isinstance(symbol, str) or isinstance(price, bool) or not isinstance(price, (int, float, Decimal)):
@@ -436,8 +443,22 @@ def get_engine() -> AlertEngine:
 
 
 def on_price_batch(batch: dict[str, Any]) -> None:
-    """The prices app's batch listener (contract: `register_batch_listener`)."""
+    """Evaluate one PriceBatch with the process's engine."""
     get_engine().evaluate(batch)
 
 
-__all__ = ["AlertEngine", "Direction", "Evaluation", "get_engine", "on_price_batch", "portfolio_value", "price_alert"]
+def on_prices_published(event: Any) -> None:
+    """The `PricesPublished` subscriber (`alerts/wiring.py`), on the bus's thread."""
+    get_engine().evaluate(event.batch())
+
+
+__all__ = [
+    "AlertEngine",
+    "Direction",
+    "Evaluation",
+    "get_engine",
+    "on_price_batch",
+    "on_prices_published",
+    "portfolio_value",
+    "price_alert",
+]

@@ -19,7 +19,7 @@ class PriceSource(Protocol):
         """The price of `symbol` at `when` (from persisted history), or None."""
 
     def latest_prices(self) -> dict[str, Decimal]:
-        """The newest price of every symbol."""
+        """The newest fresh price of every symbol (stale and degraded ones left out)."""
 
     def known_symbols(self) -> set[str]:
         """Symbols a rule may name."""
@@ -58,6 +58,8 @@ class PricesAppSource:
             return {}
         out: dict[str, Decimal] = {}
         for symbol, update in (fn() or {}).items():
+            if isinstance(update, dict) and (update.get("stale") or update.get("degraded")):
+                continue  # never value a portfolio on a stale or degraded price
             price = update.get("price") if isinstance(update, dict) else update
             if price is not None:
                 out[str(symbol).upper()] = Decimal(str(price))

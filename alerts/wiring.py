@@ -1,27 +1,35 @@
-"""Hook the engine onto the prices app's batches (built in parallel: defensive import)."""
+"""Hook the engine onto the prices app's publications: one subscription on the event bus.
+
+Alerts depend on prices (never the other way): `prices.api.PricesPublished` is emitted
+after every price publication, and the engine evaluates it on the bus's worker thread,
+so evaluation never delays a price going out and never runs inside the price tick's lock.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-logger = logging.getLogger("alerts.wiring")
+from realtime_project.events import Subscription, bus
+
+#: The subscription's name on the bus (one per process).
+SUBSCRIPTION = "alerts.evaluate"
 
 
-def connect_prices() -> bool:
-    from .engine import on_price_batch
-    from .sources import optional_api
+def connect_prices() -> Subscription[Any]:
+    from prices.api import PricesPublished
 
-    register_batch_listener = getattr(optional_api("prices.api"), "register_batch_listener", None)
-    if register_batch_listener is None:
-        logger.debug("prices.api.register_batch_listener not available yet")
-        return False
+    from .engine import on_prices_published
 
-    register_batch_listener(on_price_batch)
-    return True
+    # When evaluation falls behind, queued publications merge into one (newest price per
+    # symbol) instead of piling up.
+    return bus.subscribe(PricesPublished, on_prices_published, name=SUBSCRIPTION, merge=PricesPublished.merge)
 
 
 def readiness() -> dict[str, Any]:
+    from prices.api import PricesPublished
+
     from .engine import get_engine
 
-    return {"ok": True, **get_engine().stats()}
+    subs = [s for s in bus.subscriptions(PricesPublished) if s.name == SUBSCRIPTION]
+    evaluation = subs[0].stats() if subs else {}
+    return {"ok": True, **get_engine().stats(), "evaluation": evaluation}

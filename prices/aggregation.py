@@ -46,6 +46,8 @@ class AggregatedPrice(NamedTuple):
     twap: float | None = None
     #: Sources whose quote was rejected as an outlier for this aggregate.
     rejected: tuple[str, ...] = ()
+    #: The venue time (ms) of the newest quote in this aggregate: how old the data is.
+    quoted_at: int | None = None
 
     def as_update(self) -> dict[str, Any]:
         """The PriceUpdate wire payload (docs/prices.md)."""
@@ -60,6 +62,7 @@ class AggregatedPrice(NamedTuple):
             "stale": self.stale,
             "degraded": self.degraded,
             "twap": self.twap,
+            "quoted_at": self.quoted_at,
         }
 
 
@@ -164,6 +167,27 @@ class PriceAggregator:
         book.put(quote)
         return quote
 
+    def touch(self, source: str, symbols: Iterable[str], now_ms: int) -> None:
+        """`source`'s quotes of `symbols` are still current (its stream is alive)."""
+        books = self._books
+        for symbol in symbols:
+            book = books.get(symbol)
+            if book is not None:
+                book.touch(source, now_ms)
+
+    def expire(self, source: str, symbols: Iterable[str]) -> None:
+        """`source`'s quotes of `symbols` stop counting at once (its stream went silent)."""
+        books = self._books
+        for symbol in symbols:
+            book = books.get(symbol)
+            if book is not None:
+                book.expire(source)
+
+    def quote_of(self, symbol: str, source: str) -> float | None:
+        """`source`'s current price for `symbol` (reconciliation), or None."""
+        book = self._books.get(symbol)
+        return book.quote_of(source) if book is not None else None
+
     def seed(self, price: AggregatedPrice) -> None:
         """Warm start (a new worker process): the last published aggregate of a symbol."""
         book = self._books.get(price.symbol)
@@ -250,11 +274,13 @@ class PriceAggregator:
         changes: list[Any]
         volumes: list[Any]
         if slots is None:
+            quoted = max(book.quoted)
             sources = book.sources
             changes = [c for c in book.changes if c is not None] if book.change_gaps else book.changes
             volumes = [v for v in book.volumes if v is not None] if book.volume_gaps else book.volumes
         else:
             sources = book.sources if n == len(times) else tuple([book.sources[i] for i in slots])
+            quoted = max([book.quoted[i] for i in slots])
             changes = [c for c in (book.changes[i] for i in slots) if c is not None]
             volumes = [v for v in (book.volumes[i] for i in slots) if v is not None]
         # The price's median written out (its values are sorted already).
@@ -279,6 +305,7 @@ class PriceAggregator:
                 degraded or n < self.min_sources,
                 book.twap.update(now, price),
                 rejected,
+                quoted,
             ),
         )
         book.last = result

@@ -1,8 +1,10 @@
 """The prices app's Python API for other apps (alerts, wallets, notifications).
 
-- `register_batch_listener(fn)`: `fn(batch)` runs with each PriceBatch after it is
-  published, in the process that ran the tick; a listener's exception is logged and
-  never breaks the tick. Register from your app's `ready()`.
+- `PricesPublished`: the event emitted after every price publication (the feed
+  process's coalesced flushes, or the REST tick), on `realtime_project.events.bus`.
+  Subscribe from your app's `ready()`:
+  `bus.subscribe(PricesPublished, handler, name="myapp.x", merge=PricesPublished.merge)`;
+  the handler runs on a thread of its own, after the prices went out.
 - `latest_price(symbol) -> dict | None`: the last published PriceUpdate.
 - `latest_prices() -> dict[str, dict]`: every active symbol's last PriceUpdate.
 - `price_at(symbol, when) -> Decimal | None`: the minute-candle close at `when`
@@ -17,17 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from . import selectors
-from .listeners import BatchListener, register_batch_listener, unregister_batch_listener
+from .events import PricesPublished
 
-__all__ = [
-    "BatchListener",
-    "known_symbols",
-    "latest_price",
-    "latest_prices",
-    "price_at",
-    "register_batch_listener",
-    "unregister_batch_listener",
-]
+__all__ = ["PricesPublished", "known_symbols", "latest_price", "latest_prices", "price_at"]
 
 
 def latest_price(symbol: str) -> dict[str, Any] | None:

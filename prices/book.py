@@ -29,6 +29,7 @@ class QuoteBook:
         "index",
         "last",
         "prices",
+        "quoted",
         "simulated",
         "sources",
         "times",
@@ -42,6 +43,8 @@ class QuoteBook:
         self.index: dict[str, int] = {}
         self.prices: list[float] = []
         self.times: list[int] = []
+        #: The venues' own times of the values (ms): `quoted_at` of the aggregate.
+        self.quoted: list[int] = []
         self.changes: list[float | None] = []
         self.volumes: list[float | None] = []
         #: How many slots have no 24 h change / volume (Kraken reports no change).
@@ -57,13 +60,16 @@ class QuoteBook:
         """Store `quote` if it is newer than its source's current one."""
         slot = self.index.get(quote.source)
         if slot is None:  # a source's first quote of this symbol: rebuild in source order
-            row = (quote.source, quote.price, quote.timestamp, quote.change24h, quote.volume24h, False, quote.simulated)
+            quoted = quote.quoted_at or quote.timestamp
+            row = (quote.source, quote.price, quote.timestamp, quote.change24h, quote.volume24h, False, quote.simulated,
+                   quoted)  # fmt: skip
             self._columns(sorted([*self._rows(), row], key=itemgetter(0)))
             return
         t = quote.timestamp
         if t > self.times[slot] or (t == self.times[slot] and quote.price != self.prices[slot]):
             self.prices[slot] = quote.price
             self.times[slot] = t
+            self.quoted[slot] = quote.quoted_at or t
             change, volume = quote.change24h, quote.volume24h
             if change is None or self.changes[slot] is None:
                 self.changes[slot] = change
@@ -81,6 +87,22 @@ class QuoteBook:
                     self.simulated = [False] * len(self.sources)
                 self.simulated[slot] = quote.simulated
 
+    def touch(self, source: str, t: int) -> None:
+        """`source`'s quote is still current at `t` (its stream is alive): freshness only."""
+        slot = self.index.get(source)
+        if slot is not None and self.times[slot] < t:
+            self.times[slot] = t
+
+    def expire(self, source: str) -> None:
+        """`source`'s quote stops counting (its stream went silent); a newer one replaces it."""
+        slot = self.index.get(source)
+        if slot is not None:
+            self.times[slot] = 0
+
+    def quote_of(self, source: str) -> float | None:
+        slot = self.index.get(source)
+        return self.prices[slot] if slot is not None else None
+
     def remove(self, source: str) -> None:
         if source in self.index:
             self._columns([row for row in self._rows() if row[0] != source])
@@ -88,11 +110,21 @@ class QuoteBook:
     def _rows(self) -> list[tuple[Any, ...]]:
         simulated = self.simulated or [False] * len(self.sources)
         return list(
-            zip(self.sources, self.prices, self.times, self.changes, self.volumes, self.blamed, simulated, strict=True)
+            zip(
+                self.sources,
+                self.prices,
+                self.times,
+                self.changes,
+                self.volumes,
+                self.blamed,
+                simulated,
+                self.quoted,
+                strict=True,
+            )
         )
 
     def _columns(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rebuild the columns from (source, price, time, change, volume, blamed, simulated) rows."""
+        """Rebuild the columns from (source, price, time, change, volume, blamed, simulated, quoted) rows."""
         self.sources = tuple(row[0] for row in rows)
         self.index = {source: i for i, source in enumerate(self.sources)}
         self.prices = [row[1] for row in rows]
@@ -104,3 +136,4 @@ class QuoteBook:
         self.blamed = [row[5] for row in rows]
         simulated = [row[6] for row in rows]
         self.simulated = simulated if any(simulated) else None
+        self.quoted = [row[7] for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,20 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "binance": "https://api.binance.com",
     "coinbase": "https://api.exchange.coinbase.com",
     "kraken": "https://api.kraken.com",
+    "okx": "https://www.okx.com",
     "simulated": "",
 }
+
+#: Public market-data WebSockets (reference/streams.md). A Source row's `stream_url` wins,
+#: and env PRICES_STREAM_URLS (a JSON object kind -> URL) overrides everything at once.
+DEFAULT_STREAM_URLS: dict[str, str] = {
+    "binance": "wss://stream.binance.com:9443/stream",
+    "coinbase": "wss://ws-feed.exchange.coinbase.com",
+    "kraken": "wss://ws.kraken.com/v2",
+    "okx": "wss://ws.okx.com:8443/ws/v5/public",
+}
+#: The coalescing window may not exceed this (issue #11: updates wait at most 50 ms).
+MAX_COALESCE_WINDOW = 0.05
 
 
 def _defaults() -> dict[str, Any]:
@@ -77,6 +90,31 @@ def _defaults() -> dict[str, Any]:
         "PERMANENT_BACKOFF": 86_400.0,
         # Readiness: the check fails when no enabled source succeeded for this long.
         "READY_MAX_SILENCE": 300.0,
+        # --- streams (the feed process, docs/prices.md "Streams") ---
+        # WebSocket URLs per kind; env PRICES_STREAM_URLS overrides them all at once.
+        "STREAM_URLS": dict(DEFAULT_STREAM_URLS),
+        # Changed symbols are published together at most this often (leading edge: a lone
+        # update goes out at once). At most MAX_COALESCE_WINDOW.
+        "COALESCE_WINDOW": 0.025,
+        # Published prices and candles are written to the database at most this often.
+        "PERSIST_INTERVAL": 1.0,
+        # A stream quote whose venue time is older than this on arrival is rejected.
+        "STREAM_MAX_QUOTE_AGE": 3600.0,
+        # While a venue streams, its REST API is still polled this often to compare.
+        "RECONCILE_INTERVAL": 300.0,
+        # The market overview (movers, trades) is rebuilt from the streams this often.
+        "OVERVIEW_STREAM_INTERVAL": 1.0,
+        "STREAM_CONNECT_TIMEOUT": 10.0,
+        "STREAM_ACK_TIMEOUT": 10.0,
+        # Reconnects: full jitter over [0, min(cap, base * 2**n)].
+        "STREAM_BACKOFF_BASE": 0.5,
+        "STREAM_BACKOFF_CAP": 30.0,
+        # After a venue's rate-limit disconnect, at least this long (and half the pace).
+        "STREAM_RATE_LIMIT_WAIT": 10.0,
+        # Connections are replaced this long before a venue's lifetime limit (Binance 24 h).
+        "STREAM_ROTATE_MARGIN": 600.0,
+        # A venue's quotes stop counting after 2 of its cadences of silence plus this.
+        "STREAM_LIVE_GRACE": 1.0,
     }
 
 
@@ -117,6 +155,20 @@ class PricesSettings:
     backoff_max: float
     permanent_backoff: float
     ready_max_silence: float
+    stream_urls: dict[str, str]
+    stream_url_override: dict[str, str]
+    coalesce_window: float
+    persist_interval: float
+    stream_max_quote_age: float
+    reconcile_interval: float
+    overview_stream_interval: float
+    stream_connect_timeout: float
+    stream_ack_timeout: float
+    stream_backoff_base: float
+    stream_backoff_cap: float
+    stream_rate_limit_wait: float
+    stream_rotate_margin: float
+    stream_live_grace: float
 
 
 def prices_settings() -> PricesSettings:
@@ -127,7 +179,11 @@ def prices_settings() -> PricesSettings:
     if unknown:
         raise ValueError(f"unknown PRICES settings: {sorted(unknown)}")
     base_urls = {**merged["BASE_URLS"], **user.pop("BASE_URLS", {})}
+    stream_urls = {**merged["STREAM_URLS"], **user.pop("STREAM_URLS", {})}
     merged.update(user)
+    coalesce = float(merged["COALESCE_WINDOW"])
+    if not 0 < coalesce <= MAX_COALESCE_WINDOW:
+        raise ValueError(f"PRICES['COALESCE_WINDOW'] must be in (0, {MAX_COALESCE_WINDOW}] seconds, not {coalesce}")
     return PricesSettings(
         base_urls=base_urls,
         coingecko_api_key=str(merged["COINGECKO_API_KEY"]),
@@ -157,4 +213,44 @@ def prices_settings() -> PricesSettings:
         backoff_max=float(merged["BACKOFF_MAX"]),
         permanent_backoff=float(merged["PERMANENT_BACKOFF"]),
         ready_max_silence=float(merged["READY_MAX_SILENCE"]),
+        stream_urls=stream_urls,
+        stream_url_override=stream_urls_from_env(),
+        coalesce_window=coalesce,
+        persist_interval=float(merged["PERSIST_INTERVAL"]),
+        stream_max_quote_age=float(merged["STREAM_MAX_QUOTE_AGE"]),
+        reconcile_interval=float(merged["RECONCILE_INTERVAL"]),
+        overview_stream_interval=float(merged["OVERVIEW_STREAM_INTERVAL"]),
+        stream_connect_timeout=float(merged["STREAM_CONNECT_TIMEOUT"]),
+        stream_ack_timeout=float(merged["STREAM_ACK_TIMEOUT"]),
+        stream_backoff_base=float(merged["STREAM_BACKOFF_BASE"]),
+        stream_backoff_cap=float(merged["STREAM_BACKOFF_CAP"]),
+        stream_rate_limit_wait=float(merged["STREAM_RATE_LIMIT_WAIT"]),
+        stream_rotate_margin=float(merged["STREAM_ROTATE_MARGIN"]),
+        stream_live_grace=float(merged["STREAM_LIVE_GRACE"]),
     )
+
+
+def stream_urls_from_env(value: str | None = None) -> dict[str, str]:
+    """Env PRICES_STREAM_URLS: a JSON object {kind: ws(s) URL}; raises ValueError when wrong.
+
+    A typo here must stop the process with a clear message, not stream from the
+    vendors' hosts while the operator believes otherwise.
+    """
+    raw = os.environ.get("PRICES_STREAM_URLS", "") if value is None else value
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"PRICES_STREAM_URLS is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError('PRICES_STREAM_URLS must be a JSON object: {"binance": "ws://…", …}')
+    unknown = set(parsed) - set(DEFAULT_STREAM_URLS)
+    if unknown:
+        raise ValueError(
+            f"PRICES_STREAM_URLS: no stream for {sorted(unknown)} (streams: {sorted(DEFAULT_STREAM_URLS)})"
+        )
+    for kind, url in parsed.items():
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"PRICES_STREAM_URLS[{kind!r}] must be a ws:// or wss:// URL, not {url!r}")
+    return dict(parsed)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.core.validators import URLValidator
 from django.db import models
 
+#: `stream_url` accepts WebSocket URLs only.
+stream_url_validator = URLValidator(schemes=["ws", "wss"])
+
 
 class Symbol(models.Model):
     symbol = models.CharField(max_length=20, unique=True, help_text="Upper-case ticker, e.g. BTC")
@@ -23,6 +26,7 @@ class SourceKind(models.TextChoices):
     BINANCE = "binance", "Binance"
     COINBASE = "coinbase", "Coinbase Exchange"
     KRAKEN = "kraken", "Kraken"
+    OKX = "okx", "OKX"
     SIMULATED = "simulated", "Simulated market"
 
 
@@ -41,6 +45,17 @@ class Source(models.Model):
     max_requests = models.PositiveIntegerField(
         default=0, help_text="Requests per poll for per-product APIs (Coinbase); 0: the adapter's default"
     )
+    streaming = models.BooleanField(
+        default=True,
+        help_text="Use the venue's WebSocket stream (Binance, Coinbase, Kraken, OKX); REST polls then run only "
+        "while it is down, plus a slow reconciliation",
+    )
+    stream_url = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[stream_url_validator],
+        help_text="Empty: PRICES['STREAM_URLS'][kind]; env PRICES_STREAM_URLS overrides both",
+    )
     # Health, written by the tick (never by hand; the admin shows it read-only).
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
@@ -55,6 +70,11 @@ class Source(models.Model):
     outliers = models.PositiveBigIntegerField(default=0)
     #: Bad input counted by kind (invalid_price, future_timestamp, unexpected_symbol, ...).
     problems = models.JSONField(default=dict, blank=True)
+    #: The stream's health as the feed process last wrote it (connected, last message age,
+    #: reconnects, errors, REST fallback on or off, `updated_at`).
+    stream_health = models.JSONField(default=dict, blank=True)
+    #: The last comparison of REST quotes with the stream's (`disagreements` beyond the band).
+    reconciliation = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["slug"]
@@ -69,6 +89,9 @@ class SymbolMapping(models.Model):
     symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="mappings")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="mappings")
     external_id = models.CharField(max_length=64)
+    stream_id = models.CharField(
+        max_length=64, blank=True, help_text="The id on the venue's stream when it differs (Kraken v2: BTC/USD)"
+    )
     active = models.BooleanField(default=True)
 
     class Meta:

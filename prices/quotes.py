@@ -27,6 +27,9 @@ class Quote(NamedTuple):
     change24h: float | None = None
     volume24h: float | None = None
     simulated: bool = False
+    #: The venue's own time of the value (ms) when `timestamp` is not it: a stream quote's
+    #: `timestamp` is when it was received (its freshness), `quoted_at` the venue's event time.
+    quoted_at: int | None = None
 
 
 class QuoteRejected(ValueError):
@@ -71,4 +74,4 @@ def validate_quote(quote: Quote, *, now_ms: int, future_tolerance_ms: int) -> Qu
     volume = optional_volume(quote.volume24h)
     if price == quote.price and change == quote.change24h and volume == quote.volume24h:
         return quote
-    return Quote(quote.symbol, quote.source, price, quote.timestamp, change, volume, quote.simulated)
+    return Quote(quote.symbol, quote.source, price, quote.timestamp, change, volume, quote.simulated, quote.quoted_at)

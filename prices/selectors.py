@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from .conf import PricesSettings, prices_settings
 from .models import Candle, LatestPrice, MarketOverview, Source, SourceKind, Symbol, SymbolMapping
 from .sources.base import SourceConfig
+
+if TYPE_CHECKING:
+    from .aggregation import AggregatedPrice
+
+#: Kinds with a public market-data WebSocket (prices/streams/).
+STREAM_KINDS = frozenset({SourceKind.BINANCE, SourceKind.COINBASE, SourceKind.KRAKEN, SourceKind.OKX})
 
 #: `price_at` answers from a candle at most this much older than the asked time.
 PRICE_AT_TOLERANCE = timedelta(minutes=5)
@@ -34,6 +41,99 @@ def source_config(row: Source, conf: PricesSettings) -> SourceConfig:
         seed=conf.simulated_seed,
         volatility=conf.simulated_volatility,
     )
+
+
+def stream_url(row: Source, conf: PricesSettings) -> str | None:
+    """The WebSocket URL of `row`'s venue, or None when it is not streamed.
+
+    Env PRICES_STREAM_URLS wins (it points every stream elsewhere at once: tests,
+    staging, an operator's relay), then the row's own `stream_url`, then
+    PRICES['STREAM_URLS'][kind].
+    """
+    if not row.streaming or row.kind not in STREAM_KINDS:
+        return None
+    return conf.stream_url_override.get(row.kind) or row.stream_url or conf.stream_urls.get(row.kind) or None
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    slug: str
+    kind: str
+    config: SourceConfig
+    poll_interval: float
+    #: {SYMBOL: REST id}
+    ids: dict[str, str]
+    stream_url: str | None
+    #: {stream id: SYMBOL}
+    stream_ids: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What the feed process runs: sources, their ids and URLs (compared to notice admin edits)."""
+
+    symbol_ids: dict[str, int]
+    sources: tuple[SourcePlan, ...]
+
+
+def stream_plan(conf: PricesSettings | None = None) -> StreamPlan:
+    conf = conf or prices_settings()
+    rows = enabled_sources(conf)
+    slugs = [row.slug for row in rows]
+    ids = mappings_by_source(slugs)
+    stream_ids: dict[str, dict[str, str]] = {slug: {} for slug in slugs}
+    mappings = SymbolMapping.objects.filter(active=True, symbol__active=True, source__slug__in=slugs).values_list(
+        "source__slug", "symbol__symbol", "external_id", "stream_id"
+    )
+    for slug, symbol, external, stream_id in mappings:
+        stream_ids[slug][stream_id or external] = symbol
+    sources = tuple(
+        SourcePlan(
+            slug=row.slug,
+            kind=row.kind,
+            config=source_config(row, conf),
+            poll_interval=row.poll_interval,
+            ids=ids[row.slug],
+            stream_url=stream_url(row, conf),
+            stream_ids=stream_ids[row.slug],
+        )
+        for row in rows
+    )
+    return StreamPlan(symbol_ids=active_symbol_ids(), sources=sources)
+
+
+def warm_prices(symbol_ids: dict[str, int]) -> list[tuple[AggregatedPrice, float]]:
+    """The last published aggregates with their publication times (a cold start resumes from them)."""
+    from .aggregation import AggregatedPrice
+
+    out: list[tuple[AggregatedPrice, float]] = []
+    for row in LatestPrice.objects.filter(symbol_id__in=symbol_ids.values()):
+        payload = row.payload or {}
+        try:
+            price = AggregatedPrice(
+                symbol=str(payload["symbol"]),
+                price=float(payload["price"]),
+                timestamp=int(payload["timestamp"]),
+                sources=tuple(payload.get("sources") or ()),
+                source=str(payload.get("source", "aggregate")),
+                change24h=payload.get("change24h"),
+                volume24h=payload.get("volume24h"),
+                stale=bool(payload.get("stale")),
+                degraded=bool(payload.get("degraded")),
+                twap=payload.get("twap"),
+                quoted_at=payload.get("quoted_at"),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        out.append((price, row.published_at.timestamp()))
+    return out
+
+
+def global_figures() -> tuple[dict[str, Any], str | None]:
+    """The cached `/global` figures and where they came from (refreshed by the overview task)."""
+    row = MarketOverview.objects.filter(key="overview").first()
+    cached = (row.global_stats or {}) if row is not None else {}
+    return cached.get("figures", {}) or {}, cached.get("source")
 
 
 def enabled_sources(conf: PricesSettings | None = None) -> list[Source]:
@@ -129,16 +229,24 @@ def readiness(conf: PricesSettings | None = None) -> dict[str, Any]:
     live = False
     for row in Source.objects.all():
         allowed = source_allowed(row.kind, conf)
-        healthy = bool(row.last_success_at and now - row.last_success_at <= silence)
+        polled_ok = bool(row.last_success_at and now - row.last_success_at <= silence)
+        stream = _stream_report(row, conf, now)
+        healthy = polled_ok or bool(stream and stream["ok"])
         if row.enabled and allowed and healthy:
             live = True
-        sources[row.slug] = {
+        entry: dict[str, Any] = {
             "enabled": row.enabled and allowed,
             "ok": healthy,
             "consecutive_failures": row.consecutive_failures,
             "in_backoff": bool(row.backoff_until and row.backoff_until > now),
             "last_error": row.last_error or None,
+            "outliers": row.outliers,
         }
+        if stream is not None:
+            entry["stream"] = stream
+        if row.reconciliation:
+            entry["reconciliation"] = row.reconciliation
+        sources[row.slug] = entry
     latest = LatestPrice.objects.order_by("-published_at").values_list("published_at", flat=True).first()
     priced = set(LatestPrice.objects.values_list("symbol__symbol", flat=True))
     return {
@@ -148,3 +256,24 @@ def readiness(conf: PricesSettings | None = None) -> dict[str, Any]:
         "unpriced": sorted(known_symbols() - priced),
         "last_published_age": round((now - latest).total_seconds(), 1) if latest else None,
     }
+
+
+#: Stream health older than this many seconds was written by a feed process that is gone.
+STREAM_HEALTH_MAX_AGE = 15.0
+
+
+def _stream_report(row: Source, conf: PricesSettings, now: datetime) -> dict[str, Any] | None:
+    """A streamed source's health as the feed process last wrote it (None: not streamed)."""
+    if stream_url(row, conf) is None:
+        return None
+    health = dict(row.stream_health or {})
+    if not health:
+        return {"ok": False, "state": "not_started", "detail": "no feed process has streamed this venue"}
+    written = health.pop("updated_at", None)
+    age = now.timestamp() - float(written) if written else None
+    if age is None or age > STREAM_HEALTH_MAX_AGE:
+        return {"ok": False, "state": "unknown", "detail": "the feed process stopped reporting", "report_age": age}
+    if health.get("last_message_age") is not None:
+        health["last_message_age"] = round(float(health["last_message_age"]) + age, 3)
+    health["report_age"] = round(age, 3)
+    return health

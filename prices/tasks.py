@@ -9,6 +9,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from .conf import prices_settings
+from .health import streams_active
 from .services.history import candles_prune
 from .services.overview import market_overview_refresh
 from .services.tick import prices_tick
@@ -22,6 +23,13 @@ TICK_LOCK_TTL = 30
 
 @shared_task(name="prices.tasks.tick", ignore_result=True)
 def tick() -> dict[str, Any] | None:
+    """The REST tick: the whole price pipeline when no feed process streams, else nothing.
+
+    A running feed process (`manage.py feeds`, or the server in embedded mode) polls
+    REST itself where a stream is down, so one process aggregates and publishes.
+    """
+    if streams_active():
+        return {"skipped": "streams"}
     if not cache.add(TICK_LOCK, 1, TICK_LOCK_TTL):
         logger.info("previous price tick still running: skipped")
         return None
@@ -33,7 +41,8 @@ def tick() -> dict[str, Any] | None:
 
 @shared_task(name="prices.tasks.market_overview", ignore_result=True)
 def market_overview() -> bool:
-    return market_overview_refresh() is not None
+    # While a feed process streams, it publishes the overview; this keeps its global figures fresh.
+    return market_overview_refresh(streams=streams_active()) is not None
 
 
 @shared_task(name="prices.tasks.prune_history", ignore_result=True)

@@ -80,6 +80,8 @@ class FeedSettings:
     stop_timeout: float = 10.0
     #: Extra modules whose `feeds()` also run (tools and tests; apps use `<app>/feeds.py`).
     extra_modules: tuple[str, ...] = ()
+    #: Run only the feeds with these names (empty: all).
+    only: tuple[str, ...] = ()
 
 
 def feed_settings() -> FeedSettings:
@@ -93,15 +95,20 @@ def feed_settings() -> FeedSettings:
     def number(key: str, default: float) -> float:
         return _env_float(f"FEEDS_{key}", float(user.get(key, default)))
 
-    extra = os.environ.get("FEEDS_EXTRA_MODULES")
-    modules = [m.strip() for m in extra.split(",")] if extra else list(user.get("EXTRA_MODULES", ()))
+    def names(key: str) -> list[str]:
+        value = os.environ.get(f"FEEDS_{key}")
+        items = value.split(",") if value else list(user.get(key, ()))
+        return [item.strip() for item in items if item.strip()]
+
+    modules = names("EXTRA_MODULES")
     return FeedSettings(
         backoff_base=number("BACKOFF_BASE", defaults.backoff_base),
         backoff_cap=number("BACKOFF_CAP", defaults.backoff_cap),
         stable_after=number("STABLE_AFTER", defaults.stable_after),
         health_interval=number("HEALTH_INTERVAL", defaults.health_interval),
         stop_timeout=number("STOP_TIMEOUT", defaults.stop_timeout),
-        extra_modules=tuple(m for m in modules if m),
+        extra_modules=tuple(modules),
+        only=tuple(names("ONLY")),
     )
 
 
@@ -134,7 +141,7 @@ def discover_feeds(*, only: Iterable[str] = (), extra_modules: Iterable[str] | N
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"duplicate feed names: {duplicates}")
-    wanted = set(only)
+    wanted = set(only) or set(feed_settings().only)
     if wanted:
         missing = wanted - set(names)
         if missing:

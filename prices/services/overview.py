@@ -1,24 +1,32 @@
-"""The market overview: global figures, top movers, recent trades; published on change."""
+"""The market overview: global figures, top movers, recent trades; published on change.
+
+Two publishers, never at once: while a feed process streams (`prices.feeds`), it
+builds the overview from the streams every `OVERVIEW_STREAM_INTERVAL` (movers from
+every streamed symbol, trades from the venues' trade streams) and the beat task only
+refreshes the global figures (CoinGecko has no stream); without a feed process the
+beat task builds and publishes it from REST, as the fallback.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from realtime_project.gateway.api import publish
 
+from ..aggregation import AggregatedPrice
 from ..conf import PricesSettings, prices_settings
 from ..models import MarketOverview, Source, SourceKind, SymbolMapping
+from ..publishing import OVERVIEW_CHANNEL
 from ..selectors import enabled_sources, latest_prices, source_config
 from ..sources.base import SourceError, Trade
 from ..sources.registry import get_adapter
 from .sources import source_record_poll
 
 logger = logging.getLogger("prices.overview")
-
-OVERVIEW_CHANNEL = "market:overview"
 
 
 def _usable(row: Source | None, now: datetime) -> bool:
@@ -54,7 +62,7 @@ def _global_stats(
     return cached.get("figures", {}), cached.get("source")
 
 
-def _trades(rows: list[Source], now: datetime, conf: PricesSettings) -> list[Trade]:
+def _trades(rows: list[Source], now: datetime, conf: PricesSettings) -> list[tuple[str, Trade]]:
     """Recent trades of the tracked pairs: Binance, or the simulated market offline."""
     for kind in (SourceKind.BINANCE, SourceKind.SIMULATED):
         source = _pick(rows, kind)
@@ -76,7 +84,7 @@ def _trades(rows: list[Source], now: datetime, conf: PricesSettings) -> list[Tra
             source_record_poll(slug=source.slug, now=now, error=exc, polled=False, conf=conf)
             continue
         trades.sort(key=lambda t: t.time, reverse=True)
-        return trades[: conf.overview_trades]
+        return [(source.slug, t) for t in trades[: conf.overview_trades]]
     return []
 
 
@@ -86,18 +94,60 @@ def _movers(conf: PricesSettings) -> tuple[list[dict[str, Any]], list[dict[str, 
         for u in latest_prices().values()
         if isinstance(u.get("change24h"), int | float) and not u.get("stale")
     ]
-    rows.sort(key=lambda r: r["change24h"], reverse=True)
-    n = conf.overview_movers
+    return _rank(rows, conf.overview_movers)
+
+
+def _rank(rows: list[dict[str, Any]], n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows.sort(key=lambda r: (r["change24h"], r["symbol"]), reverse=True)
     gainers = [r for r in rows if r["change24h"] > 0][:n]
     losers = [r for r in reversed(rows) if r["change24h"] < 0][:n]
     return gainers, losers
 
 
-def market_overview_refresh(*, now: float | None = None) -> dict[str, Any] | None:
+def overview_payload(
+    *,
+    figures: dict[str, Any],
+    source: str | None,
+    prices: Iterable[AggregatedPrice],
+    trades: list[dict[str, Any]],
+    conf: PricesSettings,
+    now: float,
+) -> dict[str, Any]:
+    """The overview from the streams: movers among every fresh aggregate, the newest trades.
+
+    Global figures CoinGecko never gave are `null` (the dashboard shows "—").
+    """
+    rows = [
+        {"symbol": p.symbol, "price": p.price, "change24h": p.change24h}
+        for p in prices
+        if p.change24h is not None and not p.stale
+    ]
+    gainers, losers = _rank(rows, conf.overview_movers)
+    return {
+        "total_market_cap": figures.get("total_market_cap"),
+        "total_volume": figures.get("total_volume"),
+        "btc_dominance": figures.get("btc_dominance"),
+        "top_gainers": gainers,
+        "top_losers": losers,
+        "recent_trades": trades[: conf.overview_trades],
+        "timestamp": int(now * 1000),
+        "source": source or "aggregate",
+    }
+
+
+def market_overview_save(*, payload: dict[str, Any], now: float) -> None:
+    """Store the overview the feed process published (snapshots and REST read it)."""
+    MarketOverview.objects.update_or_create(
+        key="overview", defaults={"payload": payload, "published_at": datetime.fromtimestamp(now, UTC)}
+    )
+
+
+def market_overview_refresh(*, now: float | None = None, streams: bool = False) -> dict[str, Any] | None:
     """Build the overview; persist and publish it when it changed. Returns it if published.
 
-    Network requests happen before the single write: nothing is locked while a source
-    is slow.
+    With `streams` (a feed process publishes the overview) only the global figures
+    are refreshed and stored for it. Network requests happen before the single write:
+    nothing is locked while a source is slow.
     """
     conf = prices_settings()
     now = time.time() if now is None else now
@@ -105,6 +155,11 @@ def market_overview_refresh(*, now: float | None = None) -> dict[str, Any] | Non
     rows = enabled_sources(conf)
     current, _ = MarketOverview.objects.get_or_create(key="overview")
     figures, source = _global_stats(current, rows, now_dt, conf)
+    if streams:
+        MarketOverview.objects.filter(pk=current.pk).update(
+            global_stats=current.global_stats, global_fetched_at=current.global_fetched_at
+        )
+        return None
     gainers, losers = _movers(conf)
     trades = _trades(rows, now_dt, conf)
     payload: dict[str, Any] = {
@@ -113,7 +168,7 @@ def market_overview_refresh(*, now: float | None = None) -> dict[str, Any] | Non
         "btc_dominance": figures.get("btc_dominance"),
         "top_gainers": gainers,
         "top_losers": losers,
-        "recent_trades": [t.as_dict() for t in trades],
+        "recent_trades": [{**t.as_dict(), "venue": venue} for venue, t in trades],
         "timestamp": int(now * 1000),
         "source": source or "aggregate",
     }

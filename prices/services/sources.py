@@ -90,3 +90,45 @@ def source_reset_health(*, slug: str) -> int:
 def source_add_counts(*, slug: str, outliers: int = 0) -> int:
     """Count outliers against a source that was not polled this tick (its older quotes)."""
     return Source.objects.filter(slug=slug).update(outliers=F("outliers") + outliers)
+
+
+def sources_record_streams(
+    *,
+    streams: dict[str, dict[str, Any]],
+    problems: dict[str, Counter[str]],
+    outliers: Counter[str],
+    reconciliation: dict[str, dict[str, Any]],
+    rest_modes: dict[str, str],
+    now: float | None = None,
+) -> None:
+    """Write the feed process's view of each source: stream health, bad input, outliers.
+
+    One UPDATE per source that has something to write (a handful every few seconds).
+    `stream_health` gets `updated_at` (epoch seconds) so readers can tell a live report
+    from one a dead process left behind.
+    """
+    import time
+
+    now = time.time() if now is None else now
+    slugs = set(streams) | set(problems) | set(outliers) | set(reconciliation) | set(rest_modes)
+    if not slugs:
+        return
+    current = {row.slug: row for row in Source.objects.filter(slug__in=slugs)}
+    for slug in slugs:
+        row = current.get(slug)
+        if row is None:
+            continue
+        fields: dict[str, Any] = {}
+        if slug in streams:
+            fields["stream_health"] = {**streams[slug], "rest": rest_modes.get(slug), "updated_at": now}
+        new = {k: int(v) for k, v in (problems.get(slug) or Counter()).items() if v}
+        if new:
+            merged = Counter({k: int(v) for k, v in (row.problems or {}).items()})
+            merged.update(new)
+            fields["problems"] = dict(merged)
+        if outliers.get(slug):
+            fields["outliers"] = F("outliers") + outliers[slug]
+        if slug in reconciliation:
+            fields["reconciliation"] = reconciliation[slug]
+        if fields:
+            Source.objects.filter(slug=slug).update(**fields)

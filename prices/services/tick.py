@@ -20,10 +20,12 @@ from typing import Any
 
 from django.db import transaction
 
+from realtime_project.events import bus
+
 from ..aggregation import AggregatedPrice, PriceAggregator
 from ..change import ChangeFilter
 from ..conf import PricesSettings, prices_settings
-from ..listeners import notify_batch_listeners
+from ..events import PricesPublished
 from ..models import LatestPrice, Source
 from ..publishing import publish_prices
 from ..selectors import active_symbol_ids, enabled_sources, mappings_by_source, source_config
@@ -219,7 +221,9 @@ class PriceTicker:
             filt.mark(price, now)
         t_publish = time.perf_counter()
         if report.batch is not None:
-            notify_batch_listeners(report.batch)
+            # The prices went out; other apps (alerts) hear of it on their own threads,
+            # never inside this tick's lock.
+            bus.emit(PricesPublished(tuple(updates), report.batch["timestamp"]), after_commit=False)
         report.timings = {
             "load": t_load - t0,
             # Waiting for the polls; the ingest of the first ones overlaps the others.
@@ -283,6 +287,7 @@ def _from_update(payload: dict[str, Any]) -> AggregatedPrice:
         stale=bool(payload.get("stale")),
         degraded=bool(payload.get("degraded")),
         twap=payload.get("twap"),
+        quoted_at=payload.get("quoted_at"),
     )
 
 

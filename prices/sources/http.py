@@ -98,7 +98,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return min(seconds, MAX_RETRY_AFTER)
 
 
-def decode_json(content: bytes) -> Any:
+def decode_json(content: bytes | str) -> Any:
     """JSON from a response body: orjson (5-10x faster on a 60 kB Binance batch), and the
     standard library for what orjson refuses but sources send: `NaN`/`Infinity` literals
     (a NaN price must reach the aggregator, which rejects it as `invalid_price`), a BOM,

@@ -9,6 +9,7 @@ from .binance import BinanceSource
 from .coinbase import CoinbaseSource
 from .coingecko import CoinGeckoSource
 from .kraken import KrakenSource
+from .okx import OKXSource
 from .simulated import SimulatedSource
 
 ADAPTERS: dict[str, type[PriceSource]] = {
@@ -16,6 +17,7 @@ ADAPTERS: dict[str, type[PriceSource]] = {
     "binance": BinanceSource,
     "coinbase": CoinbaseSource,
     "kraken": KrakenSource,
+    "okx": OKXSource,
     "simulated": SimulatedSource,
 }
 

@@ -87,6 +87,24 @@ class SimulatedSource(PriceSource):
                 result.quotes.append(Quote(symbol, self.id, walk.price, now_ms, change, walk.volume24h, simulated=True))
         return result
 
+    def quote(self, symbol: str, external_id: str) -> Quote:
+        """One symbol's next step of the walk, now (the simulated stream's tick)."""
+        now = self.clock()
+        with self._lock:
+            walk = self._walk(external_id.upper(), now)
+            self._step(walk, now)
+            change = (walk.price / walk.open24h - 1) * 100
+            return Quote(symbol, self.id, walk.price, int(now * 1000), change, walk.volume24h, simulated=True)
+
+    def trade(self, symbol: str, external_id: str) -> Trade:
+        """One trade around the current price, now (the simulated stream's trade)."""
+        now = self.clock()
+        with self._lock:
+            walk = self._walk(external_id.upper(), now)
+            price = walk.price * (1 + walk.rng.gauss(0.0, 0.0002))
+            qty = round(walk.rng.lognormvariate(0.0, 1.0) * 1000 / walk.price, 6) or 1e-6
+            return Trade(symbol, price, qty, walk.rng.choice(("buy", "sell")), int(now * 1000))
+
     def trades(self, symbol: str, external_id: str, limit: int) -> list[Trade]:
         now = self.clock()
         with self._lock:

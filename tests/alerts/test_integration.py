@@ -1,4 +1,4 @@
-"""With the real prices app: its batch listeners run the engine; its history feeds
+"""With the real prices app: its `PricesPublished` events run the engine; its history feeds
 percent windows; its symbols validate rules (no injected source here)."""
 
 from __future__ import annotations
@@ -8,23 +8,27 @@ from decimal import Decimal
 
 import pytest
 
-from alerts.engine import AlertEngine, on_price_batch
+from alerts.engine import AlertEngine, on_prices_published
+from alerts.wiring import SUBSCRIPTION
 from notifications.models import Notification
+from prices.api import PricesPublished
+from realtime_project.events import bus
 
 from .conftest import batch
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_engine_listens_to_price_batches(make_user, clock, monkeypatch) -> None:
+def test_the_engine_subscribes_to_price_publications(make_user, clock, monkeypatch) -> None:
     from alerts import engine as engine_module
-    from prices import listeners
 
-    assert on_price_batch in listeners._listeners  # registered by AlertsConfig.ready
+    [sub] = [s for s in bus.subscriptions(PricesPublished) if s.name == SUBSCRIPTION]  # AlertsConfig.ready
+    assert sub.handler is on_prices_published and sub.merge is PricesPublished.merge
     monkeypatch.setattr(engine_module, "_engine", AlertEngine(clock=clock))
     user = make_user()
     engine_module.get_engine().register_alert(user_id=user.pk, kind="price_above", symbol="BTC", threshold="50000")
-    assert listeners.notify_batch_listeners(batch(clock, BTC=50_001.0)) == 0
+    event = PricesPublished(tuple(batch(clock, BTC=50_001.0)["updates"]), int(clock.now.timestamp() * 1000))
+    on_prices_published(event)  # what the subscription's thread runs
     assert Notification.objects.get(user=user).data["price"] == 50_001.0
 
 

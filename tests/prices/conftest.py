@@ -33,6 +33,7 @@ def seeded_defaults(transactional_db: None) -> None:
     from django.apps import apps
 
     importlib.import_module("prices.migrations.0002_seed_defaults").seed(apps, None)
+    importlib.import_module("prices.migrations.0003_streams").seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

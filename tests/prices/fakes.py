@@ -55,6 +55,7 @@ class Market:
         self.binance: dict[str, Asset] = {}
         self.coinbase: dict[str, Asset] = {}
         self.kraken: dict[str, Asset] = {}
+        self.okx: dict[str, Asset] = {}
         self.global_figures = {"usd_cap": 2_721_226_850_772.63, "usd_volume": 69_327_091_133.5489, "btc": 50.4465}
         self.trades: dict[str, list[dict[str, Any]]] = {}
 
@@ -76,7 +77,7 @@ class FakeExchanges:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def base_urls(self) -> dict[str, str]:
-        return {k: f"{self.url}/{k}" for k in ("coingecko", "binance", "coinbase", "kraken")}
+        return {k: f"{self.url}/{k}" for k in ("coingecko", "binance", "coinbase", "kraken", "okx")}
 
     def start(self) -> FakeExchanges:
         self.thread.start()
@@ -254,7 +255,33 @@ class FakeExchanges:
             if any(p not in m.kraken for p in pairs):
                 return 200, {"error": ["EQuery:Unknown asset pair"]}
             return 200, {"error": [], "result": {p: kraken_row(m.kraken[p]) for p in pairs}}
+        if path == "/okx/api/v5/market/tickers":
+            if query.get("instType") != ["SPOT"]:
+                return 200, {"code": "51000", "msg": "Parameter instType error", "data": []}
+            return 200, {"code": "0", "msg": "", "data": [okx_row(inst, a) for inst, a in m.okx.items()]}
         raise KeyError(path)
+
+
+def okx_row(inst: str, a: Asset) -> dict[str, Any]:
+    open_ = a.price / (1 + a.change / 100)
+    return {
+        "instType": "SPOT",
+        "instId": inst,
+        "last": f"{a.price:.8f}",
+        "lastSz": "0.1",
+        "askPx": f"{a.price:.8f}",
+        "askSz": "11",
+        "bidPx": f"{a.price:.8f}",
+        "bidSz": "5",
+        "open24h": f"{open_:.8f}",
+        "high24h": f"{a.price * 1.01:.8f}",
+        "low24h": f"{open_ * 0.99:.8f}",
+        "volCcy24h": f"{a.volume * a.price:.8f}",
+        "vol24h": f"{a.volume:.8f}",
+        "sodUtc0": f"{open_:.8f}",
+        "sodUtc8": f"{open_:.8f}",
+        "ts": str(int(a.updated * 1000)),
+    }
 
 
 def binance_row(symbol: str, a: Asset) -> dict[str, Any]:
@@ -302,10 +329,22 @@ def kraken_row(a: Asset) -> dict[str, Any]:
 
 #: Each symbol's id per source (as the seed migration maps them).
 IDS: dict[str, dict[str, str | None]] = {
-    "BTC": {"coingecko": "bitcoin", "binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "XXBTZUSD"},
-    "ETH": {"coingecko": "ethereum", "binance": "ETHUSDT", "coinbase": "ETH-USD", "kraken": "XETHZUSD"},
-    "SOL": {"coingecko": "solana", "binance": "SOLUSDT", "coinbase": "SOL-USD", "kraken": "SOLUSD"},
-    "BNB": {"coingecko": "binancecoin", "binance": "BNBUSDT", "coinbase": None, "kraken": None},
+    "BTC": {
+        "coingecko": "bitcoin",
+        "binance": "BTCUSDT",
+        "coinbase": "BTC-USD",
+        "kraken": "XXBTZUSD",
+        "okx": "BTC-USDT",
+    },
+    "ETH": {
+        "coingecko": "ethereum",
+        "binance": "ETHUSDT",
+        "coinbase": "ETH-USD",
+        "kraken": "XETHZUSD",
+        "okx": "ETH-USDT",
+    },
+    "SOL": {"coingecko": "solana", "binance": "SOLUSDT", "coinbase": "SOL-USD", "kraken": "SOLUSD", "okx": "SOL-USDT"},
+    "BNB": {"coingecko": "binancecoin", "binance": "BNBUSDT", "coinbase": None, "kraken": None, "okx": "BNB-USDT"},
 }
 
 

@@ -333,7 +333,24 @@ def test_as_update_is_the_wire_payload() -> None:
         "stale": False,
         "degraded": False,
         "twap": 100.0,
+        "quoted_at": int(T0 * 1000),  # the newest quote's own time
     }
+
+
+def test_touch_keeps_a_live_venues_quote_fresh_and_expire_drops_it_at_once() -> None:
+    clock = Clock()
+    a = agg(clock)
+    a.on_price(q("a", 100.0))
+    a.on_price(q("b", 102.0))
+    clock.t += 200  # beyond STALE_AFTER (120 s) with no new quote
+    a.touch("a", ["BTC"], int(clock.t * 1000))  # a's stream is alive: its last quote still holds
+    price = a.get_price("BTC")
+    assert price is not None and price.sources == ("a",) and price.price == 100.0
+    assert price.quoted_at == int(T0 * 1000)  # still the venue's own time of the value
+    a.expire("a", ["BTC"])  # a's stream went silent
+    price = a.get_price("BTC")
+    assert price is not None and price.stale and price.sources == ()
+    assert a.quote_of("BTC", "b") == 102.0 and a.quote_of("BTC", "zzz") is None
 
 
 def test_start_forgets_everything_and_invalid_config() -> None:

@@ -74,7 +74,7 @@ async def test_beat_tick_reaches_a_websocket_client_through_a_real_gateway(
         frames = [await recv(ws, timeout=30), await recv(ws)]
         by_channel = {f["channel"]: f for f in frames}
         btc = by_channel["prices:BTC"]["data"]
-        assert btc["price"] == 97_012.5 and btc["sources"] == ["binance", "coinbase", "coingecko", "kraken"]
+        assert btc["price"] == 97_012.5 and btc["sources"] == ["binance", "coinbase", "coingecko", "kraken", "okx"]
         assert btc["source"] == "aggregate" and btc["stale"] is False and btc["change24h"] == pytest.approx(1.23)
         batch = by_channel["prices"]["data"]
         assert {u["symbol"] for u in batch["updates"]} == {"BTC", "ETH"}

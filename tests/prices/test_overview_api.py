@@ -53,8 +53,15 @@ def test_overview_from_coingecko_binance_and_movers(ticked: FakeExchanges) -> No
     assert [g["symbol"] for g in payload["top_gainers"]] == ["SOL", "BTC"]
     assert [g["symbol"] for g in payload["top_losers"]] == ["ETH", "BNB"]
     assert payload["recent_trades"] == [
-        {"symbol": "ETH", "price": 3500.5, "qty": 2.0, "side": "buy", "time": int(now * 1000)},
-        {"symbol": "BTC", "price": 100000.1, "qty": 0.5, "side": "sell", "time": int(now * 1000) - 5},
+        {"symbol": "ETH", "price": 3500.5, "qty": 2.0, "side": "buy", "time": int(now * 1000), "venue": "binance"},
+        {
+            "symbol": "BTC",
+            "price": 100000.1,
+            "qty": 0.5,
+            "side": "sell",
+            "time": int(now * 1000) - 5,
+            "venue": "binance",
+        },
     ]
     # Unchanged: not published again; /global is cached (10 min upstream) and not refetched.
     global_hits = ticked.hits("/coingecko/global")

@@ -12,12 +12,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from prices.listeners import register_batch_listener, unregister_batch_listener
 from prices.models import Candle, LatestPrice, Source, Symbol, SymbolMapping
 from prices.services.sources import source_set_enabled
 from prices.services.tick import PriceTicker, reset_ticker
 
 from .fakes import Asset, FakeExchanges, Fault
+from .streamkit import Published
 
 pytestmark = pytest.mark.django_db
 
@@ -43,17 +43,16 @@ def clock() -> Clock:
 def ticker(live_prices: Any, clock: Clock) -> PriceTicker:
     Source.objects.update(poll_interval=0)
     Source.objects.filter(slug="coinbase").update(max_requests=40)  # every seeded product each tick
+    Source.objects.filter(slug="okx").update(enabled=False)  # the four sources these cases were written for
     t = PriceTicker(clock=clock)
     reset_ticker(t)
     return t
 
 
 @pytest.fixture
-def batches() -> Iterator[list[dict[str, Any]]]:
-    got: list[dict[str, Any]] = []
-    register_batch_listener(got.append)
-    yield got
-    unregister_batch_listener(got.append)
+def batches() -> Iterator[Published]:
+    with Published.capture("test.tick") as got:
+        yield got
 
 
 def market(exchanges: FakeExchanges) -> None:
@@ -66,7 +65,7 @@ def market(exchanges: FakeExchanges) -> None:
 
 
 def test_tick_aggregates_persists_and_publishes_one_batch(
-    exchanges: FakeExchanges, ticker: PriceTicker, batches: list[dict[str, Any]]
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: Published
 ) -> None:
     market(exchanges)
     report = ticker.tick()
@@ -96,7 +95,7 @@ def test_tick_aggregates_persists_and_publishes_one_batch(
 
 
 def test_change_driven_deviation_and_heartbeat(
-    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: list[dict[str, Any]], settings: Any
+    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: Published, settings: Any
 ) -> None:
     settings.PRICES = {**settings.PRICES, "DEVIATION_BPS": 5, "HEARTBEAT": 60}
     market(exchanges)
@@ -173,7 +172,7 @@ def test_disabling_a_source_takes_effect_next_tick(exchanges: FakeExchanges, tic
 
 
 def test_bad_input_never_crashes_or_poisons_and_is_counted(
-    exchanges: FakeExchanges, ticker: PriceTicker, batches: list[dict[str, Any]]
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: Published
 ) -> None:
     market(exchanges)
     future = int(time.time()) + 3600
@@ -222,7 +221,7 @@ def test_symbol_unknown_to_every_source(exchanges: FakeExchanges, ticker: PriceT
 
 
 def test_all_sources_down_publishes_the_last_price_as_stale(
-    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: list[dict[str, Any]]
+    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: Published
 ) -> None:
     market(exchanges)
     ticker.tick()
@@ -235,21 +234,25 @@ def test_all_sources_down_publishes_the_last_price_as_stale(
     assert btc["stale"] and btc["degraded"] and btc["sources"] == [] and btc["price"] == 100_010.0
 
 
-def test_a_failing_listener_never_breaks_the_tick(
-    exchanges: FakeExchanges, ticker: PriceTicker, batches: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+def test_a_failing_subscriber_never_breaks_the_tick(
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: Published, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(batch: dict[str, Any]) -> None:
-        raise RuntimeError("listener bug")
+    from prices.events import PricesPublished
+    from realtime_project.events import bus
 
-    register_batch_listener(broken)
+    def broken(event: PricesPublished) -> None:
+        raise RuntimeError("subscriber bug")
+
+    sub = bus.subscribe(PricesPublished, broken, name="test.broken")
     try:
         market(exchanges)
-        with caplog.at_level(logging.ERROR, logger="prices.listeners"):
-            ticker.tick()
+        with caplog.at_level(logging.ERROR, logger="realtime.events"):
+            report = ticker.tick()
+            assert sub.drain()
     finally:
-        unregister_batch_listener(broken)
-    assert len(batches) == 1  # the listener after the broken one still ran
-    assert "listener" in caplog.text
+        bus.unsubscribe(sub)
+    assert report.published and len(batches) == 1  # the tick published; the other subscriber got it
+    assert sub.failed == 1 and "subscriber bug" in caplog.text
 
 
 def test_cold_start_resumes_from_the_database(exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock) -> None:
@@ -310,7 +313,7 @@ def test_queries_per_tick_are_bounded_by_sources_not_symbols(exchanges: FakeExch
 
 
 def test_persisted_rows_match_the_published_updates(
-    exchanges: FakeExchanges, ticker: PriceTicker, batches: list[dict[str, Any]]
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: Published
 ) -> None:
     """The bulk upserts store what the ORM would: the payload as published, the price as a
     Decimal of the float, one candle per symbol and minute, updated in place."""

@@ -1,0 +1,38 @@
+"""The prices app's domain events (other apps subscribe through `realtime_project.events.bus`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PricesPublished:
+    """Aggregates just went out on the gateway: every `PriceUpdate` of one publication.
+
+    Emitted after the publication (the price goes out first), by whichever process
+    published: the feed process (streams) or the REST tick (its fallback). Updates carry
+    their `stale` and `degraded` flags: a consumer that must not act on those (alerts)
+    checks them.
+    """
+
+    updates: tuple[dict[str, Any], ...]
+    #: Publication time, ms.
+    timestamp: int
+
+    def batch(self) -> dict[str, Any]:
+        """The PriceBatch wire shape: `{"updates": [...], "timestamp": ms}`."""
+        return {"updates": list(self.updates), "timestamp": self.timestamp}
+
+    @staticmethod
+    def merge(older: PricesPublished, newer: PricesPublished) -> PricesPublished:
+        """One event for a subscriber that fell behind: the newest update of each symbol.
+
+        A symbol's crossing is then judged from the last update the subscriber saw to the
+        newest one; a move out and back within the merged span is not seen (documented
+        in docs/alerts.md).
+        """
+        latest: dict[str, dict[str, Any]] = {}
+        for update in (*older.updates, *newer.updates):
+            latest[str(update.get("symbol"))] = update
+        return PricesPublished(tuple(latest.values()), max(older.timestamp, newer.timestamp))
