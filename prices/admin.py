@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from .conf import prices_settings
 from .models import Candle, LatestPrice, MarketOverview, Source, Symbol, SymbolMapping
-from .selectors import source_allowed
+from .selectors import STREAM_HEALTH_MAX_AGE, source_allowed
 from .services.sources import source_reset_health, source_set_enabled
 
 HEALTH_FIELDS = (
@@ -27,6 +27,8 @@ HEALTH_FIELDS = (
     "quotes_accepted",
     "outliers",
     "problems",
+    "stream_health",
+    "reconciliation",
 )
 
 
@@ -59,6 +61,7 @@ class SourceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "kind",
         "enabled",
         "status",
+        "stream",
         "poll_interval",
         "consecutive_failures",
         "last_success_at",
@@ -71,7 +74,8 @@ class SourceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = HEALTH_FIELDS
     fieldsets = (
         (None, {"fields": ("slug", "kind", "name", "enabled", "base_url", "poll_interval", "max_requests")}),
-        ("Health (written by the tick)", {"fields": HEALTH_FIELDS}),
+        ("Stream", {"fields": ("streaming", "stream_url")}),
+        ("Health (written by the tick and the feed process)", {"fields": HEALTH_FIELDS}),
     )
     actions = ["enable", "disable", "reset_health"]
 
@@ -86,6 +90,26 @@ class SourceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if obj.consecutive_failures:
             return "failing"
         return "ok" if obj.last_success_at else "not polled yet"
+
+    @admin.display(description="stream")
+    def stream(self, obj: Source) -> str:
+        """The stream as the feed process last reported it: live, REST fallback, or why not."""
+        health = obj.stream_health or {}
+        if not health:
+            return "—"
+        age = timezone.now().timestamp() - float(health.get("updated_at") or 0)
+        if age > STREAM_HEALTH_MAX_AGE:
+            return "no report (feed process stopped?)"
+        if health.get("ok"):
+            text = f"live, {health.get('reconnects', 0)} reconnects"
+        else:
+            text = f"{health.get('state', 'down')}: {health.get('last_error') or 'not live'}"[:80]
+        if health.get("rest") == "fallback":
+            text += " · REST fallback"
+        disagreements = (obj.reconciliation or {}).get("disagreements")
+        if disagreements:
+            text += f" · REST disagrees on {len(disagreements)}"
+        return text
 
     @admin.action(description="Enable selected sources")
     def enable(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:

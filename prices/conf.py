@@ -173,7 +173,7 @@ class PricesSettings:
 
 def prices_settings() -> PricesSettings:
     """The merged settings (read each time: cheap, and `override_settings` just works)."""
-    merged = _defaults()
+    merged = _env_overrides(_defaults())
     user: dict[str, Any] = dict(getattr(settings, "PRICES", {}) or {})
     unknown = set(user) - set(merged)
     if unknown:
@@ -228,6 +228,33 @@ def prices_settings() -> PricesSettings:
         stream_rotate_margin=float(merged["STREAM_ROTATE_MARGIN"]),
         stream_live_grace=float(merged["STREAM_LIVE_GRACE"]),
     )
+
+
+#: Keys read from their own env var above (with their own parsing).
+_OWN_ENV = {"COINGECKO_API_KEY", "COINGECKO_PRO", "SIMULATED", "LIVE_SOURCES", "SIMULATED_SEED"}
+
+
+def _env_overrides(merged: dict[str, Any]) -> dict[str, Any]:
+    """Env `PRICES_<KEY>` sets any scalar default (an operator's knob, a child process in
+    tests); `settings.PRICES` still wins over it. Lists are comma-separated."""
+    for key, default in merged.items():
+        raw = os.environ.get(f"PRICES_{key}")
+        if raw is None or raw == "" or key in _OWN_ENV or isinstance(default, dict):
+            continue
+        try:
+            if isinstance(default, bool):
+                merged[key] = _env_bool(f"PRICES_{key}", default)
+            elif isinstance(default, int):
+                merged[key] = int(raw)
+            elif isinstance(default, float):
+                merged[key] = float(raw)
+            elif isinstance(default, list | tuple):
+                merged[key] = [item.strip() for item in raw.split(",") if item.strip()]
+            else:
+                merged[key] = raw
+        except ValueError:
+            raise ValueError(f"env PRICES_{key}={raw!r} is not a {type(default).__name__}") from None
+    return merged
 
 
 def stream_urls_from_env(value: str | None = None) -> dict[str, str]:

@@ -4,6 +4,7 @@ import { AlertForm } from "./AlertForm";
 import { ConnectionBadge } from "./ConnectionBadge";
 import { MarketOverview } from "./MarketOverview";
 import { NotificationBell } from "./NotificationBell";
+import { PanelBoundary } from "./PanelBoundary";
 import { PriceTable } from "./PriceTable";
 import { WalletPanel } from "./WalletPanel";
 import type { PushOptIn } from "../core/push";
@@ -32,13 +33,25 @@ export function App({ config, push }: { config: DashboardConfig; push?: PushOptI
       </header>
       <main className="grid">
         <div className="col wide">
-          <PriceTable symbols={config.symbols} />
-          <MarketOverview />
+          <PanelBoundary name="prices">
+            <PriceTable symbols={config.symbols} />
+          </PanelBoundary>
+          <PanelBoundary name="market">
+            <MarketOverview />
+          </PanelBoundary>
         </div>
         <div className="col">
-          {signedIn ? <NotificationBell push={push} /> : null}
-          <AlertForm symbols={config.symbols} signedIn={signedIn} />
-          <WalletPanel wallets={config.wallets} signedIn={signedIn} />
+          {signedIn ? (
+            <PanelBoundary name="notifications">
+              <NotificationBell push={push} />
+            </PanelBoundary>
+          ) : null}
+          <PanelBoundary name="alerts">
+            <AlertForm symbols={config.symbols} signedIn={signedIn} />
+          </PanelBoundary>
+          <PanelBoundary name="wallets">
+            <WalletPanel wallets={config.wallets} signedIn={signedIn} />
+          </PanelBoundary>
         </div>
       </main>
     </div>

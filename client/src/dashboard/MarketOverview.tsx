@@ -2,7 +2,7 @@
 
 import { useChannel } from "../react/hooks";
 import type { MarketOverview as Overview } from "../stores/types";
-import { bigMoney, percent, price } from "./format";
+import { bigMoney, percent, price, share } from "./format";
 
 export function MarketOverview() {
   const { data, status, error } = useChannel<Overview>("market:overview");
@@ -19,15 +19,15 @@ export function MarketOverview() {
           <dl className="stats">
             <div>
               <dt>Market cap</dt>
-              <dd>{bigMoney(data.total_market_cap)}</dd>
+              <dd data-testid="market-cap">{bigMoney(data.total_market_cap)}</dd>
             </div>
             <div>
               <dt>24 h volume</dt>
-              <dd>{bigMoney(data.total_volume)}</dd>
+              <dd data-testid="market-volume">{bigMoney(data.total_volume)}</dd>
             </div>
             <div>
               <dt>BTC dominance</dt>
-              <dd>{data.btc_dominance === undefined ? "—" : `${data.btc_dominance.toFixed(1)}%`}</dd>
+              <dd data-testid="btc-dominance">{share(data.btc_dominance)}</dd>
             </div>
           </dl>
           <div className="movers">
@@ -39,6 +39,7 @@ export function MarketOverview() {
               {data.recent_trades.slice(0, 6).map((t, i) => (
                 <li key={`${t.time}-${i}`} className={t.side === "buy" ? "up" : "down"}>
                   {t.side} {t.qty} {t.symbol} @ {price(t.price)}
+                  {t.venue ? <span className="muted"> · {t.venue}</span> : null}
                 </li>
               ))}
             </ul>
@@ -56,7 +57,8 @@ function Movers({ title, rows }: { title: string; rows: Overview["top_gainers"] 
       <ul>
         {(rows ?? []).slice(0, 5).map((r) => (
           <li key={r.symbol}>
-            <span className="sym">{r.symbol}</span> <span className={r.change24h >= 0 ? "up" : "down"}>{percent(r.change24h)}</span>
+            <span className="sym">{r.symbol}</span>{" "}
+            <span className={(r.change24h ?? 0) >= 0 ? "up" : "down"}>{percent(r.change24h)}</span>
           </li>
         ))}
       </ul>

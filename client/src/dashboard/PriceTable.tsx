@@ -46,7 +46,7 @@ export function PriceTable({ symbols }: { symbols: readonly string[] }) {
                 <td className={`num price ${p?.direction ?? ""}`} data-testid={`price-${symbol}`}>
                   {price(p?.price)}
                 </td>
-                <td className={`num ${change === undefined ? "" : change >= 0 ? "up" : "down"}`}>{percent(change)}</td>
+                <td className={`num ${change === undefined || change === null ? "" : change >= 0 ? "up" : "down"}`}>{percent(change)}</td>
                 <td className="num">{bigMoney(p?.volume24h)}</td>
                 <td>
                   <Sparkline points={p?.history ?? []} />

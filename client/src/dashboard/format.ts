@@ -4,19 +4,31 @@ const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD",
 const small = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumSignificantDigits: 6 });
 const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 });
 
-export function price(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return "—";
+/** A figure the server may not have: `null` (published when a source never answered) or absent. */
+type Figure = number | null | undefined;
+
+function known(value: Figure): value is number {
+  return typeof value === "number" && Number.isFinite(value);
+}
+
+export function price(value: Figure): string {
+  if (!known(value)) return "—";
   return Math.abs(value) >= 1 ? usd.format(value) : small.format(value);
 }
 
-export function bigMoney(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return "—";
+export function bigMoney(value: Figure): string {
+  if (!known(value)) return "—";
   return `$${compact.format(value)}`;
 }
 
-export function percent(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return "—";
+export function percent(value: Figure): string {
+  if (!known(value)) return "—";
   return `${value > 0 ? "+" : ""}${value.toFixed(2)}%`;
+}
+
+/** A share such as BTC dominance: "50.4%", or "—" when unknown. */
+export function share(value: Figure): string {
+  return known(value) ? `${value.toFixed(1)}%` : "—";
 }
 
 /** "12 s ago" against the server's clock (the client's may be skewed). */

@@ -3,14 +3,16 @@
 export interface PriceUpdate {
   symbol: string;
   price: number;
-  change24h?: number;
-  volume24h?: number;
+  change24h?: number | null;
+  volume24h?: number | null;
   timestamp?: number;
   sources?: string[];
   source?: "aggregate" | "simulated" | string;
   stale?: boolean;
   degraded?: boolean;
-  twap?: number;
+  twap?: number | null;
+  /** The venue time (ms) of the newest quote in the aggregate. */
+  quoted_at?: number | null;
 }
 
 export interface PriceBatch {
@@ -18,13 +20,15 @@ export interface PriceBatch {
   timestamp?: number;
 }
 
+/** Global figures are `null` when no source ever gave them (CoinGecko never answered). */
 export interface MarketOverview {
-  total_market_cap?: number;
-  total_volume?: number;
-  btc_dominance?: number;
-  top_gainers?: { symbol: string; price: number; change24h: number }[];
-  top_losers?: { symbol: string; price: number; change24h: number }[];
-  recent_trades?: { symbol: string; price: number; qty: number; side: "buy" | "sell"; time: number }[];
+  total_market_cap?: number | null;
+  total_volume?: number | null;
+  btc_dominance?: number | null;
+  top_gainers?: { symbol: string; price: number; change24h: number | null }[];
+  top_losers?: { symbol: string; price: number; change24h: number | null }[];
+  /** `side` is the taker's; `venue` the exchange it printed on. */
+  recent_trades?: { symbol: string; price: number; qty: number; side: "buy" | "sell"; time: number; venue?: string }[];
   timestamp?: number;
   source?: string;
 }
