@@ -305,7 +305,7 @@ class PriceAggregator:
                 degraded or n < self.min_sources,
                 book.twap.update(now, price),
                 rejected,
-                quoted,
+                quoted or None,
             ),
         )
         book.last = result

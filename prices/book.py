@@ -60,7 +60,7 @@ class QuoteBook:
         """Store `quote` if it is newer than its source's current one."""
         slot = self.index.get(quote.source)
         if slot is None:  # a source's first quote of this symbol: rebuild in source order
-            quoted = quote.quoted_at or quote.timestamp
+            quoted = quote.timestamp if quote.quoted_at is None else quote.quoted_at
             row = (quote.source, quote.price, quote.timestamp, quote.change24h, quote.volume24h, False, quote.simulated,
                    quoted)  # fmt: skip
             self._columns(sorted([*self._rows(), row], key=itemgetter(0)))
@@ -69,7 +69,7 @@ class QuoteBook:
         if t > self.times[slot] or (t == self.times[slot] and quote.price != self.prices[slot]):
             self.prices[slot] = quote.price
             self.times[slot] = t
-            self.quoted[slot] = quote.quoted_at or t
+            self.quoted[slot] = t if quote.quoted_at is None else quote.quoted_at
             change, volume = quote.change24h, quote.volume24h
             if change is None or self.changes[slot] is None:
                 self.changes[slot] = change

@@ -29,6 +29,7 @@ class Quote(NamedTuple):
     simulated: bool = False
     #: The venue's own time of the value (ms) when `timestamp` is not it: a stream quote's
     #: `timestamp` is when it was received (its freshness), `quoted_at` the venue's event time.
+    #: 0: the venue gives no time (Kraken's REST ticker): it never counts as the newest.
     quoted_at: int | None = None
 
 

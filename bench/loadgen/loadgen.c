@@ -23,6 +23,11 @@
  * the line "stop" on stdin (or end of input), {"event":"stats",...} (see print_stats).
  * Errors before ready exit with status 1 and a message on stderr.
  *
+ * Many symbols per client (bench/prices_streams.py): "subs":S (with "channels":K) makes
+ *   connection i subscribe to CHANNEL + ((i*S + j) mod K) for j < S, ready once all S are
+ *   subscribed; "time_key":"quoted_at" takes the send time (ms) from that field, and
+ *   "loss":false records every publication's latency without the `n` bitmap (prices carry
+ *   no `n`; bench/prices_streams.py audits loss by `seq`).
  * Many channels (bench/live_path.py): "channels":K makes connection i subscribe to
  *   CHANNEL + (i mod K) (mode "ours": the subscribe frame; other modes: "ch=" in the
  *   URL's query). Publication n goes to channel channel_of(n) (a fixed hash, also in
@@ -74,6 +79,7 @@ struct conn {
     enum state state;
     bool want_out;           /* EPOLLOUT registered: wbuf has bytes the socket refused */
     bool in_message;         /* inside a fragmented message */
+    long subscribed;         /* "subscribed" replies received (ready at cfg.subs) */
     unsigned char *rbuf;     /* bytes of an incomplete frame carried to the next read */
     size_t rlen, rcap, need; /* need: that frame's full size once its header is known */
     unsigned char *wbuf;
@@ -84,13 +90,15 @@ struct conn {
 
 static struct {
     char url[1024], mode[16], channel[256];
-    long n, expect, concurrency, channels;
+    long n, expect, concurrency, channels, subs;
+    bool loss;
+    char time_key[64];
     bool sio;
     bool deflate, ours;
     char host[256], port[16], path[768], host_header[300];
     struct sockaddr_storage addr;
     socklen_t addrlen;
-} cfg = {.concurrency = 200};
+} cfg = {.concurrency = 200, .subs = 1, .loss = true, .time_key = "\"t\":"};
 
 static struct conn *conns;
 static int epfd;
@@ -207,6 +215,12 @@ static void set_option(const char *key, const char *text, double number, int boo
         cfg.concurrency = (long)number;
     else if (!strcmp(key, "channels") && !text && boolean < 0)
         cfg.channels = (long)number;
+    else if (!strcmp(key, "subs") && !text && boolean < 0)
+        cfg.subs = (long)number;
+    else if (!strcmp(key, "loss") && boolean >= 0)
+        cfg.loss = boolean;
+    else if (!strcmp(key, "time_key") && text && strlen(text) < sizeof cfg.time_key - 4)
+        snprintf(cfg.time_key, sizeof cfg.time_key, "\"%s\":", text);
     else if (!strcmp(key, "deflate") && boolean >= 0)
         cfg.deflate = boolean;
     else if (strcmp(key, "deflate") && strcmp(key, "concurrency"))
@@ -289,6 +303,8 @@ static void parse_config(const char *text) {
         die("config: mode must be \"ours\", \"naive\" or \"sio\"");
     if (cfg.n < 1 || cfg.expect < 0 || cfg.concurrency < 1)
         die("config: n and concurrency must be >= 1, expect >= 0");
+    if (cfg.subs < 1 || (cfg.subs > 1 && cfg.channels < 1))
+        die("config: subs must be >= 1, and more than one needs \"channels\"");
     if (cfg.deflate)
         die("config: permessage-deflate is not supported by the C load generator (use --loadgen node)");
     if (cfg.ours && !cfg.channel[0])
@@ -531,6 +547,14 @@ static void on_protocol_frame(struct conn *c, const char *s, size_t len) {
         send_text(c, pong);
     } else if (c->state == OPEN && type_is(s, len, "\"welcome\"")) {
         char subscribe[400];
+        if (cfg.subs > 1) {
+            for (long j = 0; j < cfg.subs; j++) {
+                snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":%ld,\"channel\":\"%s%ld\"}",
+                         j + 1, cfg.channel, ((long)(c - conns) * cfg.subs + j) % cfg.channels);
+                send_text(c, subscribe);
+            }
+            return;
+        }
         if (cfg.channels > 0)
             snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"%s%ld\"}",
                      cfg.channel, (long)(c - conns) % cfg.channels);
@@ -538,7 +562,8 @@ static void on_protocol_frame(struct conn *c, const char *s, size_t len) {
             snprintf(subscribe, sizeof subscribe, "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"%s\"}", cfg.channel);
         send_text(c, subscribe);
     } else if (c->state == OPEN && type_is(s, len, "\"subscribed\"")) {
-        mark_ready(c); /* the snapshot that may follow is skipped by on_message */
+        if (++c->subscribed >= cfg.subs)
+            mark_ready(c); /* the snapshot that may follow is skipped by on_message */
     } else if (c->state == OPEN && type_is(s, len, "\"error\"")) {
         conn_fail(c, "error frame: %.*s", (int)(len < 400 ? len : 400), s);
     } else if (c->state == READY && (len == 0 || s[0] != '{')) {
@@ -568,7 +593,18 @@ static void on_message(struct conn *c, const unsigned char *data, size_t len, do
         return;
     if (memmem(s, len, "\"snapshot\":true", 15)) /* the latest value on subscribe, not a publication */
         return;
-    double n = number_after(s, len, "\"n\":", 4), t = number_after(s, len, "\"t\":", 4);
+    double t = number_after(s, len, cfg.time_key, strlen(cfg.time_key));
+    if (!cfg.loss) { /* latency of every publication; loss is audited elsewhere */
+        if (t != t) {
+            unexpected++;
+            return;
+        }
+        if (received < latency_cap)
+            latencies[received] = now - t;
+        received++;
+        return;
+    }
+    double n = number_after(s, len, "\"n\":", 4);
     /* NaN fails every comparison. A missing `t` counts as unexpected (loadgen.mjs would
      * record a NaN latency). */
     if (!(n >= 0 && n < cfg.expect && n == (double)(long)n) || t != t) {

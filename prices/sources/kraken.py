@@ -88,7 +88,9 @@ class KrakenSource(PriceSource):
                     except (KeyError, IndexError, TypeError, Malformed):
                         result.problems["malformed"] += 1
                         continue
-                    result.quotes.append(Quote(by_pair[pair], self.id, price, received, None, base_volume * vwap))
+                    # No venue time in the body: `received` is when we got it, not when it was quoted.
+                    quote = Quote(by_pair[pair], self.id, price, received, None, base_volume * vwap, quoted_at=0)
+                    result.quotes.append(quote)
             self.unknown.add(found_unknown)
             newly_unknown |= found_unknown
         result.problems["missing_symbol"] += len(set(pairs) - returned - newly_unknown)

@@ -231,7 +231,8 @@ class FakeExchanges:
                     "trade_id": 86326522,
                     "price": f"{a.price:.8f}",
                     "size": "0.00698254",
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(a.updated)) + ".833Z",
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(a.updated))
+                    + f".{int(a.updated * 1000) % 1000:03d}Z",
                     "bid": f"{a.price * 0.9999:.8f}",
                     "ask": f"{a.price * 1.0001:.8f}",
                     "volume": f"{a.volume:.8f}",
