@@ -268,7 +268,7 @@ def main() -> None:
                 cwd=ROOT,
                 env=env_for(prefix, PRICES_STREAM_URLS=json.dumps(urls["streams"]), FEEDS_HEALTH_INTERVAL="1"),
             )
-            wait(lambda: (h := feed_health(gw.http_url)) and h.get("ok") or None, "four live venue streams", 60)  # type: ignore[union-attr]
+            wait(lambda: ((h := feed_health(gw.http_url)) and h.get("ok")) or None, "four live venue streams", 60)  # type: ignore[union-attr]
             time.sleep(5)  # every channel has a latest value (steady state)
             results["streams"] = measure(gw, args, producer.pid)
             results["streams"]["feed_health"] = feed_health(gw.http_url)
