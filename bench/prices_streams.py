@@ -123,25 +123,48 @@ def wait(check: Any, what: str, timeout: float = 120.0) -> Any:
 
 
 class Auditor:
-    """One client subscribed to every symbol: counts publications and `seq` gaps per channel."""
+    """Clients subscribed to every symbol (100 per connection, the gateway's limit, paced under
+    its frame rate limit): count publications and `seq` gaps per channel."""
+
+    PER_CONNECTION = 100
+    #: Subscribe frames per second (the gateway allows 20/s per connection).
+    PACE = 15
 
     def __init__(self, url: str, n: int) -> None:
         self.url, self.n = url, n
         self.seq: dict[str, int] = {}
         self.gaps = 0
         self.received = 0
+        self.subscribed = 0
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by start()/finish()
+            self.error = exc
+            self.ready.set()
 
     async def _run(self) -> None:
+        channels = [f"prices:S{i}" for i in range(self.n)]
+        parts = [channels[i : i + self.PER_CONNECTION] for i in range(0, len(channels), self.PER_CONNECTION)]
+        await asyncio.gather(*(self._client(part) for part in parts))
+
+    async def _client(self, channels: list[str]) -> None:
         import websockets
 
         async with websockets.connect(self.url, max_size=None) as ws:
             json.loads(await ws.recv())
-            for i in range(self.n):
-                await ws.send(json.dumps({"type": "subscribe", "id": i, "channel": f"prices:S{i}"}))
-            subscribed = 0
+
+            async def subscribe() -> None:
+                for i, channel in enumerate(channels):
+                    await ws.send(json.dumps({"type": "subscribe", "id": i, "channel": channel}))
+                    await asyncio.sleep(1 / self.PACE)
+
+            sender = asyncio.create_task(subscribe())
             while not self.stop.is_set():
                 try:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
@@ -151,21 +174,26 @@ class Auditor:
                 if kind == "ping":
                     await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
                 elif kind == "subscribed":
-                    subscribed += 1
-                    if subscribed == self.n:
+                    self.subscribed += 1
+                    if self.subscribed == self.n:
                         self.ready.set()
-                elif kind == "message" and not frame.get("snapshot"):
+                elif kind == "error":
+                    raise RuntimeError(f"auditor: {frame}")
+                elif kind == "message" and not frame.get("snapshot") and self.ready.is_set():
                     channel, seq = frame["channel"], frame["seq"]
                     last = self.seq.get(channel)
                     if last is not None and seq > last + 1:
                         self.gaps += seq - last - 1
                     self.seq[channel] = max(seq, last or 0)
                     self.received += 1
+                elif kind == "message":
+                    self.seq[frame["channel"]] = frame["seq"]
+            await sender
 
     def start(self) -> Auditor:
         self.thread.start()
-        if not self.ready.wait(60):
-            raise RuntimeError("the auditor could not subscribe")
+        if not self.ready.wait(120) or self.error is not None:
+            raise RuntimeError(f"the auditor could not subscribe: {self.error!r}")
         return self
 
     def finish(self) -> dict[str, int]:

@@ -46,6 +46,9 @@ CONFIG_REFRESH = 10.0
 HEALTH_ROWS_EVERY = 2.0
 #: The market overview row is saved at most this often (it is published more often).
 OVERVIEW_SAVE_EVERY = 5.0
+#: Every symbol is re-aggregated this often (heartbeats, REST staleness); symbols whose
+#: venues went silent are re-aggregated at once by the liveness sweep.
+FULL_SWEEP_EVERY = 5.0
 
 
 class _Replan(Exception):
@@ -193,13 +196,16 @@ class PricesFeed:
         live = self.live
         assert live is not None
         clock = self.clock
-        last_health = last_config = last_save = last_overview = last_overview_save = -1e9
+        last_health = last_config = last_save = last_overview = last_overview_save = last_full = -1e9
         overview: dict[str, Any] | None = None
         figures: tuple[dict[str, Any], str | None] = ({}, None)
         figures_at = -1e9
         while True:
             now = clock.monotonic()
-            live.sweep(self._live_symbols(now))
+            full = now - last_full >= FULL_SWEEP_EVERY
+            if full:
+                last_full = now
+            live.sweep(self._live_symbols(now), full=full)
             await self._db(streams_mark_active)
             if now - last_save >= conf.persist_interval:
                 last_save = now

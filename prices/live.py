@@ -108,7 +108,9 @@ class LivePrices:
         self._last_flush = -1e9
         #: Latest published update per symbol, not yet written to the database.
         self._unsaved: dict[str, dict[str, Any]] = {}
-        self._unsaved_prices: list[AggregatedPrice] = []
+        #: Latest aggregate per symbol since the last save (the minute candles' samples: one
+        #: per symbol and PERSIST_INTERVAL, as the REST tick sampled one per tick).
+        self._unsaved_prices: dict[str, AggregatedPrice] = {}
         self._saving: asyncio.Future[Any] | None = None
         #: Stream sources and the symbols whose quotes currently count (live venues).
         self._live: dict[str, set[str]] = {}
@@ -188,26 +190,31 @@ class LivePrices:
 
     # --- liveness -------------------------------------------------------------------------
 
-    def sweep(self, live: dict[str, set[str]]) -> None:
+    def sweep(self, live: dict[str, set[str]], *, full: bool = True) -> None:
         """`live`: per stream source, the symbols its live connections carry right now.
 
         Their quotes are confirmed current; a symbol that left a source's live set has
-        that source's quote expired (it stops counting at once). Every symbol is then
-        re-aggregated (heartbeats, staleness of REST quotes, flags).
+        that source's quote expired (it stops counting at once) and is re-aggregated.
+        With `full`, every symbol is re-aggregated too (heartbeats, staleness of REST
+        quotes, flags).
         """
         now_ms = int(self.clock.time() * 1000)
         aggregator = self.aggregator
+        changed: set[str] = set()
         for source, symbols in live.items():
             before = self._live.get(source, set())
             gone = before - symbols
             if gone:
                 aggregator.expire(source, gone)
+                changed |= gone
                 logger.info("%s: %d symbols no longer live; their quotes stop counting", source, len(gone))
             aggregator.touch(source, symbols, now_ms)
             self._live[source] = set(symbols)
         for source in set(self._live) - set(live):
-            aggregator.expire(source, self._live.pop(source))
-        self._mark_many(self.symbol_ids)
+            gone = self._live.pop(source)
+            aggregator.expire(source, gone)
+            changed |= gone
+        self._mark_many(self.symbol_ids if full else changed)
 
     def live_sources(self) -> dict[str, set[str]]:
         return {source: set(symbols) for source, symbols in self._live.items()}
@@ -257,7 +264,7 @@ class LivePrices:
         self.emit(PricesPublished(tuple(updates), timestamp))
         for update in updates:
             self._unsaved[update["symbol"]] = update
-        self._unsaved_prices += results.values()
+        self._unsaved_prices.update(results)
         return updates
 
     def outliers(self) -> Counter[str]:
@@ -272,7 +279,7 @@ class LivePrices:
         if not self.persist or (not self._unsaved and not self._unsaved_prices):
             return
         updates, self._unsaved = list(self._unsaved.values()), {}
-        prices, self._unsaved_prices = self._unsaved_prices, []
+        prices, self._unsaved_prices = list(self._unsaved_prices.values()), {}
         now = datetime.fromtimestamp(self.clock.time(), UTC)
         symbol_ids = self.symbol_ids
         candles = self.candles

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ E = TypeVar("E")
 
 #: Events queued per subscription before merging or dropping.
 QUEUE_LIMIT = 10_000
+#: A subscriber thread keeps its database connection between events (opening one per
+#: event cost more than the alerts evaluation itself: bench/prices_streams.py, py-spy) and
+#: lets Django recycle it this often, or at once after a failed event.
+CONNECTION_RECYCLE = 60.0
 
 
 @dataclass(eq=False)
@@ -79,6 +84,7 @@ class Subscription(Generic[E]):
             self._thread.start()
 
     def _work(self) -> None:
+        recycled = time.monotonic()
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -87,17 +93,21 @@ class Subscription(Generic[E]):
                     return
                 event = self._queue.popleft()
                 self._busy = True
+            failed = False
             try:
                 self.handler(event)
                 self.handled += 1
             except Exception:
+                failed = True
                 self.failed += 1
                 logger.exception("event subscriber %s failed on %s", self.name, type(event).__name__)
             finally:
+                if failed or time.monotonic() - recycled >= CONNECTION_RECYCLE:
+                    _close_db_connections()
+                    recycled = time.monotonic()
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
-                _close_db_connections()
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was handled (tests, shutdown). False on timeout."""
