@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,6 +37,12 @@ logger = logging.getLogger("alerts.engine")
 Clock = Callable[[], datetime]
 #: Reads for a full load are streamed in chunks of this many rows.
 LOAD_CHUNK = 5_000
+#: On the price-event path (every coalesced publication of the feed process, tens per
+#: second) the rule index is synced with the database at most this often: rules changed
+#: in another process apply within this delay (those of this process at once, on commit).
+#: Reading the revision on every publication was the feed process's largest cost
+#: (bench/prices_streams.py, py-spy).
+EVENT_SYNC_INTERVAL = 0.25
 #: A percent rule's reference price ("the price one window ago") is re-read after
 #: window / 120 seconds (30 s for 1 h, 0.5 s floor of 1 s for 1 min).
 REFERENCE_TTL_DIVISOR = 120.0
@@ -85,6 +92,8 @@ class AlertEngine:
         self.last_ts: dict[str, int] = {}
         self._lock = threading.RLock()
         self._revision = -1
+        #: When `sync` last ran (monotonic), for `evaluate(max_sync_age=…)`.
+        self._synced_at = -1e18
         self._epoch = ""
         self._loaded_at: datetime | None = None
         #: Rules waiting out a cooldown: id -> (re-arm time, key, threshold); heap by time.
@@ -301,10 +310,13 @@ class AlertEngine:
                 self._apply(rule, now)
         return result
 
-    def evaluate(self, batch: dict[str, Any]) -> Evaluation:
-        """The batch listener: sync the index, match, claim, notify."""
+    def evaluate(self, batch: dict[str, Any], *, max_sync_age: float = 0.0) -> Evaluation:
+        """Sync the index (unless it was synced less than `max_sync_age` s ago), match, claim, notify."""
         now = self.clock()
-        self.sync(now)
+        mono = time.monotonic()
+        if mono - self._synced_at >= max_sync_age:
+            self.sync(now)
+            self._synced_at = mono
         taken = self.match(batch, now)
         batch_ts = _batch_ts(batch, now)
         try:
@@ -449,7 +461,7 @@ def on_price_batch(batch: dict[str, Any]) -> None:
 
 def on_prices_published(event: Any) -> None:
     """The `PricesPublished` subscriber (`alerts/wiring.py`), on the bus's thread."""
-    get_engine().evaluate(event.batch())
+    get_engine().evaluate(event.batch(), max_sync_age=EVENT_SYNC_INTERVAL)
 
 
 __all__ = [

@@ -42,8 +42,9 @@ logger = logging.getLogger("prices.feed")
 HOUSEKEEPING = 1.0
 #: Source rows and mappings are re-read this often.
 CONFIG_REFRESH = 10.0
-#: Stream health is written to the source rows this often.
-HEALTH_ROWS_EVERY = 2.0
+#: Stream health is written to the source rows this often (the feed runner's own health,
+#: in /readyz → apps.feeds, is fresher: FEEDS["HEALTH_INTERVAL"]).
+HEALTH_ROWS_EVERY = 5.0
 #: The market overview row is saved at most this often (it is published more often).
 OVERVIEW_SAVE_EVERY = 5.0
 #: Every symbol is re-aggregated this often (heartbeats, REST staleness); symbols whose

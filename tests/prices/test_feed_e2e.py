@@ -187,11 +187,17 @@ async def test_streams_to_a_browser_socket_with_outliers_outages_fallback_and_al
                 ),
                 "four live streams, REST back to reconciliation",
             )
-            body = json.loads(await asyncio.to_thread(_get, f"{gateway.http_url}/readyz"))
+
+            def all_connected() -> dict[str, Any] | None:
+                body = json.loads(_get(f"{gateway.http_url}/readyz"))
+                feed = body["apps"]["feeds"]["feeds"]["prices"]
+                venues = feed["health"]["venues"]
+                return body if set(venues) == set(BTC) and all(v["connected"] for v in venues.values()) else None
+
+            body = await eventually(all_connected, "every venue connected in /readyz")
             feed = body["apps"]["feeds"]["feeds"]["prices"]
             assert feed["state"] == "running" and feed["restarts"] == 0
             venues_health = feed["health"]["venues"]
-            assert set(venues_health) == set(BTC) and all(v["connected"] for v in venues_health.values())
             assert venues_health["binance"]["reconnects"] >= 1 and venues_health["kraken"]["errors"]
             assert body["apps"]["prices"]["sources"]["okx"]["stream"]["ok"] is True
     finally:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
@@ -297,7 +298,7 @@ class FakeVenue:
 
     async def _say(self, conn: Conn, frame: Any) -> None:
         if not self.silent:
-            await conn.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+            await conn.ws.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
     async def _expire(self, conn: Conn, after: float) -> None:
         await asyncio.sleep(after)
@@ -540,7 +541,7 @@ class FakeVenue:
         if self.silent:
             return
         targets = [c.ws for c in self.conns if venue_id in (c.trades if trades else c.tickers)]
-        broadcast(targets, frame if isinstance(frame, str) else json.dumps(frame))
+        broadcast(targets, frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
     def _ticker(self, venue_id: str, a: Asset, stamp: int, raw: Any, kind: str = "update") -> Any:
         price: Any = a.price
