@@ -63,6 +63,9 @@ def env_for(prefix: str, **extra: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="realtime_project.settings",
         PRICES_LIVE_SOURCES="1",
         PRICES_SIMULATED="0",
+        # Production mode (REDIS_URL) refuses to start without a secret key; plain http here.
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_urlsafe(50),
+        SECURE_SSL_REDIRECT="0",
     )
     env.update(extra)
     return env
