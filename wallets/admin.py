@@ -20,6 +20,7 @@ from .models import (
     TokenMetadata,
     Wallet,
     WalletActivity,
+    WalletBackfill,
     WatchedTransaction,
 )
 
@@ -119,3 +120,11 @@ class TokenApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the chain's events move it; edit nothing by hand
+
+
+@admin.register(WalletBackfill)
+class WalletBackfillAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("address", "chain", "state", "from_block", "to_block", "next_block", "found", "error", "updated_at")
+    list_filter = ("state", "chain")
+    search_fields = ("address",)
+    readonly_fields = ("error_detail",)

@@ -34,6 +34,9 @@ class Chain(models.Model):
     start_block = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="first block to scan when there is no cursor (empty: the current head)"
     )
+    backfill_blocks = models.PositiveIntegerField(
+        null=True, blank=True, help_text="blocks of history read when a wallet is linked (empty: a day of blocks)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -50,6 +53,9 @@ class ChainCursor(models.Model):
     block_number = models.PositiveBigIntegerField()
     block_hash = models.CharField(max_length=66)
     head_number = models.PositiveBigIntegerField(null=True, blank=True, help_text="node head at the last scan")
+    links_version = models.PositiveBigIntegerField(
+        default=0, help_text="bumped by each link: a scan running with older addresses extends their backfills"
+    )
     last_scan_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=64, blank=True, help_text="error code of the last failed scan")
     last_error_detail = models.TextField(blank=True)
@@ -308,3 +314,41 @@ class TokenApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} -> {self.spender} on {self.token} ({self.chain_id})"
+
+
+class BackfillState(models.TextChoices):
+    WAITING = "waiting", "waiting for the chain's first scan"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class WalletBackfill(models.Model):
+    """The history of a linked address on a chain, read once in the background (wallets/backfill.py).
+
+    One per (chain, address), shared by every user who links it. Blocks `from_block` to
+    `to_block`; `next_block` is the first one not read yet, committed with the rows of
+    each batch, so a restart resumes there.
+    """
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=42)
+    depth = models.PositiveIntegerField(help_text="blocks of history asked for")
+    from_block = models.PositiveBigIntegerField(null=True, blank=True)
+    to_block = models.PositiveBigIntegerField(null=True, blank=True)
+    next_block = models.PositiveBigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=BackfillState.choices, default=BackfillState.QUEUED)
+    found = models.PositiveIntegerField(default=0, help_text="activity items written")
+    error = models.CharField(max_length=64, blank=True, help_text="error code of the last failed run (retried)")
+    error_detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chain", "address"], name="walletbackfill_unique")]
+        indexes = [models.Index(fields=["chain", "state"], name="walletbackfill_chain_state")]
+
+    def __str__(self) -> str:
+        return f"{self.address} on {self.chain_id}: {self.state}"

@@ -11,6 +11,12 @@ PERIODIC_TASKS = [
         description="Enqueue a scan (blocks, token events, confirmations) for each enabled chain that is due.",
     ),
     PeriodicSpec(
+        name="wallets: run wallet backfills",
+        task="wallets.tasks.run_backfills",
+        every_seconds=5,
+        description="Start (or resume after a restart) the history backfill of newly linked wallets, per chain.",
+    ),
+    PeriodicSpec(
         name="wallets: prune sign-in challenges",
         task="wallets.tasks.prune_challenges",
         every_seconds=3600,

@@ -96,6 +96,7 @@ def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
         for b in Balance.objects.filter(address=address).select_related("chain").order_by("chain__chain_id", "token")
     ]
     from .approvals import active_warnings
+    from .backfill import backfills_of
 
     return {
         "type": "snapshot",
@@ -104,6 +105,7 @@ def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
         "pending": pending,
         "balances": balances,
         "warnings": active_warnings(address=address),
+        "backfill": backfills_of([address])[address],
     }
 
 

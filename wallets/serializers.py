@@ -18,13 +18,20 @@ class ChainSerializer(serializers.ModelSerializer[Chain]):
 class WalletSerializer(serializers.ModelSerializer[Wallet]):
     chains = serializers.SerializerMethodField()
     verified = serializers.BooleanField(read_only=True)
+    backfill = serializers.SerializerMethodField()
 
     class Meta:
         model = Wallet
-        fields = ["id", "address", "label", "chains", "watch_only", "verified", "verified_at", "created_at"]
+        fields = ["id", "address", "label", "chains", "watch_only", "verified", "verified_at", "created_at", "backfill"]
 
     def get_chains(self, wallet: Wallet) -> list[int]:
         return sorted(c.chain_id for c in wallet.chains.all())
+
+    def get_backfill(self, wallet: Wallet) -> list[dict[str, Any]]:
+        """History read on link, per chain: state, blocks done of total, items found."""
+        from .backfill import backfills_of
+
+        return backfills_of([wallet.address])[wallet.address]
 
 
 class LinkSerializer(serializers.Serializer[Any]):

@@ -92,6 +92,7 @@ def wallet_link_watch_only(
             wallet = Wallet.objects.create(user_id=user_id, address=canonical, label=label[:100], watch_only=True)
             wallet.chains.set(chains)
             _read_initial_balances_on_commit(wallet)
+            _backfill_on_commit(wallet, chains)
     except IntegrityError:
         raise WalletError("this address is already linked to your account", code="already_linked", status=409) from None
     return wallet
@@ -102,6 +103,22 @@ def _read_initial_balances_on_commit(wallet: Wallet) -> None:
 
     wallet_id = wallet.pk
     transaction.on_commit(lambda: initial_balances.delay(wallet_id))
+
+
+def _backfill_on_commit(wallet: Wallet, chains: Sequence[Chain]) -> None:
+    """The linked address's history on each of its chains (none chosen: every enabled one),
+    read in the background (wallets/backfill.py)."""
+    from django.conf import settings
+
+    from .backfill import backfills_on_link
+    from .selectors import enabled_chains
+
+    started = backfills_on_link(address=wallet.address, chains=list(chains) or list(enabled_chains()))
+    if not started or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        return  # embedded mode: the periodic `run_backfills` starts it within seconds, off the request
+    from .tasks import backfill_chain
+
+    transaction.on_commit(lambda: [backfill_chain.delay(chain_id) for chain_id in started])
 
 
 def wallet_challenge_create(
@@ -165,6 +182,7 @@ def wallet_verify(
         wallet.save()
         if created or chain_ids:
             wallet.chains.set(chains)
+            _backfill_on_commit(wallet, chains)
         if created:
             _read_initial_balances_on_commit(wallet)
     return wallet

@@ -103,3 +103,32 @@ def approval_warnings(approval_ids: list[int]) -> int:
     from .approvals import approval_warnings_send
 
     return approval_warnings_send(approval_ids=approval_ids)
+
+
+@shared_task(name="wallets.tasks.run_backfills", ignore_result=True)
+def run_backfills() -> list[int]:
+    """Beat entry point: a backfill run for each chain with open history backfills (a run
+    holds the chain's backfill lock; one interrupted by a restart resumes here)."""
+    from .models import BackfillState, WalletBackfill
+
+    chain_ids = sorted(
+        set(
+            WalletBackfill.objects.filter(
+                state__in=(BackfillState.QUEUED, BackfillState.RUNNING), chain__enabled=True
+            ).values_list("chain__chain_id", flat=True)
+        )
+    )
+    for chain_id in chain_ids:
+        transaction.on_commit(partial(backfill_chain.delay, chain_id))
+    return chain_ids
+
+
+@shared_task(name="wallets.tasks.backfill_chain", ignore_result=True)
+def backfill_chain(chain_id: int) -> dict[str, Any]:
+    """Read the history of newly linked addresses on one chain (see wallets/backfill.py)."""
+    from .backfill import backfill_run
+
+    try:
+        return backfill_run(chain_id=chain_id).as_dict()
+    except UnknownChain:
+        return {"chain_id": chain_id, "error": "unknown_chain"}

@@ -51,6 +51,20 @@ async def test_owner_only_canonical_name_live_frames_and_durable_snapshot(
         "pending": [],
         "balances": [],
         "warnings": [],
+        # Linked before the chain's first scan: its history waits for that scan's cursor.
+        "backfill": [
+            {
+                "chain": evm.chain_id,
+                "state": "waiting",
+                "from_block": None,
+                "to_block": None,
+                "blocks_done": 0,
+                "blocks_total": 0,
+                "percent": 0.0,
+                "found": 0,
+                "error": None,
+            }
+        ],
     }
 
     await database_sync_to_async(evm.call)(token.functions.mint(a1, 5), 0)

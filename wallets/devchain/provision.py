@@ -33,6 +33,7 @@ from ..models import (
     TokenMetadata,
     Wallet,
     WalletActivity,
+    WalletBackfill,
     WatchedTransaction,
 )
 from ..services import chain_register, wallet_challenge_create, wallet_link_watch_only, wallet_verify
@@ -152,6 +153,7 @@ def dev_chain_register(*, rpc_url: str, start_block: int) -> Chain:
                 TokenMetadata,
                 SkippedLog,
                 TokenApproval,
+                WalletBackfill,
             ):
                 model.objects.filter(chain=existing).delete()
             WatchedTransaction.objects.filter(chain=existing).delete()

@@ -104,11 +104,14 @@ def build_batch(
     conf: WalletsSettings,
     watched_nonces: set[tuple[str, int]],
     tracked: set[str] | None = None,
+    history_balances_at: int | None = None,
 ) -> Batch:
     """Fetch logs and balances for `blocks` and build the rows to write.
 
     `tracked` (proven addresses, a subset of `watched`): their transactions are tracked at
     inclusion by the transaction monitor (wallets/pending.py).
+    `history_balances_at` (a history backfill): no balance rows; the balances that
+    approvals are judged against are read at that block (the link's) instead.
     """
     client = listener.client(chain)
     if not watched or not blocks:
@@ -214,7 +217,11 @@ def build_batch(
                 )
             )
     batch.rows.sort(key=_order)
-    current = _balance_changes(batch, chain, listener, touched, infos, start, end)
+    if history_balances_at is None:
+        current = _balance_changes(batch, chain, listener, touched, infos, start, end)
+    else:
+        wanted = {(e.address, e.token) for e in granted if e.standard == "erc20"}
+        current = read_balances(client, wanted, block=history_balances_at) if wanted else {}
     if granted:
         known = known_spenders(chain=chain, spenders={e.fields.get("spender") or e.fields["operator"] for e in granted})
         batch.approvals = classify_events(granted, balances=current, known=known, infos=infos)

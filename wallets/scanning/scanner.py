@@ -125,9 +125,14 @@ def _initial_cursor(chain: Chain, listener: BlockListener, head: Block) -> Chain
             raise ScanStopped("missing_block", f"start block {number} not served by the node")
     else:
         block = head
-    cursor, _ = ChainCursor.objects.get_or_create(
-        chain=chain, defaults={"block_number": block.number, "block_hash": block.hash}
-    )
+    with transaction.atomic():
+        cursor, created = ChainCursor.objects.get_or_create(
+            chain=chain, defaults={"block_number": block.number, "block_hash": block.hash}
+        )
+        if created:  # wallets linked before the first scan: their history ends here
+            from ..backfill import start_waiting
+
+            start_waiting(chain=chain, cursor_block=block.number)
     ScannedBlock.objects.get_or_create(
         chain=chain,
         number=block.number,
@@ -143,11 +148,16 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
     head = result.head = head_block.number
     cursor = ChainCursor.objects.filter(chain=chain).first() or _initial_cursor(chain, listener, head_block)
     result.cursor_before = result.cursor_after = cursor.block_number
+    links = cursor.links_version
     watched = watched_addresses(chain=chain)
     tracked = tracked_addresses(chain=chain)
     retries = 0
     while result.blocks < budget:
         cursor.refresh_from_db()
+        if cursor.links_version != links:  # a wallet was linked: look for it from now on
+            links = cursor.links_version
+            watched = watched_addresses(chain=chain)
+            tracked = tracked_addresses(chain=chain)
         result.cursor_after = cursor.block_number
         expected = (cursor.block_number, cursor.block_hash)
         if head <= cursor.block_number:
@@ -186,7 +196,7 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
             if retries > 3:
                 raise ScanStopped("inconsistent_node", "logs and blocks from the node keep disagreeing")
             continue
-        _commit(chain, expected, batch, head, conf, nonces, result)
+        _commit(chain, expected, batch, head, conf, nonces, result, (links, watched))
         result.blocks += len(batch.blocks)
         result.activity += len(batch.rows)
         result.skipped += len(batch.skips)
@@ -236,6 +246,7 @@ def _commit(
     conf: WalletsSettings,
     nonces: dict[tuple[str, int], list[int]],
     result: ScanResult,
+    links: tuple[int, set[str]],
 ) -> None:
     last = batch.blocks[-1]
     started = time.perf_counter()
@@ -246,6 +257,13 @@ def _commit(
         cursor = ChainCursor.objects.select_for_update().get(chain=chain)
         if (cursor.block_number, cursor.block_hash) != expected:
             raise CursorMoved(f"chain {chain.chain_id}: cursor moved from {expected[0]} during the scan")
+        if cursor.links_version != links[0]:
+            from ..backfill import extend_for_scan  # (wallets.backfill imports this package)
+
+            # Linked after this batch read its addresses: their backfills cover these blocks.
+            extend_for_scan(
+                chain=chain, scanned_with=links[1], watched_now=watched_addresses(chain=chain), last_block=last.number
+            )
         # Upsert: rows above the cursor exist only if an operator rewound it to re-scan.
         upsert_scanned_blocks(chain=chain, blocks=batch.blocks)
         ScannedBlock.objects.filter(chain=chain, number__lt=last.number - conf.reorg_window).delete()
