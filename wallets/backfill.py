@@ -232,6 +232,7 @@ def _batch(
         conf=wallets_settings(),
         watched_nonces=set(),
         history_balances_at=max(int(b.to_block or 0) for b in part),
+        traces=_traces(chain),
     )
     if len(batch.blocks) < len(blocks):
         raise _Forked()
@@ -282,6 +283,16 @@ def _batch(
     run.batches += 1
     run.blocks += len(blocks)
     run.rows += len(rows)
+
+
+def _traces(chain: Chain) -> str:
+    """The call-trace method the live scan detected for the chain ("" if none or off)."""
+    from .traces import METHODS
+
+    if chain.traces == "off":
+        return ""
+    method = ChainCursor.objects.filter(chain=chain).values_list("trace_method", flat=True).first()
+    return method if method in METHODS else ""
 
 
 def _finish(chain: Chain, backfill: WalletBackfill, run: BackfillRun) -> None:

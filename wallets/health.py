@@ -7,7 +7,18 @@ from typing import Any
 from django.utils import timezone
 
 from .feedstate import feed_state
-from .models import Chain
+from .models import Chain, ChainCursor
+
+
+def _internal(chain: Chain, cursor: ChainCursor) -> str:
+    """Whether internal transfers (value moved inside contract calls) are recorded, and how."""
+    if chain.traces == "off":
+        return "off (disabled for this chain)"
+    if cursor.trace_method == "unsupported":
+        return f"unsupported: the node has no call traces ({cursor.trace_detail or 'no detail'})"
+    if cursor.trace_method:
+        return f"recorded from {cursor.trace_method}"
+    return "not checked yet"
 
 
 def _heads(chain: Chain) -> str:
@@ -47,5 +58,6 @@ def chains_health() -> dict[str, Any]:
             "error": cursor.last_error or None,
             "error_detail": cursor.last_error_detail or None,
             "heads": _heads(chain),
+            "internal_transfers": _internal(chain, cursor),
         }
     return {"ok": ok, "chains": chains}

@@ -34,6 +34,12 @@ class Chain(models.Model):
     start_block = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="first block to scan when there is no cursor (empty: the current head)"
     )
+    traces = models.CharField(
+        max_length=4,
+        choices=[("auto", "when the node offers them"), ("off", "off")],
+        default="auto",
+        help_text="internal transfers from call traces (debug_traceBlockByNumber or trace_block)",
+    )
     backfill_blocks = models.PositiveIntegerField(
         null=True, blank=True, help_text="blocks of history read when a wallet is linked (empty: a day of blocks)"
     )
@@ -53,6 +59,11 @@ class ChainCursor(models.Model):
     block_number = models.PositiveBigIntegerField()
     block_hash = models.CharField(max_length=66)
     head_number = models.PositiveBigIntegerField(null=True, blank=True, help_text="node head at the last scan")
+    trace_method = models.CharField(
+        max_length=32, blank=True, help_text="call-trace method the node answered, or 'unsupported'"
+    )
+    trace_detail = models.CharField(max_length=300, blank=True, help_text="why traces are unsupported")
+    trace_checked_at = models.DateTimeField(null=True, blank=True)
     links_version = models.PositiveBigIntegerField(
         default=0, help_text="bumped by each link: a scan running with older addresses extends their backfills"
     )
@@ -120,6 +131,7 @@ class ActivityKind(models.TextChoices):
     TRANSACTION = "transaction"
     APPROVAL = "approval"
     NFT = "nft"
+    INTERNAL = "internal", "internal transfer (inside a contract call)"
 
 
 class WalletActivity(models.Model):

@@ -14,6 +14,7 @@ from .addresses import checksum_lower
 from .chaindata import Tx
 from .events import Event
 from .tokens import TokenInfo
+from .traces import InternalTransfer
 
 
 def units(raw: int, decimals: int | None) -> float:
@@ -138,6 +139,43 @@ def native_update(
         "decimals": 18,
         "nonce": tx.nonce,
         "direction": _direction(address, tx.sender, tx.to),
+    }
+    return update("transaction", address, chain_id, data, timestamp_ms)
+
+
+def internal_update(
+    transfer: InternalTransfer,
+    *,
+    address: str,
+    chain_id: int,
+    symbol: str,
+    block: int,
+    block_hash: str,
+    head: int,
+    required: int,
+    timestamp_ms: int,
+) -> dict[str, Any]:
+    """Native value moved inside a contract call (a call trace), as a `transaction` update."""
+    status, confirmations = tx_state(block, head, required)
+    data = {
+        "hash": transfer.tx_hash,
+        "status": status,
+        "confirmations": confirmations,
+        "required": required,
+        "block": block,
+        "block_hash": block_hash,
+        "log_index": transfer.index,
+        "standard": "internal",
+        "call_type": transfer.call_type,
+        "trace_address": list(transfer.trace_address),
+        "token": None,
+        "symbol": symbol,
+        "from": _cs(transfer.sender),
+        "to": _cs(transfer.to),
+        "value": units(transfer.value, 18),
+        "value_raw": str(transfer.value),
+        "decimals": 18,
+        "direction": _direction(address, transfer.sender, transfer.to),
     }
     return update("transaction", address, chain_id, data, timestamp_ms)
 

@@ -25,6 +25,9 @@ from web3.exceptions import (
 )
 
 from .chaindata import Block, Log, Receipt, Tx
+from .traces import InternalTransfer, says_unsupported
+from .traces import params as trace_params
+from .traces import parse as parse_traces
 
 T = TypeVar("T")
 
@@ -53,6 +56,12 @@ class RpcUnavailable(RpcError):
 
 class RangeTooLarge(RpcError):
     code = "range_too_large"
+
+
+class TracesUnsupported(RpcError):
+    """The node has no call-trace method (or not this one)."""
+
+    code = "traces_unsupported"
 
 
 class ChainMismatch(RpcError):
@@ -350,6 +359,23 @@ class ChainClient:
             else:
                 results[i] = bytes.fromhex(str(value)[2:])
         return results
+
+    def traces(self, method: str, numbers: Sequence[int]) -> dict[int, list[InternalTransfer]]:
+        """Internal transfers of blocks from a call-trace method (wallets/traces.py), one batch."""
+        if not self.raw:
+            raise TracesUnsupported(f"{method}: the in-process EVM has no call traces", method=method)
+        out: dict[int, list[InternalTransfer]] = {}
+        for number, result in zip(
+            numbers, self._batch(method, [trace_params(method, n) for n in numbers]), strict=True
+        ):
+            if isinstance(result, Web3RPCError):
+                error = result.rpc_response.get("error") if isinstance(result.rpc_response, dict) else None
+                code = error.get("code") if isinstance(error, dict) else None
+                if says_unsupported(str(result), code):
+                    raise TracesUnsupported(f"{method}: {str(result)[:200]}", method=method)
+                raise RpcError(f"{method}: {str(result)[:300]}", method=method)
+            out[number] = parse_traces(method, result)
+        return out
 
     def nonce(self, address: str, block: int | str = "latest") -> int:
         checksummed = Web3.to_checksum_address(address)

@@ -146,8 +146,8 @@ class ActivityView(WalletsView):
             except ValueError:
                 return error("bad_request", "chain must be an integer chain id")
         kind = request.query_params.get("kind") or None
-        if kind is not None and kind not in ("balance", "transaction", "approval", "nft"):
-            return error("bad_request", "kind must be balance, transaction, approval or nft")
+        if kind is not None and kind not in ("balance", "transaction", "approval", "nft", "internal"):
+            return error("bad_request", "kind must be balance, transaction, approval, nft or internal")
         paginator = ActivityPagination()
         page = paginator.paginate_queryset(activity_for(address=address, chain_id=chain, kind=kind), request, view=self)
         return paginator.get_paginated_response(ActivitySerializer(page, many=True).data)

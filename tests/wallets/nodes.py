@@ -76,6 +76,8 @@ class Faults:
 
     timeout_methods: set[str] = field(default_factory=set)
     error_methods: set[str] = field(default_factory=set)
+    #: Methods answered "method not found" (-32601), as a node without them does.
+    unsupported_methods: set[str] = field(default_factory=set)
     http_status: dict[str, int] = field(default_factory=dict)
     max_log_range: int | None = None
     head_offset: int = 0
@@ -136,6 +138,9 @@ class FaultyRpc:
                 "id": rid,
                 "error": {"code": -32005, "message": "rate limited"},
             }
+        if method in f.unsupported_methods:
+            message = f"the method {method} does not exist/is not available"
+            return 200, {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": message}}
         if method in f.error_methods:
             return 200, {
                 "jsonrpc": "2.0",

@@ -18,7 +18,7 @@ from ..conf import WalletsSettings
 from ..events import parse_logs
 from ..listener import BlockListener, LogFilter
 from ..models import Chain, SkippedLog
-from ..payloads import balance_update, event_update, native_update
+from ..payloads import balance_update, event_update, internal_update, native_update
 from ..pending import Included
 from ..selectors import stored_balances
 from ..tokens import TokenInfo, token_infos
@@ -105,11 +105,13 @@ def build_batch(
     watched_nonces: set[tuple[str, int]],
     tracked: set[str] | None = None,
     history_balances_at: int | None = None,
+    traces: str = "",
 ) -> Batch:
     """Fetch logs and balances for `blocks` and build the rows to write.
 
     `tracked` (proven addresses, a subset of `watched`): their transactions are tracked at
     inclusion by the transaction monitor (wallets/pending.py).
+    `traces`: the node's call-trace method, to record internal transfers ("" = none).
     `history_balances_at` (a history backfill): no balance rows; the balances that
     approvals are judged against are read at that block (the link's) instead.
     """
@@ -216,6 +218,8 @@ def build_batch(
                     payload,
                 )
             )
+    if traces:
+        _internal_transfers(batch, chain, client, blocks, watched, touched, head, traces)
     batch.rows.sort(key=_order)
     if history_balances_at is None:
         current = _balance_changes(batch, chain, listener, touched, infos, start, end)
@@ -256,6 +260,49 @@ def build_batch(
             )
         )
     return batch
+
+
+def _internal_transfers(
+    batch: Batch,
+    chain: Chain,
+    client: Any,
+    blocks: list[Block],
+    watched: set[str],
+    touched: set[tuple[str, str]],
+    head: int,
+    method: str,
+) -> None:
+    """Rows for native value moved to or from watched addresses inside contract calls."""
+    by_number = {b.number: b for b in blocks}
+    for number, transfers in client.traces(method, [b.number for b in blocks]).items():
+        block = by_number[number]
+        for transfer in transfers:
+            for address in {transfer.sender, transfer.to} & watched:
+                touched.add((address, ""))
+                payload = internal_update(
+                    transfer,
+                    address=address,
+                    chain_id=chain.chain_id,
+                    symbol=chain.native_symbol,
+                    block=number,
+                    block_hash=block.hash,
+                    head=head,
+                    required=chain.required_confirmations,
+                    timestamp_ms=_ms(block.timestamp),
+                )
+                batch.rows.append(
+                    ActivityRow(
+                        payload["address"],
+                        "internal",
+                        block.hash,
+                        transfer.tx_hash,
+                        transfer.index,
+                        "",
+                        number,
+                        block.timestamp,
+                        payload,
+                    )
+                )
 
 
 def _order(row: ActivityRow) -> tuple[int, int, str]:

@@ -70,7 +70,7 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
     pairs = {
         (address.lower(), token.lower())
         for address, token, kind in orphaned.values_list("address", "token", "kind")
-        if kind in ("transaction", "balance")
+        if kind in ("transaction", "balance", "internal")
     }
     # The balances as of the ancestor; the re-scan then moves them forward again.
     balances = read_balances(client, pairs, block=number) if pairs else {}

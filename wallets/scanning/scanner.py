@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -34,8 +35,10 @@ from ..models import (
 )
 from ..pending import tracked_addresses, transactions_included
 from ..publishing import publish_transaction, publish_updates
-from ..rpc import RpcError
+from ..rpc import RpcError, TracesUnsupported
 from ..selectors import chain_get, watched_addresses
+from ..traces import METHODS as TRACE_METHODS
+from ..traces import UNSUPPORTED as TRACE_UNSUPPORTED
 from .batch import ActivityRow, Batch, build_batch
 from .reorg import CursorMoved, ReorgTooDeep, find_ancestor, roll_back
 from .store import insert_activity, upsert_balances, upsert_scanned_blocks
@@ -90,6 +93,10 @@ def chain_scan(*, chain_id: int, listener: BlockListener | None = None, max_bloc
         _scan(chain, listener, conf, result, max_blocks or conf.max_blocks_per_scan)
     except ScanStopped as stop:
         result.error, result.detail = stop.code, stop.detail
+    except TracesUnsupported as exc:
+        # The node stopped answering the method it answered before: detect again next scan.
+        ChainCursor.objects.filter(chain=chain).update(trace_method="", trace_checked_at=None)
+        result.error, result.detail = exc.code, str(exc)[:500]
     except (RpcError, ReorgTooDeep, CursorMoved) as exc:
         result.error, result.detail = exc.code, str(exc)[:500]
     finally:
@@ -179,6 +186,7 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
                 continue
             raise ScanStopped(got.stopped or "missing_block", f"block {got.stopped_at} unavailable from the node")
         nonces = _watched_nonces(chain)
+        traces = _trace_method(chain, listener, got.blocks[0].number)
         batch = build_batch(
             chain=chain,
             listener=listener,
@@ -188,6 +196,7 @@ def _scan(chain: Chain, listener: BlockListener, conf: WalletsSettings, result: 
             conf=conf,
             watched_nonces=set(nonces),
             tracked=tracked,
+            traces=traces,
         )
         if not batch.blocks:
             # The chain moved between our calls (logs of another fork): the next round
@@ -224,6 +233,41 @@ def _reorg(
     result.reorgs.append({"ancestor": reorg.ancestor, "depth": reorg.depth, "removed": reorg.removed})
     if len(result.reorgs) > 10:
         raise ScanStopped("reorg_loop", "the chain keeps reorganising; trying again at the next scan")
+
+
+#: A node found without call traces is asked again this often (it may have been upgraded).
+TRACE_RECHECK = timedelta(hours=1)
+
+
+def _trace_method(chain: Chain, listener: BlockListener, sample: int) -> str:
+    """The node's call-trace method for internal transfers, detected once and remembered
+    on the cursor ("" when off or unsupported: the chain's health says which)."""
+    if chain.traces == "off":
+        return ""
+    cursor = ChainCursor.objects.get(chain=chain)
+    if cursor.trace_method in TRACE_METHODS:
+        return cursor.trace_method
+    now = timezone.now()
+    if cursor.trace_checked_at is not None and now - cursor.trace_checked_at < TRACE_RECHECK:
+        return ""
+    client = listener.client(chain)
+    reasons = []
+    found = ""
+    for method in TRACE_METHODS:
+        try:
+            client.traces(method, [sample])
+        except TracesUnsupported as exc:
+            reasons.append(str(exc)[:140])
+            continue
+        found = method
+        break
+    ChainCursor.objects.filter(chain=chain).update(
+        trace_method=found or TRACE_UNSUPPORTED,
+        trace_detail="" if found else "; ".join(reasons)[:300],
+        trace_checked_at=now,
+    )
+    logger.info("chain %s: internal transfers %s", chain.chain_id, f"from {found}" if found else "unsupported")
+    return found
 
 
 def _watched_nonces(chain: Chain) -> dict[tuple[str, int], list[int]]:

@@ -33,7 +33,9 @@ function txHash(update: WalletUpdate): string | undefined {
 function activityKey(update: WalletUpdate): string {
   const d = update.data;
   const parts = [update.type, update.chain, txHash(update) ?? "", d.log_index ?? d.logIndex ?? "", d.token ?? "", d.token_id ?? ""];
-  return update.type === "transaction" ? `tx:${update.chain}:${txHash(update) ?? ""}` : parts.join(":");
+  // A transaction's status updates replace each other; an internal transfer (value moved
+  // inside a contract call) is a row of its own beside them.
+  return update.type === "transaction" && d.standard !== "internal" ? `tx:${update.chain}:${txHash(update) ?? ""}` : parts.join(":");
 }
 
 export class WalletStore extends Store<WalletState> {
