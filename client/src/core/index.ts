@@ -20,3 +20,4 @@ export * from "./timers";
 export * from "./visibility";
 export * from "./battery";
 export * from "./push";
+export * from "./linkWallet";

@@ -1,6 +1,8 @@
 /** The signed-in user's wallets: pending transactions and recent activity, live. */
 
 import { useEffect, useState, type FormEvent } from "react";
+import { cookie } from "../core/push";
+import { injectedProvider, LinkError, linkWallet, type LinkStep, type LinkedWalletInfo } from "../core/linkWallet";
 import { useWalletUpdates } from "../react/hooks";
 import type { SecurityWarning, WalletUpdate } from "../stores/types";
 import { shortHash } from "./format";
@@ -43,9 +45,11 @@ function toLinked(w: unknown): LinkedWallet | null {
 export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly string[]; signedIn: boolean }) {
   const wallets = useLinkedWallets(linked, signedIn);
   const [extra, setExtra] = useState<string[]>([]);
+  const [fresh, setFresh] = useState<LinkedWallet[]>([]);
   const [input, setInput] = useState("");
-  const labels = new Map(wallets.map((w) => [w.address, w.label]));
-  const all = [...new Set([...wallets.map((w) => w.address), ...extra])];
+  const labels = new Map([...wallets, ...fresh].map((w) => [w.address.toLowerCase(), w.label]));
+  // One panel per address whatever its case (the API's is EIP-55, a typed one may not be).
+  const all = [...new Map([...wallets.map((w) => w.address), ...fresh.map((w) => w.address), ...extra].map((a) => [a.toLowerCase(), a])).values()];
   const add = (e: FormEvent) => {
     e.preventDefault();
     const value = input.trim();
@@ -60,8 +64,9 @@ export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly s
       {!signedIn ? <p className="muted">Sign in to follow your wallets.</p> : null}
       {signedIn && all.length === 0 ? <p className="muted">No linked wallet yet.</p> : null}
       {all.map((address) => (
-        <Wallet key={address} address={address} label={labels.get(address) ?? ""} />
+        <Wallet key={address.toLowerCase()} address={address} label={labels.get(address.toLowerCase()) ?? ""} />
       ))}
+      {signedIn ? <LinkWalletButton onLinked={(w) => setFresh((x) => [...x, { address: w.address, label: w.label }])} /> : null}
       {signedIn ? (
         <form onSubmit={add} className="inline">
           <input value={input} onChange={(e) => setInput(e.target.value)} placeholder="0x… linked address" aria-label="Wallet address" data-testid="wallet-input" />
@@ -69,6 +74,52 @@ export function WalletPanel({ wallets: linked, signedIn }: { wallets: readonly s
         </form>
       ) : null}
     </section>
+  );
+}
+
+const STEPS: Record<LinkStep, string> = {
+  accounts: "Choose an account in your wallet…",
+  chain: "Checking your wallet's chain…",
+  challenge: "Preparing the sign-in message…",
+  sign: "Sign the message in your wallet (it costs nothing and sends no transaction)…",
+  verify: "Checking the signature…",
+};
+
+type LinkState = { state: "idle" } | { state: "busy"; text: string } | { state: "error"; code: string; text: string } | { state: "done"; text: string };
+
+/** "Link a wallet": Sign-In with Ethereum through the page's wallet (`window.ethereum`). */
+function LinkWalletButton({ onLinked }: { onLinked: (wallet: LinkedWalletInfo) => void }) {
+  const [status, setStatus] = useState<LinkState>({ state: "idle" });
+  const busy = status.state === "busy";
+  const start = () => {
+    if (busy) return;
+    setStatus({ state: "busy", text: STEPS.accounts });
+    linkWallet({
+      provider: injectedProvider(),
+      fetch: window.fetch.bind(window),
+      csrfToken: () => cookie("csrftoken", document.cookie),
+      onStep: (step) => setStatus({ state: "busy", text: STEPS[step] }),
+    })
+      .then((wallet) => {
+        setStatus({ state: "done", text: `Linked ${shortHash(wallet.address)}: its activity appears below.` });
+        onLinked(wallet);
+      })
+      .catch((err: unknown) => {
+        const e = err instanceof LinkError ? err : new LinkError("wallet_error", `Linking failed: ${String(err)}`);
+        setStatus({ state: "error", code: e.code, text: e.message });
+      });
+  };
+  return (
+    <div className="link-wallet" data-testid="wallet-link" data-state={status.state} data-code={status.state === "error" ? status.code : ""}>
+      <button type="button" onClick={start} disabled={busy} data-testid="wallet-link-button">
+        Link a wallet
+      </button>
+      {status.state !== "idle" ? (
+        <p className={status.state === "error" ? "warn" : "muted"} role={status.state === "error" ? "alert" : "status"} data-testid="wallet-link-status">
+          {status.text}
+        </p>
+      ) : null}
+    </div>
   );
 }
 
