@@ -11,6 +11,7 @@ class PricesConfig(AppConfig):
         # Register the Celery tasks in every process: the embedded scheduler looks them up
         # by name in the server process, where Celery's lazy autodiscovery never ran.
         from . import (
+            checks,  # noqa: F401  (a wrong PRICES setting stops every command at start)
             handlers,  # noqa: F401  (registers the prices and market namespaces)
             tasks,  # noqa: F401
         )

@@ -95,7 +95,7 @@ def _defaults() -> dict[str, Any]:
         "STREAM_URLS": dict(DEFAULT_STREAM_URLS),
         # Changed symbols are published together at most this often (leading edge: a lone
         # update goes out at once). At most MAX_COALESCE_WINDOW.
-        "COALESCE_WINDOW": 0.025,
+        "COALESCE_WINDOW": 0.01,
         # Published prices and candles are written to the database at most this often.
         "PERSIST_INTERVAL": 1.0,
         # A stream quote whose venue time is older than this on arrival is rejected.

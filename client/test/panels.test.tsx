@@ -108,3 +108,38 @@ describe("PanelBoundary", () => {
     expect(screen.getByText("market back")).toBeTruthy();
   });
 });
+
+describe("PanelBoundary around a live panel", () => {
+  it("Retry after a bad payload waits for a fresh snapshot instead of rendering the bad one again", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const { sockets, client } = setup();
+    render(
+      <WebSocketProvider client={client} scheduler={microtask}>
+        <PanelBoundary name="market">
+          <MarketOverview />
+        </PanelBoundary>
+      </WebSocketProvider>,
+    );
+    const s = sockets.accept();
+    await act(async () => {
+      subscribedAll(s);
+      s.deliver({ type: "message", channel: "market:overview", seq: 1, epoch: "e", snapshot: true, data: overview });
+    });
+    await act(async () => {
+      s.deliver({ type: "message", channel: "market:overview", seq: 2, epoch: "e", data: { ...overview, recent_trades: "garbage" } });
+    });
+    expect(screen.getByTestId("panel-failed-market")).toBeTruthy();
+    const before = s.ofType("subscribe").length;
+    await act(async () => {
+      screen.getByRole("button", { name: "Retry" }).click();
+    });
+    expect(screen.queryByTestId("panel-failed-market")).toBeNull();
+    expect(screen.getByText(/Waiting for the first overview/)).toBeTruthy();
+    expect(s.ofType("subscribe").length).toBe(before + 1);
+    await act(async () => {
+      subscribedAll(s);
+      s.deliver({ type: "message", channel: "market:overview", seq: 3, epoch: "e", snapshot: true, data: { ...overview, btc_dominance: 54.3 } });
+    });
+    expect(screen.getByTestId("btc-dominance").textContent).toBe("54.3%");
+  });
+});

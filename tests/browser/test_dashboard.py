@@ -282,3 +282,44 @@ def test_answers_server_pings_so_the_gateway_keeps_the_connection(
     after = page.evaluate("() => window.__realtime.client.getStatus()")
     assert after["session"] == session, "the connection was replaced: pings went unanswered"
     assert after["lastCloseCode"] is None
+
+
+def test_null_global_figures_show_a_dash_and_a_failing_panel_leaves_the_others_working(
+    live_server_factory: Any, redis_settings: Any, redis_url: str, key_prefix: str, new_page: Any
+) -> None:
+    """Issue #11: CoinGecko never answered, so the feed publishes null global figures; the
+    dashboard shows "—" (it used to throw on `.toFixed(null)` and unmount the whole page).
+    A payload that still breaks the market panel is caught by that panel's boundary."""
+    from prices.conf import prices_settings
+    from prices.services.overview import overview_payload
+
+    server = start_server(live_server_factory, redis_url, key_prefix)
+    page = new_page(server)
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    trade = {"symbol": "BTC", "venue": "kraken", "price": 97_000.0, "qty": 0.25, "side": "sell", "time": 1}
+    overview = in_thread(
+        lambda: overview_payload(
+            figures={}, source=None, prices=[], trades=[trade], conf=prices_settings(), now=time.time()
+        )
+    )
+    assert overview["total_market_cap"] is None and overview["btc_dominance"] is None  # what the feed sends
+    publish("market:overview", overview)
+    for figure in ("market-cap", "market-volume", "btc-dominance"):
+        expect(page.get_by_test_id(figure)).to_have_text("—")
+    expect(page.locator(".market .trades")).to_contain_text("sell 0.25 BTC")
+    publish("prices:BTC", price_update("BTC", 97012.5))
+    expect(page.get_by_test_id("price-BTC")).to_have_text("$97,012.50")  # the other panels keep working
+
+    # A malformed overview (trades not a list) breaks only the market panel.
+    publish("market:overview", {**overview, "recent_trades": "garbage"})
+    expect(page.get_by_test_id("panel-failed-market")).to_be_visible()
+    publish("prices:BTC", price_update("BTC", 97100.0))
+    expect(page.get_by_test_id("price-BTC")).to_have_text("$97,100.00")
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+    # A good payload again, and "Retry" brings the panel back.
+    publish("market:overview", {**overview, "btc_dominance": 54.3})
+    page.get_by_test_id("panel-failed-market").get_by_role("button", name="Retry").click()
+    expect(page.get_by_test_id("btc-dominance")).to_have_text("54.3%")
+    expect(page.get_by_test_id("market-cap")).to_have_text("—")
+    screenshot(page, "dashboard-null-figures")
+    assert page.js_errors == []

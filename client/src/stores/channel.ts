@@ -53,6 +53,13 @@ export class ChannelValueStore<T = unknown> extends Store<ChannelSnapshot<T>> {
       if (this.watchers === 0 && this.dispose !== null) {
         this.dispose();
         this.dispose = null;
+        // Nobody keeps it current any more: the next watcher waits for the server's
+        // snapshot instead of rendering an old value (a panel retried after a bad payload
+        // would otherwise render that payload again and fail again).
+        this.data = undefined;
+        this.status = "pending";
+        this.error = null;
+        this.changed();
       }
     };
   }
