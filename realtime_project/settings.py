@@ -57,6 +57,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Site accounts (issue #12): sign-in, sign-up, password change/reset, rate limits.
+    "allauth",
+    "allauth.account",
+    "realtime_project.accounts.apps.AccountsConfig",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -77,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -92,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "realtime_project.accounts.context.accounts",
             ],
         },
     },
@@ -133,16 +139,60 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "realtime_project" / "static"]
 
-LOGIN_URL = "/admin/login/"
+# --- Site accounts: django-allauth under /accounts/ (README "Accounts") -----------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_ADAPTER = "realtime_project.accounts.adapter.AccountAdapter"
+#: Sign-up page (password and Sign-In with Ethereum): off = invitation-only site.
+ACCOUNTS_SIGNUP_OPEN = env_bool("ACCOUNTS_SIGNUP_OPEN", True)
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+# "mandatory" makes a new account confirm its address before it can sign in.
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_GET = False  # sign-out is a POST (a link or an <img> cannot sign you out)
+ACCOUNT_SESSION_REMEMBER = None  # the "remember me" box decides
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+# allauth's rate limits (in the cache: Redis in production): failed sign-ins per client
+# address and per account, resets, sign-ups. The token endpoint spends the same budget.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": os.environ.get("ACCOUNTS_LOGIN_FAILED_LIMIT", "10/m/ip,5/5m/key"),
+    "login": "30/m/ip",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+}
+# Behind a load balancer the client address is the last X-Forwarded-For hop it added.
+ALLAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
 # --- Email (password reset, verification; notifications' email) ------------------------
 # EMAIL_URL: smtp://user:password@host:port (plain), smtp+tls://… (STARTTLS), smtps://…
-# (implicit TLS) or console:// (print to the log). Default: console when embedded (a
-# newcomer sees the reset link in the terminal); localhost:25 in production.
+# (implicit TLS) or console:// (print to the log). Without it the EMAIL_HOST family of
+# variables (Django's own names) is read; with neither: console when embedded (a newcomer
+# sees the reset link in the terminal), localhost:25 in production.
 from realtime_project.mail import email_settings  # noqa: E402
 
-globals().update(email_settings(os.environ.get("EMAIL_URL", "console://" if EMBEDDED else "smtp://localhost:25")))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Realtime <no-reply@localhost>")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+if os.environ.get("EMAIL_URL") or not EMAIL_HOST:
+    globals().update(
+        email_settings(os.environ.get("EMAIL_URL") or ("console://" if EMBEDDED else "smtp://localhost:25"))
+    )
+else:
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587" if env_bool("EMAIL_USE_TLS", False) else "25"))
+    EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+    # A stuck SMTP server must not hold a worker: the attempt fails and is retried later.
+    EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Realtime markets <notifications@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Channels -------------------------------------------------------------------------
@@ -220,23 +270,6 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
 # process: in production route it to one dedicated worker (`-Q prices -c 1`).
 PRICES_QUEUE = os.environ.get("PRICES_QUEUE", "")
 CELERY_TASK_ROUTES = {"prices.tasks.tick": {"queue": PRICES_QUEUE}} if PRICES_QUEUE else {}
-
-# --- Email (notifications): console when embedded, SMTP by environment in production ---
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
-EMAIL_BACKEND = os.environ.get(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST or not EMBEDDED
-    else "django.core.mail.backends.console.EmailBackend",
-)
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587" if env_bool("EMAIL_USE_TLS", False) else "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-# A stuck SMTP server must not hold a worker: the attempt fails and is retried later.
-EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Realtime markets <notifications@localhost>")
 
 # --- Logging: one JSON line per event in production, readable lines in development -----
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG or EMBEDDED else "json")

@@ -1,4 +1,4 @@
-"""URL configuration: admin, API, schema/docs, health and metrics, dashboard."""
+"""URL configuration: admin, accounts, API, schema/docs, health and metrics, dashboard."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from notifications import pages as notification_pages
+from realtime_project.accounts import tokens as account_tokens
 from realtime_project.feeds_admin import feeds_admin_view
 from realtime_project.gateway import views as gateway_views
 
@@ -16,6 +17,9 @@ admin.site.index_template = "admin/realtime_index.html"
 urlpatterns = [
     path("admin/feeds/", admin.site.admin_view(feeds_admin_view), name="admin-feeds"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("realtime_project.accounts.urls")),
+    path("api/auth/token/", account_tokens.TokenObtainView.as_view(), name="auth-token"),
+    path("api/auth/token/revoke/", account_tokens.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("healthz", gateway_views.healthz, name="healthz"),
     path("readyz", gateway_views.readyz, name="readyz"),
     path("metrics", gateway_views.metrics, name="metrics"),

@@ -61,6 +61,16 @@ def activity_for(*, address: str, chain_id: int | None = None, kind: str | None 
     return qs
 
 
+def verified_owner_ids(*, address: str) -> list[int]:
+    """Users (active or not) who proved they control `address` (checksummed) by a signature."""
+    return list(
+        Wallet.objects.filter(address=address, verified_at__isnull=False, watch_only=False)
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+
+
 def user_ids_for_addresses(addresses: Iterable[str]) -> set[int]:
     linked = linked_addresses(addresses)
     return set(Wallet.objects.filter(address__in=linked).values_list("user_id", flat=True))

@@ -188,6 +188,21 @@ def wallet_verify(
     return wallet
 
 
+def wallet_link_verified(*, user_id: int, address: str) -> Wallet:
+    """Link `address` to the user as verified, on every enabled chain: the address was
+    proven by a Sign-In with Ethereum signature checked by the caller (accounts)."""
+    canonical = _address(address)
+    with transaction.atomic():
+        wallet, created = Wallet.objects.select_for_update().get_or_create(user_id=user_id, address=canonical)
+        wallet.watch_only = False
+        wallet.verified_at = timezone.now()
+        wallet.save()
+        if created:
+            _backfill_on_commit(wallet, [])
+            _read_initial_balances_on_commit(wallet)
+    return wallet
+
+
 def challenges_prune(*, keep_seconds: int = 86_400) -> int:
     """Delete sign-in challenges that expired, or were used, more than `keep_seconds` ago
     (kept that long for support questions); returns how many were deleted."""

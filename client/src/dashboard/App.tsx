@@ -16,6 +16,10 @@ export interface DashboardConfig {
   /** From the page (Django session); the welcome frame is the socket's own truth. */
   signedIn: boolean;
   username: string;
+  /** The account pages (/accounts/): sign-in lands back here; sign-out is a POST. */
+  loginUrl?: string;
+  logoutUrl?: string;
+  csrfToken?: string;
 }
 
 export function App({ config, push }: { config: DashboardConfig; push?: PushOptIn }) {
@@ -27,7 +31,17 @@ export function App({ config, push }: { config: DashboardConfig; push?: PushOptI
         <h1>Realtime markets</h1>
         <ConnectionBadge />
         <nav>
-          {signedIn ? <span className="muted">{config.username || "signed in"}</span> : <a href="/admin/login/?next=/">Sign in</a>}
+          {signedIn ? (
+            <>
+              <span className="muted" data-testid="account-user">{config.username || "signed in"}</span>
+              <form method="post" action={config.logoutUrl ?? "/accounts/logout/"} className="inline">
+                <input type="hidden" name="csrfmiddlewaretoken" value={config.csrfToken ?? ""} />
+                <button type="submit" className="link" data-testid="sign-out">Sign out</button>
+              </form>
+            </>
+          ) : (
+            <a href={config.loginUrl ?? "/accounts/login/?next=/"} data-testid="sign-in-link">Sign in</a>
+          )}
           <a href="/api/docs/">API</a>
         </nav>
       </header>

@@ -25,6 +25,9 @@ if (root !== null) {
     wallets: list(root.dataset.wallets),
     signedIn: root.dataset.authenticated === "true",
     username: root.dataset.username ?? "",
+    loginUrl: root.dataset.loginUrl,
+    logoutUrl: root.dataset.logoutUrl,
+    csrfToken: root.dataset.csrf,
   };
   // Quiet in production; `localStorage.realtimeDebug = 1` shows the client's debug log.
   const debug = (() => {

@@ -1,0 +1,1 @@
+"""Site accounts: django-allauth under /accounts/, Sign-In with Ethereum, API tokens."""
