@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ class ChainWork(Work):
         self.listener = BlockListener(max_log_range=wallets_settings().logs_range)
         self._tracked: set[str] = set()
         self._tracked_at = 0.0
+        self._owner = secrets.token_hex(6)  # this watcher's feed marks
 
     def _chain(self) -> Any:
         from .selectors import chain_get
@@ -93,11 +95,23 @@ class ChainWork(Work):
         finally:
             close_old_connections()
 
+    def close(self) -> None:
+        """The watcher stopped: forget its mark, so beat polls the chain again at once
+        instead of when the mark expires (a feed process that dies still expires)."""
+        from .feedstate import feed_forget
+
+        try:
+            feed_forget(chain_id=self.config.chain_id, owner=self._owner)
+        except Exception:  # the cache is down: the mark expires by itself
+            logger.warning("chain %s: could not clear the feed mark", self.config.chain_id, exc_info=True)
+        finally:
+            close_old_connections()
+
     def mark(self, mode: str, health: dict[str, Any]) -> None:
         from .feedstate import feed_mark
 
         interval = max(self.config.poll_interval, PUSH_SAFETY_INTERVAL if mode == "push" else 0.0)
-        feed_mark(chain_id=self.config.chain_id, mode=mode, interval=interval, health=health)
+        feed_mark(chain_id=self.config.chain_id, mode=mode, interval=interval, health=health, owner=self._owner)
 
 
 def load_configs() -> list[ChainConfig]:

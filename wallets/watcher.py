@@ -75,7 +75,7 @@ class Work:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        """Called once, on the watcher's way out, after its last scan (off the event loop)."""
 
 
 @dataclass
@@ -159,10 +159,25 @@ class ChainWatcher(StreamEvents):
             if self._retry is not None:
                 self._retry.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            # A scan still running finishes on its thread (it commits or rolls back whole).
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._pending_executor.shutdown(wait=False, cancel_futures=True)
+            await self._stop_threads()
+
+    async def _stop_threads(self) -> None:
+        """A clean stop: a scan still running finishes on its thread (it commits or rolls
+        back whole; the feed runner's stop timeout bounds the wait), queued work is
+        dropped, then `work.close()` tells beat at once that this chain is its own again."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pending_executor.shutdown(wait=False, cancel_futures=True)
+
+        def join_and_close() -> None:
+            self._executor.shutdown(wait=True)
+            self._pending_executor.shutdown(wait=True)
             self.work.close()
+
+        try:
+            await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, join_and_close))
+        except asyncio.CancelledError:  # stopped harder: the thread still finishes and closes
+            logger.warning("chain %s: stopped before its last scan finished", self.config.chain_id)
+            raise
 
     def request(self, why: str) -> None:
         """Scan as soon as the current scan (if any) is done."""

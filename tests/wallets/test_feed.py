@@ -226,3 +226,40 @@ async def test_frames_reach_the_wallet_channel(anvil: Any, proxy: WsProxy, start
     frames = await published()
     assert [(f["type"], f["chain"]) for f in frames] == [("transaction", 31337), ("balance", 31337)]
     assert frames[0]["data"]["value_raw"] == "42"
+
+
+async def test_a_stopped_watcher_finishes_its_scan_and_hands_the_chain_back_to_beat(
+    anvil: Any, proxy: WsProxy, start: Any, user: Any
+) -> None:
+    import threading
+
+    from wallets.feeds import ChainWork
+
+    node, a1 = await linked(anvil, user, rpc_url=anvil.url, ws_url=proxy.url)
+    watcher = await start()
+    await connected(watcher)
+    assert await in_thread(feed_state, chain_id=31337) is not None
+    assert await in_thread(scan_due_chains) == []  # served by the feed process
+
+    # The next scan is held on its thread until the stop has begun.
+    entered, release = threading.Event(), threading.Event()
+    real_scan = ChainWork.scan
+
+    def held_scan(work: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return real_scan(work)
+
+    watcher.work.scan = held_scan.__get__(watcher.work)  # type: ignore[method-assign]
+    sent = await in_thread(node.pay, 0, a1, 7)
+    assert await asyncio.to_thread(entered.wait, 30)
+    stopping = asyncio.create_task(start.stop(watcher))
+    await asyncio.sleep(0)  # the stop has begun: the watcher's tasks are cancelled
+    assert not stopping.done()
+    release.set()
+    await stopping
+
+    # The scan in flight committed whole; the mark is gone: beat polls the chain again at
+    # its next due time, not when the mark would have expired.
+    assert [r[0] for r in await in_thread(rows, a1)] == [sent]
+    assert await in_thread(feed_state, chain_id=31337) is None
