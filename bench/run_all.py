@@ -19,6 +19,7 @@ BENCHMARKS = [
     ["bench.wallets_scan"],
     ["bench.alerts_engine"],
     ["bench.reconnect_storm"],
+    ["bench.push_fanout"],
 ]
 
 

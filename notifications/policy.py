@@ -18,16 +18,20 @@ from .types import DeliveryChannel, NotificationType, Priority, SuppressReason
 
 _T, _F = True, False
 #: (in_app, push, email) when neither the user nor staff said otherwise. Money and
-#: security reach the user everywhere; routine activity stays in the app.
+#: security reach the user everywhere; routine activity stays in the app. The email
+#: switch covers both kinds of email: urgent/high ones at once, low/medium ones in the
+#: daily digest (which the user opts into). Confirmations (medium) and marketplace
+#: updates (low) only ever go in the digest, so their email is on: an opted-in digest
+#: lists them. Price alerts can be high, and announcements go to everyone: opt-in.
 BUILTIN_DEFAULTS: dict[str, tuple[bool, bool, bool]] = {
     NotificationType.PRICE_ALERT: (_T, _T, _F),
-    NotificationType.TRANSACTION_CONFIRMED: (_T, _T, _F),
+    NotificationType.TRANSACTION_CONFIRMED: (_T, _T, _T),
     NotificationType.TRANSACTION_FAILED: (_T, _T, _T),
     NotificationType.SUBSCRIPTION_RENEWAL: (_T, _F, _T),
     NotificationType.PAYMENT_RECEIVED: (_T, _T, _T),
     NotificationType.SECURITY_WARNING: (_T, _T, _T),
     NotificationType.SYSTEM_ANNOUNCEMENT: (_T, _T, _F),
-    NotificationType.MARKETPLACE_UPDATE: (_T, _F, _F),
+    NotificationType.MARKETPLACE_UPDATE: (_T, _F, _T),
 }
 CHANNEL_ORDER: tuple[str, ...] = (DeliveryChannel.IN_APP, DeliveryChannel.PUSH, DeliveryChannel.EMAIL)
 #: Email (the immediate kind) is for what must not wait; the rest can go in the digest.

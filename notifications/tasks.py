@@ -102,6 +102,13 @@ def push_announcement_chunk(announcement_id: int, first: int, last: int) -> int:
     )
 
 
+@shared_task(name="notifications.tasks.email_announcement", ignore_result=True)
+def email_announcement(announcement_id: int) -> int:
+    from .services.announcement_email import announcement_email_start
+
+    return announcement_email_start(announcement_id=int(announcement_id), now=timezone.now())
+
+
 @shared_task(name="notifications.tasks.email_due", ignore_result=True)
 def email_due() -> int:
     from .services.email import email_due as send

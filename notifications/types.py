@@ -63,6 +63,7 @@ class SuppressReason(models.TextChoices):
     ONLINE = "online", "User had an open socket"
     READ = "read", "Read elsewhere first"
     NO_ADDRESS = "no_address", "No email address"
+    EXPIRED = "expired", "Expired before it was due"
 
 
 CHANNELS: frozenset[str] = frozenset(DeliveryChannel.values)

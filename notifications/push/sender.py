@@ -1,7 +1,7 @@
 """Send encrypted push messages to push services, many at once, over one aiohttp session.
 
-pywebpush's `WebPusher.encode` encrypts each message (RFC 8291 aes128gcm, a fresh
-ephemeral key per message); the request is made here so the SSRF guard, timeouts and
+`push.ece` encrypts each message with http_ece (RFC 8291 aes128gcm, a fresh ephemeral
+key and salt per message); the request is made here so the SSRF guard, timeouts and
 redirects are ours: no redirects, no proxy from the environment, a resolver that
 refuses internal addresses. A 413 shrinks the body and tries again at once (the
 notification must not fail for its size); every other answer is returned to the
@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from pywebpush import WebPusher
 
 from ..conf import NotificationSettings
 from ..errors import InvalidSubscription
+from . import ece
 from .endpoint import GuardedResolver, check_endpoint
 from .payload import fit, shrink
 from .vapid import VapidKey
@@ -47,12 +47,14 @@ class PushMessage:
 
 @dataclass(slots=True)
 class PushOutcome:
-    """`status` None: no answer (timeout, refused connection, forbidden address)."""
+    """`status` None: no answer (timeout, refused connection, forbidden address), or
+    nothing sent (`bad_keys`: the subscription's keys cannot encrypt)."""
 
     status: int | None
     error: str = ""
     retry_after: float | None = None
     truncated: bool = False
+    bad_keys: bool = False
     sent_payload: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,11 +63,12 @@ class PushOutcome:
 
     @property
     def gone(self) -> bool:
-        return self.status in (404, 410)
+        """The device can never be reached: the push service forgot it, or its keys are unusable."""
+        return self.status in (404, 410) or self.bad_keys
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or self.status == 429 or self.status >= 500
+        return not self.bad_keys and (self.status is None or self.status == 429 or self.status >= 500)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -107,15 +110,14 @@ class PushSender:
                 self._checked[origin] = f"refused endpoint: {exc}"
         return self._checked[origin]
 
-    def _encrypt(self, message: PushMessage, payload: dict[str, Any]) -> bytes:
-        pusher = WebPusher({"endpoint": message.endpoint, "keys": {"p256dh": message.p256dh, "auth": message.auth}})
-        body: bytes = pusher.encode(orjson.dumps(payload), "aes128gcm")["body"]
-        return body
-
     async def _post(self, session: aiohttp.ClientSession, message: PushMessage, payload: dict[str, Any]) -> PushOutcome:
         refused = self._refused(message.endpoint)
         if refused is not None:
             return PushOutcome(None, refused)
+        try:
+            body = ece.encrypt(orjson.dumps(payload), ece.receiver(message.p256dh, message.auth))
+        except ece.BadReceiverKeys as exc:
+            return PushOutcome(None, f"invalid subscription keys: {exc}", bad_keys=True)
         headers = {
             "TTL": str(message.ttl),
             "Urgency": message.urgency,
@@ -126,7 +128,6 @@ class PushSender:
         if message.topic:
             headers["Topic"] = message.topic
         try:
-            body = self._encrypt(message, payload)
             async with session.post(message.endpoint, data=body, headers=headers, allow_redirects=False) as resp:
                 text = (await resp.text(errors="replace"))[:MAX_ERROR_TEXT]
                 outcome = PushOutcome(resp.status, sent_payload=payload)

@@ -124,10 +124,15 @@ def announcement_publish(*, announcement_id: int, now: datetime) -> bool:
 
 
 def _push_after_commit(announcement_id: int) -> None:
-    """Web Push to the audience's devices (users without an open socket), as a task."""
+    """Web Push to the audience's devices (users without an open socket), and the emails
+    of an urgent/high one (after the grace period), as tasks."""
     from ..tasks import enqueue_quietly
 
-    transaction.on_commit(lambda: enqueue_quietly("notifications.tasks.push_announcement", args=[announcement_id]))
+    def send() -> None:
+        enqueue_quietly("notifications.tasks.push_announcement", args=[announcement_id])
+        enqueue_quietly("notifications.tasks.email_announcement", args=[announcement_id])
+
+    transaction.on_commit(send)
 
 
 def announcements_publish_due(*, now: datetime) -> int:

@@ -3,9 +3,10 @@
 Django's email backend sends (console in embedded mode, SMTP by environment in
 production). Queued `Delivery` rows (channel `email`) are the work, as for push: when
 a row is due (created + `EMAIL_GRACE_SECONDS`) it is cancelled if the user read the
-notification elsewhere or has an open socket, suppressed if muted/quiet hours began
-meanwhile, else sent. SMTP trouble (refused connection, timeout, a server that drops
-the connection mid-message, 4xx answers) is retried with backoff until
+notification (or announcement: `announcement_email`) elsewhere, if it expired, or if
+the user has an open socket; suppressed if muted/quiet hours began meanwhile; else
+sent. SMTP trouble (refused connection, timeout, a server that drops the connection
+mid-message, 4xx answers) is retried with backoff until
 `EMAIL_MAX_ATTEMPTS`; a 5xx answer fails at once with the server's words.
 
 Every email carries a signed per-category unsubscribe link and RFC 2369/8058 headers
@@ -24,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -31,7 +33,7 @@ from realtime_project.gateway.presence import online_user_ids
 
 from .. import metrics, selectors
 from ..conf import notification_settings
-from ..models import Delivery, DeliverySettings, Notification
+from ..models import Announcement, AnnouncementReceipt, Delivery, DeliverySettings, Notification
 from ..policy import DIGEST_PRIORITIES, zone
 from ..types import DeliveryChannel, DeliveryState, NotificationType, SuppressReason
 from .outbox import claim, retry_delay
@@ -128,19 +130,41 @@ def _message(
     return message
 
 
-def notification_email(notification: Notification, to: str) -> EmailMultiAlternatives:
-    conf = notification_settings()
+def _item_email(*, to: str, user_id: int, public_id: str, type: str, item: dict[str, Any]) -> EmailMultiAlternatives:
+    """One notification's email; `item` has what the template shows (title, body,
+    get_priority_display, created_at)."""
     return _message(
         to=to,
-        subject=notification.title,
+        subject=item["title"],
         template="notification",
         context={
-            "notification": notification,
-            "type_label": NotificationType(notification.type).label,
-            "open_url": f"{conf.site_url}/?notification=n:{notification.pk}",
+            "notification": item,
+            "type_label": NotificationType(type).label,
+            "open_url": f"{notification_settings().site_url}/?notification={public_id}",
         },
-        user_id=notification.user_id,
-        category=notification.type,
+        user_id=user_id,
+        category=type,
+    )
+
+
+def notification_email(notification: Notification, to: str) -> EmailMultiAlternatives:
+    n = notification
+    item = {
+        "title": n.title,
+        "body": n.body,
+        "get_priority_display": n.get_priority_display(),
+        "created_at": n.created_at,
+    }
+    return _item_email(to=to, user_id=n.user_id, public_id=f"n:{n.pk}", type=n.type, item=item)
+
+
+def announcement_email(announcement: Announcement, user_id: int, to: str) -> EmailMultiAlternatives:
+    """An announcement is a notification of type `system_announcement` (id `a:<id>`)."""
+    a = announcement
+    created = a.published_at or a.publish_at
+    item = {"title": a.title, "body": a.body, "get_priority_display": a.get_priority_display(), "created_at": created}
+    return _item_email(
+        to=to, user_id=user_id, public_id=f"a:{a.pk}", type=NotificationType.SYSTEM_ANNOUNCEMENT, item=item
     )
 
 
@@ -169,23 +193,47 @@ def _smtp_error(exc: BaseException) -> tuple[bool, str]:
     return False, f"{type(exc).__name__}: {exc}"
 
 
+def _seen_announcements(rows: list[Delivery]) -> set[tuple[int, int]]:
+    """(announcement id, user id) of the rows' announcements the user read or dismissed."""
+    pairs = {(r.announcement_id, r.user_id) for r in rows if r.announcement_id is not None}
+    if not pairs:
+        return set()
+    seen = AnnouncementReceipt.objects.filter(
+        announcement_id__in={a for a, _ in pairs}, user_id__in={u for _, u in pairs}
+    ).filter(Q(read_at__isnull=False) | Q(dismissed_at__isnull=False))
+    return set(seen.values_list("announcement_id", "user_id")) & pairs
+
+
+def _item(r: Delivery, now: datetime) -> tuple[str, str, bool, bool]:
+    """(type, priority, read or dismissed, expired) of a row's notification or announcement."""
+    if r.notification is not None:
+        n = r.notification
+        return n.type, n.priority, n.read_at is not None or n.dismissed_at is not None, False
+    a = r.announcement
+    assert a is not None
+    return NotificationType.SYSTEM_ANNOUNCEMENT, a.priority, False, a.expires_at is not None and a.expires_at <= now
+
+
 def email_due(*, now: datetime, limit: int = 500) -> int:
-    """Send the due notification emails (grace period over); returns emails sent."""
+    """Send the due emails of notifications and announcements (grace period over);
+    returns emails sent. A full batch enqueues the next one at once."""
     conf = notification_settings()
-    rows = claim(Delivery.objects.filter(channel=DeliveryChannel.EMAIL, notification__isnull=False), now, limit)
+    rows = claim(Delivery.objects.filter(channel=DeliveryChannel.EMAIL), now, limit)
     if not rows:
         return 0
     users = {u.pk: u for u in get_user_model().objects.filter(pk__in={r.user_id for r in rows})}
     online = online_user_ids(users)
+    seen = _seen_announcements(rows)
     final: list[tuple[Delivery, str, str]] = []
     to_send: list[Delivery] = []
     policies: dict[int, Any] = {}
     for r in rows:
-        n = r.notification
-        assert n is not None
+        type_, priority, read, expired = _item(r, now)
         user = users.get(r.user_id)
-        if n.read_at is not None or n.dismissed_at is not None:
+        if read or (r.announcement_id, r.user_id) in seen:
             final.append((r, DeliveryState.CANCELLED, SuppressReason.READ))
+        elif expired:
+            final.append((r, DeliveryState.CANCELLED, SuppressReason.EXPIRED))
         elif r.user_id in online:
             final.append((r, DeliveryState.CANCELLED, SuppressReason.ONLINE))
         elif user is None or not user.email or not user.is_active:
@@ -193,9 +241,9 @@ def email_due(*, now: datetime, limit: int = 500) -> int:
         else:
             policy = policies.setdefault(r.user_id, selectors.user_policy(r.user_id))
             reason = policy.suppression(
-                type=n.type,
+                type=type_,
                 channel=DeliveryChannel.EMAIL,
-                priority=n.priority,
+                priority=priority,
                 now=now,
                 urgent_breaks_through=conf.quiet_hours_urgent_breaks_through,
             )
@@ -208,9 +256,14 @@ def email_due(*, now: datetime, limit: int = 500) -> int:
     connection = get_connection(fail_silently=False)
     try:
         for r in to_send:
-            assert r.notification is not None
+            to = users[r.user_id].email
+            if r.notification is not None:
+                message = notification_email(r.notification, to)
+            else:
+                assert r.announcement is not None
+                message = announcement_email(r.announcement, r.user_id, to)
             try:
-                connection.send_messages([notification_email(r.notification, users[r.user_id].email)])
+                connection.send_messages([message])
             except Exception as exc:
                 transient, reason = _smtp_error(exc)
                 logger.warning("email %s to user %s failed: %s", r.pk, r.user_id, reason)
@@ -226,6 +279,10 @@ def email_due(*, now: datetime, limit: int = 500) -> int:
     finally:
         _reset(connection)
     _record(final, retry, now)
+    if len(rows) == limit:
+        from ..tasks import enqueue_quietly
+
+        enqueue_quietly("notifications.tasks.email_due")  # more may be due (an announcement's audience)
     return sent
 
 

@@ -123,10 +123,23 @@ def _validate(changes: Any, now: datetime) -> tuple[dict[tuple[str, str], bool],
 
 
 def preferences_update(*, user_id: int, changes: Any, now: datetime) -> dict[str, Any]:
-    """Apply a partial change (validated first: all or nothing); returns the new state."""
+    """Apply a partial change (validated first: all or nothing); returns the new state.
+
+    A switch is stored as the user's own choice only when it differs from what they had
+    (the page posts every switch): untouched switches keep following staff's defaults.
+    """
     channels, fields = _validate(changes, now)
     with transaction.atomic():
+        own = {
+            (t, c): on
+            for t, c, on in NotificationPreference.objects.filter(user_id=user_id).values_list(
+                "type", "channel", "enabled"
+            )
+        }
+        defaults = selectors.type_defaults() if channels else {}
         for (type_, channel), on in channels.items():
+            if own.get((type_, channel), defaults[(type_, channel)]) == on:
+                continue
             NotificationPreference.objects.update_or_create(
                 user_id=user_id, type=type_, channel=channel, defaults={"enabled": on}
             )

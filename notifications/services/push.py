@@ -172,9 +172,10 @@ class _Outcomes:
             self.close(rows, DeliveryState.SENT, "truncated (413)" if outcome.truncated else "")
             self.ok_subs.add(sub.pk)
             return
-        if outcome.gone:
+        if outcome.gone:  # the device is removed: no later message could reach it either
             self.gone_subs.add(sub.pk)
-            self.close(rows, DeliveryState.FAILED, f"subscription expired ({outcome.error})"[:300])
+            reason = outcome.error if outcome.bad_keys else f"subscription expired ({outcome.error})"
+            self.close(rows, DeliveryState.FAILED, reason[:300])
             return
         self.bad_subs.add(sub.pk)
         attempts = max(r.attempts for r in rows)
@@ -223,6 +224,8 @@ def _reason_label(reason: str) -> str:
             return known
     if reason.startswith("subscription expired"):
         return "gone"
+    if reason.startswith("invalid subscription keys"):
+        return "bad_keys"
     if "timeout" in reason:
         return "timeout"
     if reason.startswith("HTTP "):

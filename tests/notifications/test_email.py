@@ -94,6 +94,68 @@ def test_medium_and_low_are_not_emailed_at_once_and_users_without_address_are_sk
     assert (email_row(n.pk).state, email_row(n.pk).reason) == ("suppressed", "no_address")
 
 
+def test_an_urgent_announcement_is_emailed_to_recipients_who_want_announcement_email(
+    smtp, hub, make_user, clock
+) -> None:
+    from notifications.services.announcement_email import announcement_email_start
+    from notifications.services.announcements import announcement_create, announcement_publish
+
+    wants, default, reader, expired_for = (make_user(email=f"{n}@example.com") for n in ("ann", "ben", "cy", "di"))
+    for user in (wants, reader, expired_for):
+        preferences_update(user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now)
+    medium = announcement_create(title="New listing", priority="medium", publish_at=clock.now, now=clock.now)
+    urgent = announcement_create(
+        title="Withdrawals paused",
+        body="An incident is under way.",
+        priority="urgent",
+        publish_at=clock.now,
+        now=clock.now,
+    )
+    for a in (medium, urgent):
+        assert announcement_publish(announcement_id=a.pk, now=clock.now)
+    assert announcement_email_start(announcement_id=medium.pk, now=clock.now) == 0  # medium: never emailed
+    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 3  # off by default for ben
+    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 0  # idempotent
+    hub.mark_read(reader.pk, f"a:{urgent.pk}")  # read on the site within the grace period
+    clock.advance(GRACE - 1)
+    assert mail.email_due(now=clock.now) == 0
+    clock.advance(1)
+    assert mail.email_due(now=clock.now) == 2 and {m["To"] for m in smtp.messages} == {
+        "ann@example.com",
+        "di@example.com",
+    }
+    message = smtp.messages[0]
+    text = message.get_body(("plain",)).get_content()
+    assert message["Subject"] == "Withdrawals paused" and "An incident is under way." in text
+    assert f"https://markets.example/?notification=a:{urgent.pk}" in text and "Urgent" in text
+    token = re.search(r"/notifications/unsubscribe/([^/]+)/", message["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    assert mail.unsubscribe_check(token)[1] == "system_announcement"
+    states = dict(Delivery.objects.filter(announcement=urgent, channel="email").values_list("user_id", "reason"))
+    assert states == {wants.pk: "", reader.pk: "read", expired_for.pk: ""}
+    assert default.pk not in states
+
+
+def test_an_announcement_that_expires_during_the_grace_period_is_not_emailed(smtp, make_user, clock) -> None:
+    from notifications.services.announcement_email import announcement_email_start
+    from notifications.services.announcements import announcement_create, announcement_publish
+
+    user = make_user(email="eve@example.com")
+    preferences_update(user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now)
+    a = announcement_create(
+        title="Flash maintenance",
+        priority="high",
+        publish_at=clock.now,
+        expires_at=clock.now + timedelta(seconds=60),
+        now=clock.now,
+    )
+    announcement_publish(announcement_id=a.pk, now=clock.now)
+    assert announcement_email_start(announcement_id=a.pk, now=clock.now) == 1
+    clock.advance(GRACE)
+    assert mail.email_due(now=clock.now) == 0 and smtp.messages == []
+    row = Delivery.objects.get(announcement=a, channel="email")
+    assert (row.state, row.reason) == ("cancelled", "expired")
+
+
 def test_an_smtp_server_that_refuses_fails_the_email_with_its_words(smtp, hub, make_user, clock) -> None:
     smtp.mode = "refuse"
     user = make_user(email="gone@example.com")
@@ -171,18 +233,54 @@ def test_the_daily_digest_lists_unread_low_and_medium_at_the_local_hour(smtp, hu
     hub.send(smtp_user.pk, {"type": "subscription_renewal", "title": "Pro renews soon", "priority": "medium"})
     read = hub.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 20 USD", "priority": "medium"})
     hub.mark_read(smtp_user.pk, f"n:{read.notification.pk}")
+    # By default the digest lists confirmations and marketplace updates too (only the
+    # digest ever emails them); a type whose email is off is left out: price alerts by
+    # default, and whatever the user switched off.
+    hub.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "Swap confirmed", "priority": "medium"})
+    hub.send(smtp_user.pk, {"type": "marketplace_update", "title": "New bid", "priority": "low"})
     hub.send(smtp_user.pk, {"type": "price_alert", "title": "email off by default", "priority": "medium"})
+    preferences_update(
+        user_id=smtp_user.pk, changes={"types": {"transaction_confirmed": {"email": False}}}, now=clock.now
+    )
+    hub.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "switched off", "priority": "medium"})
     assert mail.email_digests_due(now=clock.now) == 0
     clock.advance(3600)
+    assert hub.flush_digests() == 1  # the low-priority item's window closed
     assert mail.email_digests_due(now=clock.now) == 1
     assert mail.email_digests_due(now=clock.now) == 0  # once a day
     [message] = smtp.messages
-    assert message["Subject"] == "Your daily digest: 2 unread notifications"
+    assert message["Subject"] == "Your daily digest: 3 unread notifications"
     text = message.get_body(("plain",)).get_content()
-    assert "Paid 10 USD" in text and "Pro renews soon" in text and "Paid 20 USD" not in text
-    assert "email off by default" not in text
+    assert all(t in text for t in ("Paid 10 USD", "Pro renews soon", "New bid"))
+    assert all(t not in text for t in ("Paid 20 USD", "email off by default", "switched off", "Swap confirmed"))
     token = re.search(r"/notifications/unsubscribe/([^/]+)/", message["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
     assert mail.unsubscribe_check(token) == (smtp_user.pk, "digest")
     DjangoClient().post(f"/notifications/unsubscribe/{token}/")
     assert DeliverySettings.objects.get(user=smtp_user).email_digest is False
-    assert Delivery.objects.filter(channel="email", state="sent", reason="daily digest").count() == 2
+    assert Delivery.objects.filter(channel="email", state="sent", reason="daily digest").count() == 3
+
+
+def test_saving_the_preferences_page_keeps_untouched_switches_on_staffs_defaults(make_user) -> None:
+    """The page posts every switch: only the ones the user changed become their choices,
+    so a default that staff set later still reaches the others."""
+    from notifications.models import TypeDefault
+
+    user = make_user(email="dan@example.com")
+    client = DjangoClient()
+    client.force_login(user)
+    form = {
+        f"{t}__{c}": "on"
+        for t, channels in client.get("/api/notifications/preferences/").json()["types"].items()
+        for c in ("in_app", "push", "email")
+        if channels[c]
+    }
+    del form["payment_received__email"]  # the one switch the user changes
+    response = client.post("/notifications/preferences/", {**form, "time_zone": "UTC", "email_digest": "on"})
+    assert response.status_code == 302
+    assert list(NotificationPreference.objects.filter(user=user).values_list("type", "channel", "enabled")) == [
+        ("payment_received", "email", False)
+    ]
+    TypeDefault.objects.create(type="price_alert", in_app=True, push=True, email=True)
+    prefs = client.get("/api/notifications/preferences/").json()
+    assert prefs["types"]["price_alert"]["email"] is True and prefs["types"]["payment_received"]["email"] is False
+    assert prefs["email_digest"] is True

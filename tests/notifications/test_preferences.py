@@ -75,7 +75,7 @@ def test_the_rest_api_reads_and_changes_everything(make_user) -> None:
         "label": "Marketplace update",
         "in_app": False,
         "push": True,
-        "email": False,
+        "email": True,  # built-in: only the digest ever emails marketplace updates (low)
     }
     assert body["time_zone"] == "Asia/Tokyo" and body["quiet_hours"] == {"start": "22:00", "end": "07:30"}
     assert body["muted_until"] is not None and body["email_digest"] is True

@@ -282,6 +282,27 @@ def test_malformed_subscriptions_are_refused(delivery_settings, push_service, ma
     assert PushSubscription.objects.count() == 0
 
 
+def test_a_stored_subscription_whose_keys_cannot_encrypt_fails_alone_and_is_removed(
+    delivery_settings, push_service, hub, make_user, clock
+) -> None:
+    """Keys that passed registration but are unusable now (a row edited in the admin, a
+    restored backup): that device's push fails with the reason, at once and for good;
+    the user's other device in the same batch is pushed."""
+    user = make_user()
+    broken, fine = push_service.new_subscription(), push_service.new_subscription()
+    subscribe(user, broken)
+    subscribe(user, fine)
+    PushSubscription.objects.filter(endpoint=broken.endpoint).update(p256dh="BA" + "A" * 85)  # off the curve
+    n = hub.send(user.pk, urgent()).notification
+    assert push_user(user_id=user.pk, now=clock.now) == 1
+    states = sorted((d.state, d.reason) for d in deliveries(n))
+    assert states == [("failed", "invalid subscription keys: p256dh is not a point on P-256"), ("sent", "")]
+    assert push_service.messages(broken) == [] and len(push_service.messages(fine)) == 1
+    assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [fine.endpoint]
+    clock.advance(3600)
+    assert push.push_due(now=clock.now) == 0  # nothing left to retry
+
+
 @pytest.mark.parametrize(
     "endpoint",
     [
