@@ -104,15 +104,33 @@ def warm(env: dict[str, str], channels: int) -> None:
     publish(env, "ours", max(channels, 1) * 4, 100_000, channels, 500)
 
 
-def run(target: dict[str, Any], env: dict[str, str], subs: int, channels: int, rate: float, seconds: float) -> dict:
+def profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the process for `seconds` (collapsed stacks, one per line)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "-f", "raw", "-o", str(out)]
+    return subprocess.Popen([*cmd, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run(
+    target: dict[str, Any],
+    env: dict[str, str],
+    subs: int,
+    channels: int,
+    rate: float,
+    seconds: float,
+    profile: Path | None = None,
+) -> dict:
     count = max(1, int(rate * seconds))
     gen = loadgen(target["url"], subs, target["mode"], target["channel"], channels, count)
     ready = line(gen)
     time.sleep(0.5)
     cpu0, _ = proc_stats(target["pid"])
+    spy = profiler(target["pid"], seconds, profile) if profile is not None else None
     pub = publish(env, target["pub"], count, rate, channels)
     time.sleep(1.5)
     cpu1, rss = proc_stats(target["pid"])
+    if spy is not None:
+        spy.wait(30)
     stats = stop_loadgen(gen)
     delivered = stats["unique"]
     return {
@@ -142,9 +160,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
-    parser.add_argument("--only", default="one,many,wide,intake,cold")
+    parser.add_argument("--only", default="idle,one,many,wide,intake,cold")
     parser.add_argument("--servers", default="hub,ws,sio,naive")
     parser.add_argument("--json")
+    parser.add_argument("--profile", help="directory: py-spy collapsed stacks of the gateway per scenario")
     args = parser.parse_args()
     only = set(args.only.split(","))
     servers = args.servers.split(",")
@@ -153,6 +172,8 @@ def main() -> None:
     os.environ["REALTIME_EVENT_LOOP"] = args.loop
     os.environ["REALTIME_HEARTBEAT_INTERVAL"] = "5"
     (ROOT / "var").mkdir(exist_ok=True)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     prefix = f"lp{secrets.token_hex(3)}"
     results: dict[str, Any] = {"loop": args.loop, "cpus": os.cpu_count(), "scenarios": {}}
     peers: dict[str, NodePeer] = {}
@@ -175,6 +196,12 @@ def main() -> None:
                 sio = peers["sio"]
                 url = f"ws://127.0.0.1:{sio.port}/socket.io/?EIO=4&transport=websocket"
                 targets["sio"] = {"url": url, "mode": "sio", "channel": "C", "pid": sio.pid, "pub": "peer"}
+            for label, target in targets.items():
+                target["label"] = label
+            if "idle" in only:  # first: before the other scenarios grow the processes' heaps
+                results["scenarios"]["idle"] = {
+                    label: idle(targets[label], int(5000 * scale), 100) for label in servers if label != "naive"
+                }
             plan = [
                 ("one", 1, int(1000 * scale), 50.0),
                 ("many", 100, int(50 * scale) or 1, 200.0),
@@ -189,7 +216,8 @@ def main() -> None:
                 for label in servers:
                     if label == "naive" and name == "wide":
                         continue
-                    out[label] = run(targets[label], env, channels * per_channel, channels, rate, seconds)
+                    spy = Path(args.profile) / f"{name}.txt" if args.profile and label == "hub" else None
+                    out[label] = run(targets[label], env, channels * per_channel, channels, rate, seconds, spy)
                     show(name, label, out[label])
                 results["scenarios"][name] = out
             if "intake" in only:
@@ -201,6 +229,26 @@ def main() -> None:
                 peer.stop()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def idle(target: dict[str, Any], n: int, channels: int) -> dict[str, Any]:
+    """Server RSS per idle subscribed connection: N connections over `channels` channels."""
+    time.sleep(1.0)
+    _, before = proc_stats(target["pid"])
+    gen = loadgen(target["url"], n, target["mode"], target["channel"], channels, 1)
+    ready = line(gen)
+    time.sleep(3.0)  # heartbeats run meanwhile (pings every 5 s)
+    _, after = proc_stats(target["pid"])
+    stop_loadgen(gen)
+    out = {
+        "connections": n,
+        "connect_subscribe_s": round(ready["connect_s"], 2),
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "kb_per_connection": round((after - before) / n / 1024, 1),
+    }
+    print(f"  idle   {target['label']:6} {out}", flush=True)
+    return out
 
 
 def intake(gw: Gateway, hub: dict[str, Any], env: dict[str, str], scale: float) -> dict[str, Any]:

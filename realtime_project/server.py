@@ -71,6 +71,105 @@ async def _drain_all(reason: str = "server_restart") -> None:
 # --- uvicorn -------------------------------------------------------------------------
 
 
+class InboundQueue:
+    """The part of `asyncio.Queue` uvicorn's WebSocket protocol uses (`put_nowait`, `get`,
+    `empty`) for the events it hands the app, without asyncio.Queue's three deques
+    (760 bytes each, for the life of every connection, while nearly always empty)."""
+
+    __slots__ = ("_getters", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[Any] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        getters = self._getters
+        if getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+
+    async def get(self) -> Any:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = [getter]
+            else:
+                self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                if self._getters and getter in self._getters:
+                    self._getters.remove(getter)
+                if self._items and getter.done() and not getter.cancelled():
+                    self._wake_next()  # it was woken for an item it will not take
+                raise
+        items = self._items
+        item = items.pop(0)
+        if not items:
+            self._items = None
+        elif self._getters:
+            self._wake_next()
+        return item
+
+    def _wake_next(self) -> None:
+        while self._getters:
+            getter = self._getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+
+class LeanEvent:
+    """`asyncio.Event` without a deque of waiters until someone waits (uvicorn keeps one
+    per connection for `writable`, which is set nearly all the time)."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            if self._waiters and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
 DEFAULT_APP = "realtime_project.asgi:application"
 
 
@@ -106,6 +205,18 @@ def uvicorn_protocol_class(*, compression: bool = True) -> Any:
             super().__init__(config, *args, **kwargs)
             if self.deflate:
                 self.conn = ServerProtocol(extensions=[factory], max_size=config.ws_max_size, logger=self.conn.logger)
+            # Memory per idle connection (issue #10, <= 20 KB): lean equivalents of the
+            # asyncio.Queue and asyncio.Event uvicorn keeps for every connection.
+            self.queue = InboundQueue()  # type: ignore[assignment]
+            self.writable = LeanEvent()  # type: ignore[assignment]
+            self.writable.set()
+
+        def start_keepalive(self) -> None:
+            # Called once the handshake response is written: the handshake's request and
+            # response (~2 KB of headers objects) are not read again; uvicorn keeps them.
+            self.request = None  # type: ignore[assignment]
+            self.response = None  # type: ignore[assignment]
+            super().start_keepalive()
 
     GatewayWebSocketsProtocol.deflate = compression
     return GatewayWebSocketsProtocol

@@ -12,6 +12,7 @@ victim, so they are allowed.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -71,13 +72,21 @@ class SessionUserMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
+        # Not a coroutine: without a cookie the inner app's awaitable is returned as is, so
+        # no frame of this middleware stays suspended for the life of the connection.
         if "user" not in scope:
+            key = session_key_of(scope)
+            if key is not None:
+                return self._with_session(key, scope, receive, send)
             from django.contrib.auth.models import AnonymousUser
 
-            key = session_key_of(scope)
             # In place: the server made this scope for this connection alone.
-            scope["user"] = AnonymousUser() if key is None else await user_for_session(key)
+            scope["user"] = AnonymousUser()
+        return self.inner(scope, receive, send)
+
+    async def _with_session(self, key: str, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        scope["user"] = await user_for_session(key)
         return await self.inner(scope, receive, send)
 
 

@@ -1,7 +1,9 @@
 """Protocol v1's own frame types, registered on the router like any app's handlers.
 
-`subscribe`, `unsubscribe`, `ping`, `pong` and `auth` pass through the same
-middleware (rate limit, metrics) as app messages.
+`subscribe`, `unsubscribe`, `ping` and `auth` pass through the same middleware (rate
+limit, metrics) as app messages. `pong`, the answer to the server's heartbeat (one per
+connection per interval: most of the frames a gateway receives), is a bare route: it
+costs no tokens, needs no sign-in, and its metric is the RTT it records.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ async def ping(request: Request) -> Any:
     return NO_REPLY
 
 
-@router.register("pong", cost=0)
+@router.register("pong", cost=0, bare=True)
 async def pong(request: Request) -> Any:
     hub = _hub(request)
     heartbeat = request.connection.heartbeat

@@ -74,7 +74,9 @@ class Connection:
     #: After a slow consumer's close frame, how long its socket may live (seconds).
     close_grace: float = 2.0
     _sending: bool = False
-    _queue: deque[str | _CloseMarker] = field(default_factory=deque)
+    #: Frames waiting behind a send in progress; None until the first one (an empty
+    #: deque is 760 bytes, and most connections never queue anything).
+    _queue: deque[str | _CloseMarker] | None = None
     _started: bool = False
     #: The task finishing a send that could not complete at once, then draining the
     #: queue. None while the connection is idle: no task per connection at rest.
@@ -112,12 +114,15 @@ class Connection:
             return False
         if self._writer is None and self._started and not self._queue:
             return self._send_now(text)
-        if len(self._queue) >= self.queue_limit:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= self.queue_limit:
             logger.warning("slow consumer %s: send queue full (%d frames), closing", self.id, self.queue_limit)
-            self._queue.clear()  # the close frame goes ahead of nothing the gateway held
+            queue.clear()  # the close frame goes ahead of nothing the gateway held
             self.close(CloseCode.SLOW_CONSUMER)
             return False
-        self._queue.append(text)
+        queue.append(text)
         return True
 
     def send_shared(self, frame: SharedFrame) -> bool:
@@ -192,6 +197,8 @@ class Connection:
         if code == CloseCode.SLOW_CONSUMER and self._sending and self.transport is not None:
             self._drop_slow_reader(int(code))
             return
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(_CloseMarker(int(code)))
         if self._writer is None and self._started:
             self._spawn(self._drain())
@@ -204,7 +211,8 @@ class Connection:
         """A reader that stopped reading: its send is stuck behind a full socket. Cancel it,
         write the close frame now (nothing queued goes before it), end the app, and abort
         the socket after `close_grace` if the peer has not taken the close by then."""
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
         writer = self._writer
         if writer is not None and not writer.done():
             writer.cancel()
@@ -228,12 +236,12 @@ class Connection:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue else 0
 
     async def _drain(self) -> None:
         queue = self._queue
         try:
-            while queue:
+            while queue:  # None or empty: nothing to write
                 item = queue.popleft()
                 if isinstance(item, _CloseMarker):
                     queue.clear()

@@ -74,6 +74,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             self._task.cancel()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.receive":  # nearly every message: no name lookup
+            await self.receive(message.get("text"), message.get("bytes"))
+            return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")

@@ -24,7 +24,7 @@ import logging
 import socket
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 logger = logging.getLogger("realtime.gateway")
@@ -247,8 +247,10 @@ class RawSendMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
         # Added in place: the server made this scope for this connection alone, and a copy
-        # would stay referenced by this frame for the connection's life (~1 KB each).
+        # would stay referenced for the connection's life (~1 KB each). Not a coroutine:
+        # the inner app's awaitable is returned as is, so no frame of this middleware stays
+        # suspended for the life of every connection.
         scope[RAW_SEND_KEY] = send
-        return await self.inner(scope, receive, send)
+        return self.inner(scope, receive, send)

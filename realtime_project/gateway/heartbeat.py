@@ -75,6 +75,13 @@ class Heartbeat:
             return Action.PING, ping_id
         return Action.NONE, None
 
+    def due_at(self) -> float:
+        """The earliest time at which `poll` can return something other than NONE."""
+        due = self.next_ping_at
+        if self.outstanding:
+            due = min(due, next(iter(self.outstanding.values())) + self.timeout)
+        return due
+
     def pong(self, ping_id: object, now: float) -> bool:
         """Record a pong; returns False for an id that was never sent (ignored)."""
         if not isinstance(ping_id, str):

@@ -47,6 +47,9 @@ class Route:
     #: Tokens taken from the connection's rate-limit bucket per frame of this type.
     cost: float = 1.0
     is_async: bool = True
+    #: Dispatched without middleware (no auth check, rate limit or metrics): for the
+    #: protocol's own cheapest frames, such as heartbeat answers.
+    bare: bool = False
 
 
 @dataclass(slots=True)
@@ -82,9 +85,11 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
         self._middleware: list[Middleware] = []
+        #: The middleware chain around the endpoint, built once (reset by `use`).
+        self._chain: CallNext | None = None
 
     def register(
-        self, type: str, *, schema: Schema | None = None, auth: bool = False, cost: float = 1.0
+        self, type: str, *, schema: Schema | None = None, auth: bool = False, cost: float = 1.0, bare: bool = False
     ) -> Callable[[Handler], Handler]:
         """Decorator registering `handler` for frames of `type` (re-registration replaces)."""
 
@@ -92,7 +97,9 @@ class Router:
             # Async functions, and objects whose __call__ is async.
             call = handler if inspect.isfunction(handler) or inspect.ismethod(handler) else handler.__class__.__call__
             is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
-            self._routes[type] = Route(type, handler, schema, auth, cost, is_async)
+            if bare and (auth or cost):
+                raise ValueError("a bare route has no middleware: it cannot require auth or cost tokens")
+            self._routes[type] = Route(type, handler, schema, auth, cost, is_async, bare)
             return handler
 
         return decorator
@@ -100,6 +107,7 @@ class Router:
     def use(self, middleware: Middleware) -> Middleware:
         """Add middleware; the first added is the outermost."""
         self._middleware.append(middleware)
+        self._chain = None
         return middleware
 
     @property
@@ -113,10 +121,15 @@ class Router:
         return sorted(self._routes)
 
     async def dispatch(self, request: Request) -> Any:
-        request.route = self._routes.get(request.type)
-        call: CallNext = self._endpoint
-        for mw in reversed(self._middleware):
-            call = _bind(mw, call)
+        route = request.route = self._routes.get(request.type)
+        if route is not None and route.bare:
+            return await self._endpoint(request)
+        call = self._chain
+        if call is None:
+            call = self._endpoint
+            for mw in reversed(self._middleware):
+                call = _bind(mw, call)
+            self._chain = call
         return await call(request)
 
     async def _endpoint(self, request: Request) -> Any:

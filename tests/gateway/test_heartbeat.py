@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from realtime_project.gateway.clock import FakeClock, now_ms
@@ -228,3 +230,119 @@ def test_first_ping_after_can_be_drawn_per_connection() -> None:
     assert hb.pong(ping_id, 113.1)
     assert hb.poll(137.9)[0] is Action.NONE  # then every interval
     assert hb.poll(138.0)[0] is Action.PING
+
+
+class TestDueAt:
+    def test_first_due_is_the_first_ping(self) -> None:
+        assert hb().due_at() == T0 + 25
+
+    def test_an_unanswered_ping_is_due_at_its_timeout_before_the_next_ping(self) -> None:
+        h = hb(interval=25, timeout=10)
+        h.poll(T0 + 25)
+        assert h.due_at() == T0 + 35
+        assert h.poll(h.due_at()) == (Action.CLOSE, None)
+
+    def test_an_answered_ping_is_due_at_the_next_ping(self) -> None:
+        h = hb(interval=25, timeout=10)
+        _, ping_id = h.poll(T0 + 25)
+        h.pong(ping_id, T0 + 26)
+        assert h.due_at() == T0 + 50
+
+    def test_nothing_happens_before_due_at(self) -> None:
+        h = hb(interval=5, timeout=12)
+        for _ in range(6):
+            due = h.due_at()
+            assert h.poll(due - 0.001) == (Action.NONE, None)
+            assert h.poll(due)[0] is not Action.NONE
+
+
+class TestWheel:
+    """`HeartbeatWheel` files connections by due tick; a check visits only those due."""
+
+    def test_a_connection_is_returned_once_and_never_before_its_time(self) -> None:
+        from realtime_project.gateway.hub.loops import HeartbeatWheel
+
+        wheel = HeartbeatWheel(0.25)
+        a, b, c = object(), object(), object()
+        wheel.file(a, 10.0)  # type: ignore[arg-type]
+        wheel.file(b, 10.1)  # type: ignore[arg-type]
+        wheel.file(c, 12.0)  # type: ignore[arg-type]
+        assert wheel.due(9.99) == []
+        assert wheel.due(10.0) == [a]
+        assert wheel.due(10.2) == []  # b's slot starts at 10.25
+        assert wheel.due(11.0) == [b]
+        assert len(wheel) == 1
+        assert wheel.due(100.0) == [c]
+        assert wheel.due(100.0) == [] and len(wheel) == 0
+
+
+class TestHubChecks:
+    """The hub pings and times out through the wheel, with an injected clock."""
+
+    async def test_only_due_connections_are_visited_and_each_is_pinged_on_time(self) -> None:
+        from realtime_project.gateway import conf
+        from realtime_project.gateway.connections import Connection
+        from realtime_project.gateway.history import MemoryHistory
+        from realtime_project.gateway.hub import Hub
+        from realtime_project.gateway.hub.loops import HeartbeatWheel
+        from realtime_project.gateway.ratelimit import TokenBucket
+
+        clock = FakeClock(start=T0)
+        settings = conf.GatewaySettings(**{**conf.gateway_settings().__dict__, "heartbeat_interval": 5.0})
+        hub = Hub(layer=None, history=MemoryHistory(clock.monotonic), settings=settings, clock=clock)
+        sent: dict[str, list[str]] = {}
+        visits: list[str] = []
+
+        class CountingWheel(HeartbeatWheel):
+            def due(self, now: float) -> list[Connection]:
+                out = super().due(now)
+                visits.extend(c.id for c in out)
+                return out
+
+        hub.heartbeats = CountingWheel(hub.heartbeats.tick)
+
+        def connection(first_ping_after: float) -> Connection:
+            async def send_text(text: str) -> None:
+                sent[conn.id].append(text)
+
+            async def close(code: int) -> None:
+                sent[conn.id].append(f"close {code}")
+
+            conn = Connection(
+                send_text=send_text,
+                close_transport=close,
+                heartbeat=Heartbeat(5.0, 3.0, started_at=T0, first_ping_after=first_ping_after),
+                bucket=TokenBucket.full(20, 40, T0),
+                queue_limit=100,
+                connected_at=T0,
+            )
+            sent[conn.id] = []
+            return conn
+
+        conns = [connection(2.5 + i * 0.5) for i in range(6)]  # first pings at +2.5 .. +5.0
+        for conn in conns:
+            await hub.add_connection(conn)
+        gone = conns.pop()
+        await hub.remove_connection(gone)
+        for _ in range(int(4.0 / 0.25)):  # 4 s of ticks
+            clock.advance(0.25)
+            hub.check_heartbeats()
+            for i, conn in enumerate(conns):
+                pinged = any('"ping"' in text for text in sent[conn.id])
+                assert pinged == (clock.monotonic() >= T0 + 2.5 + i * 0.5), (i, clock.monotonic())
+        assert sent[gone.id] == []
+        # Four pings were due in those 4 s (at +2.5, +3, +3.5, +4): four visits, where a
+        # pass over every connection at every tick would have made 16 x 6.
+        assert visits == [c.id for c in conns[:4]]
+        # One answer keeps a connection open; silence closes the others at their timeout.
+        answered = conns[0]
+        ping_id = answered.heartbeat.outstanding and next(iter(answered.heartbeat.outstanding))
+        assert answered.heartbeat.pong(ping_id, clock.monotonic())
+        for _ in range(int(4.0 / 0.25)):
+            clock.advance(0.25)
+            hub.check_heartbeats()
+        assert not answered.closing
+        assert [c.close_code for c in conns[1:]] == [4408] * 4
+        # Closed connections are filed no more: only the open one is left on the wheel.
+        assert len(hub.heartbeats) == 1
+        await asyncio.sleep(0)

@@ -387,3 +387,28 @@ class TestMiddleware:
 
         r.use(replace)
         assert await r.dispatch(make_request({"type": "a.h"})) == "replaced"
+
+    async def test_a_bare_route_skips_the_middleware_others_keep_it(self) -> None:
+        r = Router()
+        seen: list[str] = []
+
+        async def mw(request: Request, call_next: CallNext) -> Any:
+            seen.append(request.type)
+            return await call_next(request)
+
+        r.use(mw)
+        r.register("a.bare", cost=0, bare=True)(_quiet)
+        r.register("a.full")(_quiet)
+        assert await r.dispatch(make_request({"type": "a.bare"})) is NO_REPLY
+        assert await r.dispatch(make_request({"type": "a.full"})) is NO_REPLY
+        assert await r.dispatch(make_request({"type": "a.full"})) is NO_REPLY  # the chain, built once
+        assert seen == ["a.full", "a.full"]
+
+    @pytest.mark.parametrize("options", [{"auth": True, "cost": 0}, {"cost": 1.0}])
+    def test_a_bare_route_cannot_require_what_only_middleware_enforces(self, options: dict[str, Any]) -> None:
+        with pytest.raises(ValueError, match="bare route"):
+            Router().register("a.bare", bare=True, **options)(_quiet)
+
+    def test_pong_is_bare(self) -> None:
+        route = router.route_for("pong")
+        assert route is not None and route.bare and route.cost == 0 and not route.auth

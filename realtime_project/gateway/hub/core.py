@@ -69,6 +69,9 @@ class Hub:
         else:
             self.membership = Membership(LayerGroups(layer))
         self.fanout = FanOut(clock)
+        #: Connections by when their heartbeat is next due (see loops.HeartbeatWheel).
+        self.heartbeats = loops.HeartbeatWheel(loops.heartbeat_tick(settings))
+        self.quality_due = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self.layer_ok = True
         self.draining = False
@@ -131,6 +134,7 @@ class Hub:
 
     async def add_connection(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self.heartbeats.file(conn, conn.heartbeat.due_at())
         self.presence_changed.set()
         if conn.user_id is not None:
             await self.membership.join(user_group(conn.user_id))
