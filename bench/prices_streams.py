@@ -136,6 +136,8 @@ class Auditor:
     def __init__(self, url: str, n: int) -> None:
         self.url, self.n = url, n
         self.seq: dict[str, int] = {}
+        #: Per symbol, every published price with its receive time (epoch s), for the loss check.
+        self.prices: dict[str, list[tuple[float, float]]] = {}
         self.gaps = 0
         self.received = 0
         self.subscribed = 0
@@ -189,9 +191,23 @@ class Auditor:
                         self.gaps += seq - last - 1
                     self.seq[channel] = max(seq, last or 0)
                     self.received += 1
+                    self._price(frame["data"])
                 elif kind == "message":
                     self.seq[frame["channel"]] = frame["seq"]
+                    self._price(frame["data"])
             await sender
+
+    def _price(self, data: dict[str, Any]) -> None:
+        self.prices.setdefault(str(data["symbol"]), []).append((time.time(), float(data["price"])))
+
+    def price_at(self, symbol: str, at: float) -> float | None:
+        """The symbol's price as this client knew it at `at` (epoch s)."""
+        known = None
+        for received, price in self.prices.get(symbol, ()):
+            if received > at:
+                break
+            known = price
+        return known
 
     def start(self) -> Auditor:
         self.thread.start()
@@ -205,7 +221,51 @@ class Auditor:
         return {"publications": self.received, "seq_gaps": self.gaps}
 
 
-def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int) -> dict[str, Any]:
+#: A move is checked when the symbol then stays put this long (seconds): by then the
+#: auditor's price must be within the deviation threshold of it. Moves followed sooner by
+#: another move of the same symbol may be coalesced away (allowed) and are not checked.
+SETTLE = 1.0
+
+
+def lost_moves(
+    moves: list[tuple[str, float, float]], auditor: Auditor, *, start: float, end: float, deviation_bps: float
+) -> dict[str, Any]:
+    """Moves of the venues' market (every venue moved together) beyond the deviation
+    threshold whose price the auditor did not show `SETTLE` seconds later."""
+    by_symbol: dict[str, list[tuple[float, float]]] = {}
+    for symbol, price, at in moves:
+        by_symbol.setdefault(symbol, []).append((at, price))
+    threshold = deviation_bps / 10_000
+    checked = lost = superseded = below = 0
+    examples: list[dict[str, Any]] = []
+    for symbol, series in by_symbol.items():
+        series.sort()
+        for i in range(1, len(series)):
+            at, price = series[i]
+            if not start <= at <= end - SETTLE:
+                continue
+            if abs(price / series[i - 1][1] - 1) < threshold:
+                below += 1
+                continue
+            if i + 1 < len(series) and series[i + 1][0] - at < SETTLE:
+                superseded += 1
+                continue
+            checked += 1
+            shown = auditor.price_at(symbol, at + SETTLE)
+            if shown is None or abs(shown / price - 1) >= threshold:
+                lost += 1
+                if len(examples) < 5:
+                    examples.append({"symbol": symbol, "price": price, "at": round(at, 3), "shown": shown})
+    return {
+        "checked": checked,
+        "lost": lost,
+        "superseded_within_1s": superseded,
+        "below_threshold": below,
+        "examples": examples,
+    }
+
+
+def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int, venues: Any) -> dict[str, Any]:
     cfg = {
         "url": gw.ws_url,
         "n": args.clients,
@@ -228,7 +288,9 @@ def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int) -> d
     cpu0, _ = proc_stats(producer_pid)
     gw_cpu0, _ = proc_stats(gw.proc.pid)  # type: ignore[union-attr]
     t0 = time.monotonic()
+    wall0 = time.time()
     time.sleep(args.seconds)
+    wall1 = time.time()
     cpu1, rss = proc_stats(producer_pid)
     gw_cpu1, gw_rss = proc_stats(gw.proc.pid)  # type: ignore[union-attr]
     elapsed = time.monotonic() - t0
@@ -237,7 +299,12 @@ def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int) -> d
     lg.stdin.flush()
     stats = json.loads(lg.stdout.readline())
     lg.wait(10)
+    time.sleep(SETTLE)  # the auditor sees the window's last moves settle
     audit = auditor.finish()
+    venues.stdin.write(f"moves {wall0 - 60:.3f} {wall1:.3f}\n")
+    venues.stdin.flush()
+    moves = [tuple(m) for m in json.loads(venues.stdout.readline())]
+    audit["moves"] = lost_moves(moves, auditor, start=wall0, end=wall1, deviation_bps=args.deviation_bps)
 
     def messages(h: dict[str, Any]) -> int:
         return sum(int(v.get("messages", 0)) for v in (h.get("venues") or {}).values())
@@ -275,6 +342,7 @@ def main() -> None:
     parser.add_argument("--mean-interval", type=float, default=4.0)
     parser.add_argument("--burst-every", type=float, default=10.0)
     parser.add_argument("--only", default="streams,rest")
+    parser.add_argument("--deviation-bps", type=float, default=1.0, help="PRICES DEVIATION_BPS (the loss check's)")
     parser.add_argument("--json")
     args = parser.parse_args()
     prefix = f"bps{secrets.token_hex(3)}"
@@ -299,21 +367,27 @@ def main() -> None:
             producer = subprocess.Popen(
                 [sys.executable, "manage.py", "feeds", "--only", "prices"],
                 cwd=ROOT,
-                env=env_for(prefix, PRICES_STREAM_URLS=json.dumps(urls["streams"]), FEEDS_HEALTH_INTERVAL="1"),
+                env=env_for(
+                    prefix,
+                    PRICES_STREAM_URLS=json.dumps(urls["streams"]),
+                    FEEDS_HEALTH_INTERVAL="1",
+                    PRICES_DEVIATION_BPS=str(args.deviation_bps),
+                ),
             )
             wait(lambda: ((h := feed_health(gw.http_url)) and h.get("ok")) or None, "four live venue streams", 60)  # type: ignore[union-attr]
             time.sleep(5)  # every channel has a latest value (steady state)
-            results["streams"] = measure(gw, args, producer.pid)
+            results["streams"] = measure(gw, args, producer.pid, venues)
             results["streams"]["feed_health"] = feed_health(gw.http_url)
             producer.send_signal(signal.SIGTERM)
             producer.wait(30)
             producer = None
         if "rest" in args.only:
             producer = subprocess.Popen(
-                [sys.executable, "-m", "bench.prices_rest_tick"], cwd=ROOT, env=env_for(prefix)
+                [sys.executable, "-m", "bench.prices_rest_tick"], cwd=ROOT,
+                env=env_for(prefix, PRICES_DEVIATION_BPS=str(args.deviation_bps))
             )  # fmt: skip
             time.sleep(10)  # two ticks: warm state
-            results["rest"] = measure(gw, args, producer.pid)
+            results["rest"] = measure(gw, args, producer.pid, venues)
             producer.send_signal(signal.SIGTERM)
             producer.wait(30)
             producer = None

@@ -9,8 +9,9 @@ Binance sends its `@ticker` every 1,000 ms per symbol, as documented; Coinbase s
 heartbeat per product every second, Kraken one per connection. Each message's event time
 is its send time. The REST fakes serve the same prices with the time of the move.
 
-Prints one JSON line with the URLs, then on "stats" (stdin) a JSON line of counters; ends
-on "stop" or end of input.
+Prints one JSON line with the URLs, then on "stats" (stdin) a JSON line of counters, on
+"moves START END" the moves of that window ([symbol, price, epoch s]); ends on "stop" or
+end of input.
 
 Usage: python -m bench.prices_venues N [--mean-interval S] [--burst-every S] [--seed K]
 """
@@ -47,12 +48,13 @@ def rest_ids(symbol: str) -> dict[str, str]:
 
 
 class Market:
-    """True prices; each move is appended to `moves` (read by every venue's emitter)."""
+    """True prices; each move is appended to `moves` with its time (read by every venue's
+    emitter, and by the benchmark's loss check)."""
 
     def __init__(self, symbols: list[str], seed: int) -> None:
         self.rng = random.Random(seed)
         self.prices = {s: round(self.rng.uniform(1.0, 1000.0), 4) for s in symbols}
-        self.moves: list[tuple[str, float]] = []
+        self.moves: list[tuple[str, float, float]] = []
         self.lock = threading.Lock()
 
     def move(self, symbol: str) -> None:
@@ -60,7 +62,11 @@ class Market:
         with self.lock:
             price = round(self.prices[symbol] * (1 + step), 6)
             self.prices[symbol] = price
-            self.moves.append((symbol, price))
+            self.moves.append((symbol, price, time.time()))
+
+    def moves_between(self, start: float, end: float) -> list[tuple[str, float, float]]:
+        with self.lock:
+            return [m for m in self.moves if start <= m[2] <= end]
 
 
 async def emitter(venue: FakeVenue, market: Market, counters: dict[str, int]) -> None:
@@ -72,7 +78,7 @@ async def emitter(venue: FakeVenue, market: Market, counters: dict[str, int]) ->
         with market.lock:
             moves = market.moves[cursor:]
             cursor = len(market.moves)
-        for symbol, price in moves:
+        for symbol, price, _ in moves:
             vid = venue_ids(symbol)[kind]
             asset = venue.market.get(vid)
             if asset is None:
@@ -135,6 +141,9 @@ def main() -> None:
             for kind, venue in venues.items():
                 sent[kind] = {"tickers_on_move": counters[kind], "connections": venue.total_connections}
             print(json.dumps({"moves": moves["moves"], "bursts": moves["bursts"], "venues": sent}), flush=True)
+        elif word.startswith("moves "):  # "moves START END": the moves in that window (epoch s)
+            start, end = (float(x) for x in word.split()[1:3])
+            print(json.dumps(market.moves_between(start, end)), flush=True)
         elif word == "stop":
             break
     stop.set()

@@ -113,8 +113,9 @@ def _defaults() -> dict[str, Any]:
         "STREAM_RATE_LIMIT_WAIT": 10.0,
         # Connections are replaced this long before a venue's lifetime limit (Binance 24 h).
         "STREAM_ROTATE_MARGIN": 600.0,
-        # A venue's quotes stop counting after 2 of its cadences of silence plus this.
-        "STREAM_LIVE_GRACE": 1.0,
+        # A venue's quotes stop counting after 2 of its cadences of silence plus this
+        # (issue #11: the aggregate goes stale within 2 cadences of all venues going quiet).
+        "STREAM_LIVE_GRACE": 0.0,
     }
 
 

@@ -79,14 +79,14 @@ class RestPoller:
             while True:
                 now = clock.monotonic()
                 for source in self.sources:
-                    if source.in_flight or now < source.backoff_until:
-                        continue
-                    mode = self._mode(source)
+                    mode = self._mode(source)  # shown in health even while backing off
                     if mode != source.mode:
                         logger.info("%s: %s → %s", source.slug, source.mode, mode)
                         source.mode = mode
                         if mode == "fallback":
                             source.next_at = now  # the stream just went down: poll at once
+                    if source.in_flight or now < source.backoff_until:
+                        continue
                     if mode == "reconcile":
                         if now < source.reconcile_at:
                             continue

@@ -50,6 +50,9 @@ OVERVIEW_SAVE_EVERY = 5.0
 #: Every symbol is re-aggregated this often (heartbeats, REST staleness); symbols whose
 #: venues went silent are re-aggregated at once by the liveness sweep.
 FULL_SWEEP_EVERY = 5.0
+#: The liveness watch wakes just after a connection's deadline, and at least this often.
+LIVENESS_SLACK = 0.005
+LIVENESS_MAX_WAIT = 1.0
 
 
 class _Replan(Exception):
@@ -69,6 +72,7 @@ class PricesFeed:
         self.simulated: SimulatedStream | None = None
         self.poller: RestPoller | None = None
         self.plans = 0
+        self._liveness_changed = asyncio.Event()
 
     async def _db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         def call() -> Any:
@@ -143,6 +147,7 @@ class PricesFeed:
             live_grace=conf.stream_live_grace,
         )
         self.streams, self.simulated, polled = {}, None, []
+        self._liveness_changed = asyncio.Event()
         trade_symbols = set(conf.overview_trade_symbols)
         for source in plan.sources:
             live.add_source(source.slug)
@@ -171,6 +176,7 @@ class PricesFeed:
                     settings=settings,
                     clock=self.clock,
                     rng=self.rng,
+                    on_liveness=self._liveness_changed.set,
                     **self.stream_kwargs,
                 )
                 self.streams[source.slug] = stream
@@ -192,6 +198,8 @@ class PricesFeed:
                 group.create_task(self.simulated.run(), name="prices:simulated")
             group.create_task(self.poller.run(), name="prices:rest")
             group.create_task(self._housekeeping(plan, conf), name="prices:housekeeping")
+            if self.streams:
+                group.create_task(self._liveness(), name="prices:liveness")
 
     async def _housekeeping(self, plan: StreamPlan, conf: PricesSettings) -> None:
         live = self.live
@@ -238,6 +246,36 @@ class PricesFeed:
                     raise _Replan
                 last_config = now
             await clock.sleep(HOUSEKEEPING)
+
+    async def _liveness(self) -> None:
+        """Expire a venue's quotes the moment it stops being live, not at the next sweep.
+
+        Wakes when a connection closes or finishes subscribing, and at the instant the
+        first live connection would pass 2 cadences of silence; re-sweeps (cheaply, the
+        changed symbols only) when the set of live connections changed. So all venues
+        going quiet turns the aggregate stale within 2 of their cadences.
+        """
+        live = self.live
+        assert live is not None
+        clock, streams, changed = self.clock, self.streams, self._liveness_changed
+        last: dict[str, tuple[int, ...]] | None = None
+        while True:
+            changed.clear()
+            now = clock.monotonic()
+            key = {slug: stream.live_key(now) for slug, stream in streams.items()}
+            if key != last:
+                if last is not None:
+                    live.sweep(self._live_symbols(now), full=False)
+                last = key
+            deadlines = [d for stream in streams.values() if (d := stream.live_deadline(now)) is not None]
+            wait = min(min(deadlines) - now + LIVENESS_SLACK, LIVENESS_MAX_WAIT) if deadlines else LIVENESS_MAX_WAIT
+            waker = asyncio.ensure_future(changed.wait())
+            sleeper = asyncio.ensure_future(clock.sleep(max(wait, LIVENESS_SLACK)))
+            try:
+                await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waker.cancel()
+                sleeper.cancel()
 
     def _live_symbols(self, now: float) -> dict[str, set[str]]:
         live: dict[str, set[str]] = {}

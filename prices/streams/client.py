@@ -85,7 +85,7 @@ class StreamSettings:
     #: Rotate this long before the venue's lifetime limit.
     rotate_margin: float = 600.0
     #: A connection is live while it heard from the venue within 2 cadences + this.
-    live_grace: float = 1.0
+    live_grace: float = 0.0
     #: Cadences of silence after which a venue's quotes stop counting.
     live_cadences: float = 2.0
     #: Frames larger than this close the connection (1009) and count `too_large`.
@@ -159,6 +159,7 @@ class VenueStream:
         clock: StreamClock | None = None,
         rng: random.Random | None = None,
         connector: Callable[..., Any] = connect,
+        on_liveness: Callable[[], None] | None = None,
     ) -> None:
         self.source = source
         self.protocol = protocol
@@ -170,6 +171,9 @@ class VenueStream:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.connector = connector
+        #: Called when a connection closes or finishes subscribing (its ids' liveness changed
+        #: without a deadline passing): the feed re-sweeps at once.
+        self.on_liveness = on_liveness
         self.pace = protocol.messages_per_second
         self.sequences = SequenceBook()
         self.trade_ids = TradeIds()
@@ -364,13 +368,42 @@ class VenueStream:
     def live_ids(self, now: float | None = None) -> set[str]:
         """Venue ids currently streaming on a connection that heard from the venue lately."""
         now = self.clock.monotonic() if now is None else now
-        window = self.settings.live_cadences * self.protocol.cadence + self.settings.live_grace
+        window = self.live_window()
         live: set[str] = set()
         for link in self.links:
             for conn in link.open_connections():
                 if conn.subscribed and now - conn.last_message <= window:
                     live.update(conn.acked)
         return live
+
+    def live_window(self) -> float:
+        """Silence after which a connection's ids stop being live (2 cadences + grace)."""
+        return self.settings.live_cadences * self.protocol.cadence + self.settings.live_grace
+
+    def live_key(self, now: float) -> tuple[int, ...]:
+        """The live connections' numbers: their ids' liveness changes only when this does."""
+        window = self.live_window()
+        return tuple(
+            conn.number
+            for link in self.links
+            for conn in link.open_connections()
+            if conn.subscribed and now - conn.last_message <= window
+        )
+
+    def live_deadline(self, now: float) -> float | None:
+        """When the first live connection stops being live if it hears nothing (monotonic)."""
+        window = self.live_window()
+        deadlines = [
+            conn.last_message + window
+            for link in self.links
+            for conn in link.open_connections()
+            if conn.subscribed and now - conn.last_message <= window
+        ]
+        return min(deadlines) if deadlines else None
+
+    def liveness_changed(self) -> None:
+        if self.on_liveness is not None:
+            self.on_liveness()
 
     def live(self, now: float | None = None) -> bool:
         wanted = {i for i in self.ids if not self.is_unknown(i)}
@@ -531,6 +564,7 @@ class _Link:
         if wanted and not conn.acked:
             raise _LinkFailed("no_acknowledgement", f"none of {len(wanted)} ids acknowledged")
         conn.subscribed = True
+        stream.liveness_changed()
 
     async def _read(self, conn: _Connection) -> None:
         stream = self.stream
@@ -555,6 +589,7 @@ class _Link:
             if conn.closed is None:
                 conn.closed = reason
             conn.wake.set()
+            stream.liveness_changed()
 
     async def _watch(self, conn: _Connection) -> str:
         """Wait until `conn` must go: 'closed:…', 'stall', 'rotate' or 'shutdown'."""
@@ -615,6 +650,7 @@ class _Link:
     async def _close(self, conn: _Connection, reason: str) -> None:
         if conn.closed is None:
             conn.closed = reason
+            self.stream.liveness_changed()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(conn.ws.close(1000, reason[:100]), 3)
         if conn.reader is not None and not conn.reader.done():

@@ -271,10 +271,10 @@ async def test_a_silent_stall_is_detected_and_reconnected(venue: FakeVenue) -> N
     async with streaming(venue, sink, clock=clock) as stream:
         await until(stream.live, "live")
         venue.silence(True)
-        # Its quotes stop counting after two cadences of silence (plus the grace)...
+        # Its quotes stop counting after two cadences of silence...
         took = await clock.step_until(lambda: not stream.live(), "not live")
-        # (simulated seconds; one more cadence for a heartbeat that was already on its way)
-        assert took <= 3 * stream.protocol.cadence + FAST.live_grace + 0.25
+        # (simulated seconds, in steps of 0.25: one more for a heartbeat already on its way)
+        assert took <= 2 * stream.protocol.cadence + FAST.live_grace + 2 * 0.25, took
         # ... and the connection is replaced once the venue's stall limit passes.
         await clock.step_until(lambda: stream.counts["stalls"] == 1, "a stall")
         venue.silence(False)
