@@ -1,4 +1,5 @@
-"""App config: registers the socket actions, the price batch listener and a health check."""
+"""App config: registers the socket actions, the price batch listener, the takeover hook
+and a health check."""
 
 from django.apps import AppConfig
 
@@ -8,13 +9,17 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts"
 
     def ready(self) -> None:
+        from realtime_project.feeds import feeds_elected
         from realtime_project.gateway.health import register_check
 
         from . import (
             handlers,  # noqa: F401  (registers the alerts.* socket actions)
             tasks,  # noqa: F401  (the embedded scheduler looks tasks up by name)
         )
+        from .engine import on_feeds_elected
         from .wiring import connect_prices, readiness
 
         connect_prices()
+        # The feed process that takes over from another rebuilds the index from the database.
+        feeds_elected.connect(on_feeds_elected, dispatch_uid="alerts.rebuild_on_takeover")
         register_check("alerts", readiness)

@@ -157,6 +157,23 @@ class AlertEngine:
             logger.info("alert index loaded: %d rules at revision %d", count, revision)
             return count
 
+    def rebuild(self, now: datetime | None = None) -> int:
+        """Take over from another process (the feed process that lost its lease): the whole
+        index from the database, and the last published price of every symbol as the
+        previous tick, so a crossing between the old leader's last batch and this
+        process's first one still fires. Returns the rules loaded."""
+        quotes = getattr(self.prices, "latest_quotes", None)
+        latest: dict[str, tuple[float, int | None]] = quotes() if quotes is not None else {}
+        with self._lock:
+            count = self.load(now)
+            self._synced_at = time.monotonic()
+            self.last_prices = {symbol: price for symbol, (price, _ts) in latest.items()}
+            # A crossing since that price fires only if no process fired the rule after it.
+            self.last_ts = {symbol: ts for symbol, (_price, ts) in latest.items() if ts is not None}
+            self._references = {}
+        logger.info("alert engine rebuilt for takeover: %d rules, %d last prices", count, len(latest))
+        return count
+
     def sync(self, now: datetime | None = None) -> int:
         """Catch up with rule changes made anywhere; returns rules (re)applied."""
         now = now or self.clock()
@@ -459,6 +476,11 @@ def on_price_batch(batch: dict[str, Any]) -> None:
     get_engine().evaluate(batch)
 
 
+def on_feeds_elected(**_: Any) -> None:
+    """`realtime_project.feeds.feeds_elected`: this process now evaluates prices."""
+    get_engine().rebuild()
+
+
 def on_prices_published(event: Any) -> None:
     """The `PricesPublished` subscriber (`alerts/wiring.py`), on the bus's thread."""
     get_engine().evaluate(event.batch(), max_sync_age=EVENT_SYNC_INTERVAL)
@@ -469,6 +491,7 @@ __all__ = [
     "Direction",
     "Evaluation",
     "get_engine",
+    "on_feeds_elected",
     "on_price_batch",
     "on_prices_published",
     "portfolio_value",

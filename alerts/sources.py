@@ -65,6 +65,17 @@ class PricesAppSource:
                 out[str(symbol).upper()] = Decimal(str(price))
         return out
 
+    def latest_quotes(self) -> dict[str, tuple[float, int | None]]:
+        """Every symbol's last published price with its timestamp (ms), stale ones too
+        (a crossing compares with the previous price, whatever its age)."""
+        fn = getattr(_prices_api(), "latest_prices", None)
+        out: dict[str, tuple[float, int | None]] = {}
+        for symbol, update in ((fn() or {}) if fn is not None else {}).items():
+            if isinstance(update, dict) and update.get("price") is not None:
+                ts = update.get("timestamp")
+                out[str(symbol).upper()] = (float(update["price"]), int(ts) if isinstance(ts, (int, float)) else None)
+        return out
+
     def known_symbols(self) -> set[str]:
         fn = getattr(_prices_api(), "known_symbols", None)
         if fn is not None:

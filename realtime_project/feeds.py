@@ -11,11 +11,14 @@ again after a full-jitter backoff; a feed that ran for `STABLE_AFTER` seconds be
 failing starts over from the shortest delay. Health is written every `HEALTH_INTERVAL`
 to a store other processes read (`feeds_health.py`: /readyz, the admin).
 
-Where it runs: `python manage.py feeds` (one active instance per deployment, a
-`feeds` entry in the Procfile) and, in embedded mode, `manage.py serve` runs the same
-runner on a thread of its own (`FeedThread`). `start()`/`stop()` switch the whole
-runner on and off without leaving the process, so a lease (one active instance with a
-hot standby) can gate it: acquire, `start()`; lose it, `stop()`.
+Where it runs: `python manage.py feeds` and, in embedded mode, `manage.py serve` runs
+the same runner on a thread of its own (`FeedThread`). In production (Redis) any number
+of `manage.py feeds` processes may run: one is active, the others are hot standbys, by a
+lease in Redis (`realtime_project/lease.py`, `run_leased`): the winner sends
+`feeds_elected` (the alert engine rebuilds its index from the database), then `start()`s
+the runner with the lease's fencing token on every publication its feeds make; a process
+that loses the lease `stop()`s it. Everything the feeds keep in memory is warmed from the
+database when they start, so a standby that takes over carries on where the leader was.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
+from django.dispatch import Signal
 
 from .backoff import full_jitter
+from .lease import Lease
 
 logger = logging.getLogger("realtime.feeds")
 
@@ -82,6 +87,15 @@ class FeedSettings:
     extra_modules: tuple[str, ...] = ()
     #: Run only the feeds with these names (empty: all).
     only: tuple[str, ...] = ()
+    #: One active `manage.py feeds` at a time by a lease in Redis: "auto" (on when the
+    #: publication store is Redis), "on" or "off" (every process publishes: tests only).
+    lease: str = "auto"
+    #: The lease's TTL: a dead active process is replaced within this + `lease_retry`.
+    lease_duration: float = 3.0
+    #: The active process renews every this many seconds.
+    lease_renew: float = 1.0
+    #: A standby tries to take the lease every this many seconds.
+    lease_retry: float = 0.5
 
 
 def feed_settings() -> FeedSettings:
@@ -109,6 +123,10 @@ def feed_settings() -> FeedSettings:
         stop_timeout=number("STOP_TIMEOUT", defaults.stop_timeout),
         extra_modules=tuple(modules),
         only=tuple(names("ONLY")),
+        lease=(os.environ.get("FEEDS_LEASE") or str(user.get("LEASE", defaults.lease))).strip().lower(),
+        lease_duration=number("LEASE_DURATION", defaults.lease_duration),
+        lease_renew=number("LEASE_RENEW", defaults.lease_renew),
+        lease_retry=number("LEASE_RETRY", defaults.lease_retry),
     )
 
 
@@ -379,8 +397,75 @@ def default_store() -> HealthStore:
     return CacheHealthStore()
 
 
+#: Sent (sync, from a worker thread) when this process becomes the active feed process,
+#: before its feeds start: apps rebuild what they keep in memory from the database (the
+#: alert engine's index). Receivers get `token`, the lease's fencing token.
+feeds_elected = Signal()
+
+
+def feeds_lease(conf: FeedSettings | None = None) -> Lease | None:
+    """The feed process's lease, or None when it runs alone (no Redis, or lease off)."""
+    from .gateway.conf import gateway_settings
+    from .lease import RedisLeaseStore
+
+    conf = conf or feed_settings()
+    if conf.lease not in ("auto", "on", "off"):
+        raise ValueError(f"FEEDS_LEASE must be auto, on or off, not {conf.lease!r}")
+    gateway = gateway_settings()
+    if conf.lease == "off" or (conf.lease == "auto" and not gateway.history_redis_url):
+        return None
+    if not gateway.history_redis_url:
+        raise ValueError("FEEDS_LEASE=on needs Redis (REALTIME['HISTORY_REDIS_URL'])")
+    # In the publications' Redis: the fencing token is checked where they are stored.
+    return Lease(
+        RedisLeaseStore(gateway.history_redis_url), f"{gateway.key_prefix}:lease:feeds", duration=conf.lease_duration
+    )
+
+
+async def run_leased(runner: FeedRunner, lease: Lease, stop: asyncio.Event) -> None:
+    """Run `runner` while this process holds `lease`; stand by while another one does."""
+    from .gateway.api import fenced
+    from .lease import lead
+
+    conf = runner.conf
+
+    async def elected(token: str) -> None:
+        logger.info("feeds: active (lease %s, token %s); rebuilding state from the database", lease.key, token)
+
+        def announce() -> None:
+            from django.db import close_old_connections
+
+            try:
+                for receiver, result in feeds_elected.send_robust(sender=FeedRunner, token=token):
+                    if isinstance(result, Exception):
+                        logger.error("feeds_elected receiver %r failed: %r", receiver, result)
+            finally:
+                close_old_connections()
+
+        await asyncio.get_running_loop().run_in_executor(None, announce)
+        with fenced(lease.fence):  # the feeds' tasks inherit it: every publication is fenced
+            await runner.start()
+
+    async def deposed() -> None:
+        logger.warning("feeds: lease %s lost or given up; stopping the feeds (standby)", lease.key)
+        await runner.stop()
+
+    logger.info("feeds: standby until lease %s is free (another process may be active)", lease.key)
+    await lead(
+        lease,
+        stop=stop,
+        on_elected=elected,
+        on_deposed=deposed,
+        renew_every=conf.lease_renew,
+        retry_every=conf.lease_retry,
+    )
+
+
 def run_process(feeds: list[Feed], *, conf: FeedSettings | None = None) -> None:
-    """The `manage.py feeds` main: run until SIGTERM or SIGINT, then stop cleanly."""
+    """The `manage.py feeds` main: run (active or standby, see `run_leased`) until SIGTERM
+    or SIGINT, then stop cleanly (and give the lease up at once)."""
+    conf = conf or feed_settings()
+    lease = feeds_lease(conf)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -388,7 +473,10 @@ def run_process(feeds: list[Feed], *, conf: FeedSettings | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         runner = FeedRunner(feeds, conf=conf, store=default_store())
-        await runner.run(stop)
+        if lease is None:
+            await runner.run(stop)
+        else:
+            await run_leased(runner, lease, stop)
 
     asyncio.run(main())
 

@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 
 from realtime_project.gateway import runtime
 from realtime_project.security import secret_key_problem
+from tests.support.redis_server import RedisServer
 from tests.support.servers import ServerProcess, server_env
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -124,6 +125,15 @@ def redis_url() -> str:
     finally:
         client.close()
     return TEST_REDIS_URL
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own on a free port, to stop and restart (never the shared one)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

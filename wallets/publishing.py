@@ -1,4 +1,5 @@
-"""Where wallet frames go: `wallet:{EIP-55 address}`, always after the transaction commits."""
+"""Where wallet frames go: `wallet:{EIP-55 address}`, always after the transaction commits,
+durably (the gateway's outbox: never lost to a Redis outage, never sent twice)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ def wallet_channel(address: str) -> str:
 
 def publish_update(payload: dict[str, Any]) -> None:
     """Queue a WalletUpdate on its address's channel (sent only if the transaction commits)."""
-    publish_on_commit(wallet_channel(payload["address"]), payload)
+    publish_on_commit(wallet_channel(payload["address"]), payload, durable=True)
 
 
 def publish_updates(payloads: list[dict[str, Any]]) -> None:
     """Queue many WalletUpdates as one batch (one history round trip and one layer
     message per gateway), sent only if the transaction commits."""
     if payloads:
-        publish_many_on_commit([(wallet_channel(p["address"]), p) for p in payloads])
+        publish_many_on_commit([(wallet_channel(p["address"]), p) for p in payloads], durable=True)
 
 
 def publish_transaction(tx: WatchedTransaction) -> None:

@@ -1,4 +1,8 @@
-"""Delivery after commit: publish on the user's channel or the shared announcements one."""
+"""Delivery after commit: publish on the user's channel or the shared announcements one.
+
+Durable publications (the gateway's outbox): what a user was told is never lost to a
+Redis outage or a worker dying between commit and publish, and never sent twice.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,11 @@ from ..types import PRIORITY_RANK
 
 def to_user(user_id: int, event: dict[str, Any]) -> None:
     """Every connection of the user on every gateway, once the transaction commits."""
-    publish_on_commit(user_channel(user_id), event)
+    publish_on_commit(user_channel(user_id), event, durable=True)
 
 
 def to_everyone(event: dict[str, Any]) -> None:
-    publish_on_commit(ANNOUNCEMENTS_CHANNEL, event)
+    publish_on_commit(ANNOUNCEMENTS_CHANNEL, event, durable=True)
 
 
 def in_priority_order(events: list[tuple[int, dict[str, Any]]]) -> None:

@@ -25,8 +25,9 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Coroutine
-from contextlib import AsyncExitStack
+from collections.abc import Coroutine, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
@@ -56,6 +57,8 @@ __all__ = [
     "apublish",
     "apublish_many",
     "asend_to_user",
+    "current_fence",
+    "fenced",
     "publish",
     "publish_many",
     "publish_many_on_commit",
@@ -119,6 +122,25 @@ RETRY_DELAYS = (0.05, 0.25)
 #: (lease key, fencing token): the publication is refused unless the lease key holds
 #: exactly this token (a leased singleton that lost its lease cannot publish).
 Fence = tuple[str, str]
+
+#: The fence of publications that give none: a leased process (the feed runner) sets it
+#: before it starts its tasks, which inherit it (asyncio copies the context into every
+#: task), so every publication they make is refused once the lease is lost.
+_context_fence: ContextVar[Fence | None] = ContextVar("publication_fence", default=None)
+
+
+@contextmanager
+def fenced(fence: Fence | None) -> Iterator[None]:
+    """Publications made in this context (and tasks created in it) carry `fence`."""
+    token = _context_fence.set(fence)
+    try:
+        yield
+    finally:
+        _context_fence.reset(token)
+
+
+def current_fence() -> Fence | None:
+    return _context_fence.get()
 
 
 def _layer_prefix() -> str:
@@ -241,8 +263,9 @@ async def apublish(
     Exactly-once from the caller's view: if it returns, the publication was stored and
     sent once; if it raises, retrying with the same `idempotency_key` never yields a
     second seq. `fence=(lease_key, token)` refuses the publication (`FencedOut`) unless
-    the lease key in Redis holds exactly `token`.
+    the lease key in Redis holds exactly `token`; without it, the context's (`fenced()`).
     """
+    fence = fence if fence is not None else _context_fence.get()
     (pub,) = await _on_target(_publish_encoded(_encode_items([(channel, data)]), idempotency_key, fence))
     return pub
 
@@ -253,6 +276,7 @@ async def apublish_many(
     """Publish many (channel, data) pairs at once: one Redis round trip for the whole
     batch (a price tick of 500 symbols), atomically. Each channel keeps the order of its
     items. Everything is validated and encoded before anything is sent."""
+    fence = fence if fence is not None else _context_fence.get()
     return await _on_target(_publish_encoded(_encode_items(items), idempotency_key, fence))
 
 
@@ -325,12 +349,15 @@ def publish_many(
 
 
 def publish_many_on_commit(
-    items: list[tuple[str, Any]], *, using: str | None = None, idempotency_key: str | None = None
+    items: list[tuple[str, Any]],
+    *,
+    using: str | None = None,
+    idempotency_key: str | None = None,
+    durable: bool = False,
 ) -> None:
-    """`publish_many` after the current transaction commits (validated and encoded now)."""
-    encoded = _encode_items(items)
-    key = idempotency_key or f"commit:{uuid.uuid4().hex}"
-    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(encoded, key))), using=using)
+    """`publish_many` after the current transaction commits (validated and encoded now);
+    `durable`: through the outbox, as `publish_on_commit`."""
+    _on_commit(_encode_items(items), idempotency_key, using, durable)
 
 
 def send_to_user(user_id: int, data: Any) -> None:
@@ -338,15 +365,44 @@ def send_to_user(user_id: int, data: Any) -> None:
     _run_sync(_send_user_encoded(user_id, payload))
 
 
-def publish_on_commit(channel: str, data: Any, *, using: str | None = None, idempotency_key: str | None = None) -> None:
+def publish_on_commit(
+    channel: str, data: Any, *, using: str | None = None, idempotency_key: str | None = None, durable: bool = False
+) -> None:
     """Publish after the current transaction commits (nothing if it rolls back).
 
     Validation and encoding happen now, so errors surface at the call site. The
     publication gets an idempotency key now, so its retries never publish it twice.
+    `durable=True` (what a user must be told: notifications, wallet events) also writes
+    it into the outbox in this transaction: if Redis is down at commit, or the process
+    dies before publishing, the active feed process sends it later with the same key
+    (`outbox.py`), exactly once.
     """
-    encoded = _encode_items([(channel, data)])
-    key = idempotency_key or f"commit:{uuid.uuid4().hex}"
-    transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(encoded, key))), using=using)
+    _on_commit(_encode_items([(channel, data)]), idempotency_key, using, durable)
+
+
+def _on_commit(encoded: list[tuple[ChannelName, str]], key: str | None, using: str | None, durable: bool) -> None:
+    key = key or f"commit:{uuid.uuid4().hex}"
+    if not durable:
+        transaction.on_commit(lambda: _safe(lambda: _run_sync(_publish_encoded(encoded, key))), using=using)
+        return
+    from . import outbox
+
+    outbox.add(encoded, key, using=using)
+
+    def send() -> None:
+        try:
+            _run_sync(_publish_encoded(encoded, key))
+        except Exception as exc:
+            logger.warning(
+                "durable publication %s failed (%s: %s); the outbox sends it later", key, type(exc).__name__, exc
+            )
+            return
+        try:
+            outbox.confirm(key, using=using)
+        except Exception:  # the outbox sends it again with the same key: no duplicate
+            logger.exception("durable publication %s sent but not confirmed in the outbox", key)
+
+    transaction.on_commit(send, using=using)
 
 
 def send_to_user_on_commit(user_id: int, data: Any, *, using: str | None = None) -> None:

@@ -7,13 +7,11 @@ import json
 import signal
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.support.feeds_process import FeedsProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -50,20 +48,6 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> An
 @pytest.fixture
 def marks(tmp_path: Path) -> Path:
     return tmp_path
-
-
-@pytest.fixture
-def feeds_process() -> Iterator[Callable[..., FeedsProcess]]:
-    started: list[FeedsProcess] = []
-
-    def start(**kwargs: Any) -> FeedsProcess:
-        proc = FeedsProcess(**kwargs).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 @pytest.mark.redis

@@ -7,7 +7,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,17 +14,10 @@ import redis as redis_sync
 import websockets
 
 from realtime_project.gateway.api import publish
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, use_private_redis
+from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def readyz(base: str) -> tuple[int, dict[str, Any]]:
@@ -45,15 +37,6 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-async def recv_message(ws: Any, timeout: float = 10) -> dict[str, Any]:
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-            continue
-        return frame  # type: ignore[no-any-return]
-
-
 async def test_gateway_survives_redis_restart(
     private_redis: RedisServer, live_server_factory: Any, settings: Any, key_prefix: str
 ) -> None:
@@ -69,11 +52,11 @@ async def test_gateway_survives_redis_restart(
     channel_layers.backends.clear()
     server = live_server_factory(server="daphne", redis=private_redis.url, key_prefix=key_prefix)
     async with websockets.connect(server.ws_url) as ws:
-        assert (await recv_message(ws))["type"] == "welcome"
+        assert (await recv_live(ws))["type"] == "welcome"
         await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:BTC"}))
-        assert (await recv_message(ws))["type"] == "subscribed"
+        assert (await recv_live(ws))["type"] == "subscribed"
         await asyncio.to_thread(publish, "prices:BTC", {"n": 1})
-        assert (await recv_message(ws))["data"] == {"n": 1}
+        assert (await recv_live(ws))["data"] == {"n": 1}
         assert (await asyncio.to_thread(readyz, server.http_url))[0] == 200
 
         private_redis.stop()
@@ -82,7 +65,7 @@ async def test_gateway_survives_redis_restart(
         assert body["status"] == "not_ready" and body["channel_layer"]["ok"] is False
         # The WebSocket stays open and keeps answering.
         await ws.send(json.dumps({"type": "ping", "id": "during"}))
-        assert (await recv_message(ws))["id"] == "during"
+        assert (await recv_live(ws))["id"] == "during"
         with pytest.raises(redis_sync.RedisError):  # the publisher gets a clear error at the call site
             await asyncio.to_thread(publish, "prices:BTC", {"n": "lost"})
 
@@ -95,7 +78,7 @@ async def test_gateway_survives_redis_restart(
             for attempt in range(20):
                 await asyncio.to_thread(publish, "prices:BTC", {"n": 2, "attempt": attempt})
                 try:
-                    return await recv_message(ws, timeout=1)
+                    return await recv_live(ws, timeout=1)
                 except TimeoutError:
                     continue
             raise AssertionError("delivery did not resume")
@@ -105,19 +88,6 @@ async def test_gateway_survives_redis_restart(
     log = server.read_log()
     assert log.count("channel layer unreachable") == 1, log  # one clear error per incident
     assert "reachable again" in log
-
-
-def _use_private_redis(settings: Any, private_redis: RedisServer, key_prefix: str) -> None:
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": private_redis.url}], "prefix": key_prefix},
-        }
-    }
-    settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": private_redis.url, "KEY_PREFIX": key_prefix}
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
 
 
 async def test_a_new_epoch_after_a_redis_restart_reaches_live_subscribers_from_seq_1(
@@ -130,20 +100,20 @@ async def test_a_new_epoch_after_a_redis_restart_reaches_live_subscribers_from_s
 
     from realtime_project.gateway.auth import issue_ticket
 
-    _use_private_redis(settings, private_redis, key_prefix)
+    use_private_redis(settings, private_redis, key_prefix)
     server = live_server_factory(server="uvicorn", redis=private_redis.url, key_prefix=key_prefix)
     user = await asyncio.to_thread(get_user_model().objects.create_user, "dora", password="pw")
     ticket, _ = issue_ticket(user.pk)
     channel = f"notifications:{user.pk}"
     async with websockets.connect(f"{server.ws_url}?ticket={ticket}") as ws:
-        assert (await recv_message(ws))["type"] == "welcome"
+        assert (await recv_live(ws))["type"] == "welcome"
         await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "notifications"}))
-        subscribed = await recv_message(ws)
+        subscribed = await recv_live(ws)
         assert subscribed["type"] == "subscribed", subscribed
-        snapshot = await recv_message(ws)  # durable: the state rebuilt by the app
+        snapshot = await recv_live(ws)  # durable: the state rebuilt by the app
         assert snapshot.get("snapshot") is True, snapshot
         await asyncio.to_thread(publish, channel, {"n": 0})
-        before = await recv_message(ws)
+        before = await recv_live(ws)
         assert before["seq"] == subscribed["seq"] + 1
 
         private_redis.stop()
@@ -153,11 +123,11 @@ async def test_a_new_epoch_after_a_redis_restart_reaches_live_subscribers_from_s
         for n in range(1, 7):  # at once: the gateway has not re-subscribed yet
             sent.append(await asyncio.to_thread(publish, channel, {"n": n}))
         assert [p.seq for p in sent] == [1, 2, 3, 4, 5, 6]
-        got = [await recv_message(ws) for _ in range(6)]
+        got = [await recv_live(ws) for _ in range(6)]
         assert [(m["seq"], m["data"]["n"]) for m in got] == [(n, n) for n in range(1, 7)]
         assert {m["epoch"] for m in got} == {sent[0].epoch} != {before["epoch"]}
         await asyncio.to_thread(publish, channel, {"n": 7})
-        live = await recv_message(ws)
+        live = await recv_live(ws)
         assert (live["seq"], live["data"]["n"]) == (7, 7)
     assert "new epoch" in server.read_log()
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 import redis as redis_sync
 
@@ -58,3 +59,17 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+
+def use_private_redis(settings: Any, server: RedisServer, key_prefix: str) -> None:
+    """Point this process's layer and history at `server` (a pytest-django `settings`)."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": server.url}], "prefix": key_prefix},
+        }
+    }
+    settings.REALTIME = {**settings.REALTIME, "HISTORY_REDIS_URL": server.url, "KEY_PREFIX": key_prefix}
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()

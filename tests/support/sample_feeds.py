@@ -56,7 +56,39 @@ class FlakyFeed:
         return {"ok": False, "connected": False, "runs": self.runs}
 
 
+class TickerFeed:
+    """Publishes `{"pid", "n"}` on `prices:LEASETEST` every 20 ms, through the context's
+    fence (the leased runner's): which process published what, and what was refused."""
+
+    name = "sample.ticker"
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.fenced = 0
+
+    async def run(self) -> None:
+        from realtime_project.gateway.api import FencedOut, apublish
+
+        _mark("ticker", f"started {os.getpid()}")
+        try:
+            while True:
+                try:
+                    await apublish("prices:LEASETEST", {"pid": os.getpid(), "n": self.sent})
+                    self.sent += 1
+                except FencedOut:
+                    self.fenced += 1
+                    _mark("ticker", f"fenced {os.getpid()}")
+                await asyncio.sleep(0.02)
+        finally:
+            _mark("ticker", f"stopped {os.getpid()}")
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "sent": self.sent, "fenced": self.fenced}
+
+
 def feeds() -> list[Any]:
-    """Both, or only those named in env `SAMPLE_FEEDS` (comma-separated: steady, flaky)."""
+    """Those named in env `SAMPLE_FEEDS` (comma-separated: steady, flaky, ticker; default
+    steady and flaky)."""
     wanted = set(filter(None, os.environ.get("SAMPLE_FEEDS", "steady,flaky").split(",")))
-    return [feed for key, feed in (("steady", SteadyFeed()), ("flaky", FlakyFeed())) if key in wanted]
+    known = (("steady", SteadyFeed), ("flaky", FlakyFeed), ("ticker", TickerFeed))
+    return [factory() for key, factory in known if key in wanted]

@@ -42,3 +42,15 @@ class Client:
 
     async def close(self) -> None:
         await self.comm.disconnect()
+
+
+async def recv_live(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    """The next frame other than `ping` from a real `websockets` client (pongs answered)."""
+    import asyncio
+
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if frame["type"] == "ping":
+            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+            continue
+        return frame  # type: ignore[no-any-return]

@@ -83,7 +83,9 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
         orphaned.delete()
         ScannedBlock.objects.filter(chain=chain, number__gt=number).delete()
         for row in rows:
-            publish_on_commit(wallet_channel(row.payload["address"]), removed_update(row.payload, timestamp_ms=now_ms))
+            publish_on_commit(
+                wallet_channel(row.payload["address"]), removed_update(row.payload, timestamp_ms=now_ms), durable=True
+            )
         known = stored_balances(chain=chain, pairs=pairs)
         for (address, token), amount in sorted(balances.items()):
             before = known.get((address, token))
@@ -102,10 +104,10 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
                 timestamp_ms=now_ms,
             )
             Balance.objects.filter(pk=row_b.pk).update(amount=amount, block_number=number)
-            publish_on_commit(wallet_channel(payload["address"]), payload)
+            publish_on_commit(wallet_channel(payload["address"]), payload, durable=True)
         _unconfirm_transactions(chain, number)
         for frame in approvals_roll_back(chain=chain, ancestor=number, timestamp_ms=now_ms):
-            publish_on_commit(wallet_channel(frame["address"]), frame)
+            publish_on_commit(wallet_channel(frame["address"]), frame, durable=True)
         ChainCursor.objects.filter(pk=cursor.pk).update(
             block_number=number, block_hash=block_hash, updated_at=timezone.now()
         )

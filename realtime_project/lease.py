@@ -1,0 +1,258 @@
+"""Leases: one active instance of a singleton process (feeds, beat), the others on standby.
+
+A lease is a Redis key whose value is the holder's **fencing token** and whose TTL is
+the lease's `duration`. The holder renews it every `renew_every` seconds (1 s); a
+standby tries to take it every `retry_every` seconds and gets it once the key expired,
+so a holder that died (kill -9, a paused VM) is replaced within `duration +
+retry_every` (less than twice `duration`). A holder that resigns (SIGTERM) deletes the key
+and a standby takes over at its next try.
+
+The token (`<counter>.<owner>`) is new at every acquisition, and the counter only grows
+while Redis keeps it; the owner part (`host:pid:random`) keeps tokens unique even after a
+Redis restart resets the counter. Publications made on behalf of the lease carry it
+(`gateway.api` `fence=`, or `fenced()` below): the publication script compares it with the
+key's current value and refuses the whole batch otherwise, so a paused old leader that
+wakes up after losing the lease cannot publish, even before it notices.
+
+A holder also keeps its own deadline, `valid_until`, counted on its monotonic clock from
+*before* the renewal was sent: it stops acting (`valid()` is false) at the latest when the
+key may have expired in Redis, whether or not Redis can be reached to tell it so.
+
+`Lease` is the pure state machine (its store and clock are injected: unit tests drive it
+with a fake clock); `RedisLeaseStore` is the store; `lead()` is the asyncio loop that calls
+`on_elected(token)` and `on_deposed()` as the lease is won and lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger("realtime.lease")
+
+#: Lease TTL in Redis (seconds). A dead holder is replaced within DURATION + RETRY_EVERY.
+DURATION = 3.0
+#: The holder renews this often.
+RENEW_EVERY = 1.0
+#: A standby tries to take the lease this often.
+RETRY_EVERY = 0.5
+
+
+def owner_id() -> str:
+    """This process, uniquely: `host:pid:random` (a restarted pid gets a new one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class LeaseStore(Protocol):
+    """Where leases live. Every method is atomic; TTLs are in milliseconds."""
+
+    def acquire(self, key: str, owner: str, ttl_ms: int) -> str | None:
+        """Take `key` if nobody holds it: returns the new fencing token, or None."""
+
+    def renew(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Extend `key` if it still holds `token`."""
+
+    def release(self, key: str, token: str) -> bool:
+        """Delete `key` if it still holds `token`."""
+
+    def holder(self, key: str) -> str | None:
+        """The current token, if any."""
+
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+local n = redis.call('INCR', KEYS[2])
+local token = n .. '.' .. ARGV[1]
+redis.call('SET', KEYS[1], token, 'PX', tonumber(ARGV[2]))
+return token
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisLeaseStore:
+    """Leases in Redis (sync client: the beat scheduler is sync, the feed process calls it
+    on a thread of its own). Short socket timeouts: a renewal that cannot reach Redis
+    fails fast, and the holder's own deadline decides."""
+
+    def __init__(self, url: str, *, client: Any | None = None, timeout: float = 0.5) -> None:
+        import redis
+
+        self.client: Any = client or redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._renew = self.client.register_script(_RENEW)
+        self._release = self.client.register_script(_RELEASE)
+
+    def acquire(self, key: str, owner: str, ttl_ms: int) -> str | None:
+        token = self._acquire(keys=[key, f"{key}:counter"], args=[owner, ttl_ms])
+        return str(token) if token else None
+
+    def renew(self, key: str, token: str, ttl_ms: int) -> bool:
+        return bool(self._renew(keys=[key], args=[token, ttl_ms]))
+
+    def release(self, key: str, token: str) -> bool:
+        return bool(self._release(keys=[key], args=[token]))
+
+    def holder(self, key: str) -> str | None:
+        value = self.client.get(key)
+        return str(value) if value is not None else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class Lease:
+    """One process's view of one lease (see the module doc). Not thread-safe: one caller."""
+
+    store: LeaseStore
+    key: str
+    owner: str = ""
+    duration: float = DURATION
+    clock: Callable[[], float] = time.monotonic
+    token: str | None = None
+    #: Local deadline (on `clock`): past it this process must not act as the holder.
+    valid_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.duration <= 0:
+            raise ValueError("lease duration must be positive")
+        self.owner = self.owner or owner_id()
+
+    @property
+    def ttl_ms(self) -> int:
+        return max(1, int(self.duration * 1000))
+
+    def valid(self) -> bool:
+        """Whether this process holds the lease now, by its own clock."""
+        return self.token is not None and self.clock() < self.valid_until
+
+    def hold(self) -> bool:
+        """Renew the lease if held, else try to take it; returns `valid()` afterwards.
+
+        A store error (Redis down) keeps a held lease until its local deadline, never
+        longer, and is raised only when it decided nothing (the caller logs it).
+        """
+        sent = self.clock()
+        if self.token is not None:
+            try:
+                renewed = self.store.renew(self.key, self.token, self.ttl_ms)
+            except Exception:
+                if not self.valid():
+                    self.token = None
+                raise
+            if renewed:
+                self.valid_until = sent + self.duration
+                return self.valid()
+            logger.warning("lease %s: lost (token %s is no longer the holder's)", self.key, self.token)
+            self.token = None
+        token = self.store.acquire(self.key, self.owner, self.ttl_ms)
+        if token is not None:
+            self.token, self.valid_until = token, sent + self.duration
+            logger.info("lease %s: acquired with token %s", self.key, token)
+        return self.valid()
+
+    def release(self) -> None:
+        """Resign (a clean stop): a standby takes over at its next try."""
+        token, self.token, self.valid_until = self.token, None, 0.0
+        if token is not None:
+            try:
+                self.store.release(self.key, token)
+            except Exception as exc:
+                logger.warning("lease %s: could not release (it expires by itself): %s", self.key, exc)
+
+    @property
+    def fence(self) -> tuple[str, str] | None:
+        """`(key, token)` for `gateway.api`'s `fence=` while held."""
+        return (self.key, self.token) if self.token is not None else None
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def lead(
+    lease: Lease,
+    *,
+    stop: asyncio.Event,
+    on_elected: Callable[[str], Awaitable[None]],
+    on_deposed: Callable[[], Awaitable[None]],
+    renew_every: float = RENEW_EVERY,
+    retry_every: float = RETRY_EVERY,
+    call: Callable[[Callable[[], bool]], Awaitable[bool]] | None = None,
+    pause: Sleep | None = None,
+) -> None:
+    """Hold `lease` until `stop` is set: `on_elected(token)` when won, `on_deposed()` when
+    lost (and at the end, then resign). `call` runs the blocking store call (default: a
+    thread of its own, so a slow Redis never blocks the loop); `pause(seconds)` waits
+    between rounds (default: until `stop` or the timeout; tests drive a fake clock)."""
+    executor: ThreadPoolExecutor | None = None
+    if call is None:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
+        loop = asyncio.get_running_loop()
+
+        async def call(fn: Callable[[], bool]) -> bool:
+            return await loop.run_in_executor(executor, fn)
+
+    leading: str | None = None  # the token we lead with
+    failing = False
+    try:
+        while not stop.is_set():
+            try:
+                held = await call(lease.hold)
+                if failing:
+                    logger.info("lease %s: store reachable again", lease.key)
+                failing = False
+            except Exception as exc:
+                held = lease.valid()
+                if not failing:
+                    logger.error("lease %s: store unreachable (%s: %s)", lease.key, type(exc).__name__, exc)
+                failing = True
+            if leading is not None and (not held or lease.token != leading):
+                # Lost, or lost and taken again at once (Redis restarted empty): the work
+                # done under the old token stops; its publications would be refused.
+                leading = None
+                await on_deposed()
+            if held and leading is None and lease.token is not None:
+                leading = lease.token
+                await on_elected(leading)
+            # A holder wakes in time to renew, and at the latest when the lease would lapse.
+            wait = max(0.0, min(renew_every, lease.valid_until - lease.clock())) if leading is not None else retry_every
+            if pause is not None:
+                await pause(wait)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+            except TimeoutError:
+                pass
+    finally:
+        if leading is not None:
+            await on_deposed()
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, lease.release)
+            executor.shutdown(wait=False)
+        else:
+            lease.release()
