@@ -29,14 +29,17 @@ Needs Redis on 127.0.0.1:6379, cc, Node 20 (`npm ci` in bench/peers is run when 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -119,7 +122,7 @@ def run(
     rate: float,
     seconds: float,
     profile: Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     count = max(1, int(rate * seconds))
     gen = loadgen(target["url"], subs, target["mode"], target["channel"], channels, count)
     ready = line(gen)
@@ -160,7 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
-    parser.add_argument("--only", default="idle,one,many,wide,intake,cold")
+    parser.add_argument("--only", default="idle,one,many,wide,ramp,stalled,intake,cold")
     parser.add_argument("--servers", default="hub,ws,sio,naive")
     parser.add_argument("--json")
     parser.add_argument("--profile", help="directory: py-spy collapsed stacks of the gateway per scenario")
@@ -220,8 +223,22 @@ def main() -> None:
                     out[label] = run(targets[label], env, channels * per_channel, channels, rate, seconds, spy)
                     show(name, label, out[label])
                 results["scenarios"][name] = out
+            if "ramp" in only:
+                warm(env, 1)
+                print("== ramp: 1 channel x 1,000 subscribers, rate up until p99 > 100 ms or a loss", flush=True)
+                results["scenarios"]["ramp"] = {
+                    label: ramp(targets[label], env, int(1000 * scale)) for label in servers
+                }
+            if "stalled" in only:
+                warm(env, 100)
+                print("== stalled: 100 x 50 at 200 msg/s, plus 500 msg/s x 1 KB to 10 readers", flush=True)
+                results["scenarios"]["stalled"] = {
+                    label: stalled(targets[label], env, int(50 * scale) or 1, seconds)
+                    for label in servers
+                    if label != "naive"
+                }
             if "intake" in only:
-                results["scenarios"]["intake"] = intake(gw, targets["hub"], env, scale)
+                results["scenarios"]["intake"] = intake(gw, targets, env, scale)
             if "cold" in only:
                 results["scenarios"]["cold"] = cold(gw, env, scale)
         finally:
@@ -251,38 +268,187 @@ def idle(target: dict[str, Any], n: int, channels: int) -> dict[str, Any]:
     return out
 
 
-def intake(gw: Gateway, hub: dict[str, Any], env: dict[str, str], scale: float) -> dict[str, Any]:
-    channels, count = 100, int(100_000 * scale)
+def publishers(
+    env: dict[str, str], mode: str, count: int, channels: int, batch: int, procs: int
+) -> list[dict[str, Any]]:
+    """`procs` publisher processes at once, each sending count/procs as fast as it goes."""
+    args = [sys.executable, "-m", "bench.live_publisher", mode, str(count // procs), "1e9", str(channels), str(batch)]
+    running = [
+        subprocess.Popen(
+            args, cwd=ROOT, env={**env, "LIVE_PUB_START": str(k * (count // procs))}, stdout=subprocess.PIPE, text=True
+        )
+        for k in range(procs)
+    ]
+    out = []
+    for proc in running:
+        text, _ = proc.communicate(timeout=300)
+        out.append(json.loads(text.strip().splitlines()[-1]))
+    return out
+
+
+def intake(gw: Gateway, targets: dict[str, Any], env: dict[str, str], scale: float) -> dict[str, Any]:
+    """Publications/s a server takes across 100 channels (one subscriber each), offered by
+    two publisher processes in batches of 500 as fast as they go (one process cannot
+    offer 20,000/s on this machine); publisher CPU per publication."""
+    channels, count, procs = 100, int(100_000 * scale), 2
     warm(env, channels)
-    print(f"== intake: {count} publications over {channels} channels, batches of 500", flush=True)
-    gen = loadgen(hub["url"], channels, "ours", "prices:C", channels, count)
-    line(gen)
-    time.sleep(0.5)
-    cpu0, _ = proc_stats(gw.pid)
-    began = time.perf_counter()
-    pub = publish(env, "ours", count, 1e9, channels, 500)
-    time.sleep(1.0)
-    cpu1, _ = proc_stats(gw.pid)
-    stats = stop_loadgen(gen)
-    # The gateway kept up if everything arrived within the publisher's window (+ p99).
-    window = pub["seconds"] + (stats["p99_ms"] or 0) / 1000
-    out = {
-        "published": count,
-        "publisher_seconds": round(pub["seconds"], 2),
-        "publications_per_s_offered": round(count / pub["seconds"]),
-        "gateway_publications_per_s": round(stats["unique"] / window),
-        "lost": stats["lost"],
-        "p50_ms": stats["p50_ms"],
-        "p99_ms": stats["p99_ms"],
-        "gateway_cpu_us_per_publication": round((cpu1 - cpu0) * 1e6 / max(1, stats["unique"]), 1),
-        "publisher_cpu_ms_per_publication_batched": round(pub["cpu_s"] * 1000 / count, 4),
-        "wall_s": round(time.perf_counter() - began, 2),
-    }
+    print(f"== intake: {count} publications over {channels} channels, batches of 500, {procs} publishers", flush=True)
+    out: dict[str, Any] = {}
+    for label, target in targets.items():
+        if label == "naive":
+            continue
+        gen = loadgen(target["url"], channels, target["mode"], target["channel"], channels, count)
+        line(gen)
+        time.sleep(0.5)
+        cpu0, _ = proc_stats(target["pid"])
+        began = time.perf_counter()
+        pubs = publishers(env, target["pub"], count, channels, 500, procs)
+        offered_s = time.perf_counter() - began
+        time.sleep(1.5)
+        cpu1, _ = proc_stats(target["pid"])
+        stats = stop_loadgen(gen)
+        # The server kept up if everything arrived within the publishers' window (+ p99).
+        window = offered_s + (stats["p99_ms"] or 0) / 1000
+        out[label] = {
+            "published": count,
+            "publications_per_s_offered": round(count / offered_s),
+            "publications_per_s_delivered": round(stats["unique"] / window),
+            "lost": stats["lost"],
+            "p50_ms": stats["p50_ms"],
+            "p99_ms": stats["p99_ms"],
+            "server_cpu_us_per_publication": round((cpu1 - cpu0) * 1e6 / max(1, stats["unique"]), 1),
+            "publisher_cpu_ms_per_publication_batched": round(sum(p["cpu_s"] for p in pubs) * 1000 / count, 4),
+        }
+        print(f"  intake {label:6} {out[label]}", flush=True)
     single = publish(env, "ours", 2000, 1e9, channels, 1)
     peer = publish(env, "peer", 2000, 1e9, channels, 1)
     out["publisher_cpu_ms_per_publication_single_apublish"] = round(single["cpu_s"] * 1000 / 2000, 4)
     out["publisher_cpu_ms_per_publish_redis_publish"] = round(peer["cpu_s"] * 1000 / 2000, 4)
-    print(f"  {out}", flush=True)
+    print(
+        f"  single apublish {out['publisher_cpu_ms_per_publication_single_apublish']} ms, "
+        f"Redis PUBLISH {out['publisher_cpu_ms_per_publish_redis_publish']} ms",
+        flush=True,
+    )
+    return out
+
+
+def ramp(target: dict[str, Any], env: dict[str, str], subs: int) -> dict[str, Any]:
+    """Maximum sustained deliveries/s with p99 <= 100 ms and nothing lost: 1 channel x
+    `subs` subscribers, the rate raised step by step (4 s each) until a step fails."""
+    steps: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for rate in (50, 100, 150, 200, 250, 300, 400, 500):
+        r = run(target, env, subs, 1, float(rate), 4.0)
+        r["rate"] = rate
+        steps.append(r)
+        ok = r["p99_ms"] is not None and r["p99_ms"] <= 100 and r["lost"] == 0
+        print(
+            f"  ramp   {target['label']:6} {rate} msg/s: {r['delivered_per_s']}/s p99 {r['p99_ms']} ms "
+            f"lost {r['lost']} cpu {r['server_cpu_us_per_delivery']} µs {'ok' if ok else 'FAIL'}",
+            flush=True,
+        )
+        if not ok:
+            break
+        best = r
+    return {"best_delivered_per_s": best["delivered_per_s"] if best else 0, "best": best, "steps": steps}
+
+
+def raw_ws(port: int, path: str) -> socket.socket:
+    """A WebSocket client socket (tiny receive buffer) after the handshake; never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"handshake refused: {head[:80]!r}")
+    return sock
+
+
+def masked(text: str) -> bytes:
+    data = text.encode()
+    key = os.urandom(4)
+    assert len(data) < 126
+    return bytes((0x81, 0x80 | len(data))) + key + bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def stalled_readers(target: dict[str, Any], n: int) -> list[socket.socket]:
+    """N readers of channel S that subscribe, then never read."""
+    url = urlsplit(target["url"])
+    socks = []
+    for _ in range(n):
+        if target["mode"] == "ours":
+            sock = raw_ws(url.port or 80, url.path)
+            sock.sendall(masked(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:S"})))
+        elif target["mode"] == "sio":
+            sock = raw_ws(url.port or 80, f"{url.path}?{url.query}&ch=S")
+            sock.sendall(masked("40"))
+        else:
+            sock = raw_ws(url.port or 80, f"{url.path}?ch=S")
+        socks.append(sock)
+    return socks
+
+
+def established(port: int, socks: list[socket.socket]) -> int:
+    """How many of these client sockets the server still holds ESTABLISHED."""
+    ports = {f"{s.getsockname()[1]:04X}" for s in socks}
+    count = 0
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[1].endswith(f":{port:04X}") and fields[2].rsplit(":", 1)[1] in ports and fields[3] == "01":
+            count += 1
+    return count
+
+
+def stalled(target: dict[str, Any], env: dict[str, str], per_channel: int, seconds: float) -> dict[str, Any]:
+    """Others' p99 (100 x 50 at 200 msg/s) while channel S gets 500 msg/s x 1 KB, read by
+    ten healthy readers (baseline), then by ten readers that never read."""
+    out: dict[str, Any] = {}
+    s_channel = {"ours": "prices:S", "naive": "S", "sio": "S"}[target["mode"]]
+    s_pub = "S"
+    port = urlsplit(target["url"]).port or 80
+    for case in ("reading", "stalled"):
+        count = int(500 * (seconds + 6))
+        args = [sys.executable, "-m", "bench.live_publisher", target["pub"], str(count), "500", "1", "1", s_pub, "1000"]
+        readers: list[socket.socket] = []
+        healthy = None
+        if case == "reading":
+            url = (
+                target["url"]
+                if target["mode"] == "ours"
+                else target["url"] + ("&" if "?" in target["url"] else "?") + "ch=S"
+            )
+            healthy = loadgen(url, 10, target["mode"], s_channel, 0, count)
+            line(healthy)
+        else:
+            readers = stalled_readers(target, 10)
+        s_publisher = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        time.sleep(2.0)  # the S stream is flowing (and the stalled readers' buffers filling)
+        _, rss0 = proc_stats(target["pid"])
+        r = run(target, env, 100 * per_channel, 100, 200.0, seconds)
+        _, rss1 = proc_stats(target["pid"])
+        r["server_rss_growth_mb"] = round((rss1 - rss0) / 2**20, 1)
+        if readers:
+            r["stalled_still_established"] = established(port, readers)
+        s_publisher.kill()
+        s_publisher.wait()
+        if healthy is not None:
+            stop_loadgen(healthy)
+        for sock in readers:
+            sock.close()
+        out[case] = r
+        show("stalled", f"{target['label']} {case}", r)
+        extra = {k: r[k] for k in ("server_rss_growth_mb", "stalled_still_established") if k in r}
+        print(f"          {extra}", flush=True)
+        time.sleep(1.0)
     return out
 
 

@@ -211,6 +211,16 @@ def uvicorn_protocol_class(*, compression: bool = True) -> Any:
             self.writable = LeanEvent()  # type: ignore[assignment]
             self.writable.set()
 
+        #: Offered each complete text message first; True means it was handled there
+        #: (the consumer's heartbeat answers: `GatewayConsumer._read_pong`).
+        text_hook: Any = None
+
+        def handle_text(self, event: Any) -> None:
+            hook = self.text_hook
+            if hook is not None and event.fin and not self.close_sent and hook(event.data):
+                return  # no app wake-up, no pause/resume of reading for this message
+            super().handle_text(event)
+
         def start_keepalive(self) -> None:
             # Called once the handshake response is written: the handshake's request and
             # response (~2 KB of headers objects) are not read again; uvicorn keeps them.

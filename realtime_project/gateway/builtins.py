@@ -31,6 +31,7 @@ from .protocol import (
 from .router import NO_REPLY, Request, router
 
 if TYPE_CHECKING:  # imported by every process at start-up (apps.ready): no hub there
+    from .connections import Connection
     from .hub import Hub
 
 
@@ -99,11 +100,16 @@ async def ping(request: Request) -> Any:
 
 @router.register("pong", cost=0, bare=True)
 async def pong(request: Request) -> Any:
-    hub = _hub(request)
-    heartbeat = request.connection.heartbeat
-    if heartbeat.pong(request.frame.get("id"), hub.clock.monotonic()) and heartbeat.last_sample is not None:
-        RTT.observe(heartbeat.last_sample)
+    record_pong(request.connection, request.frame, _hub(request).clock.monotonic())
     return NO_REPLY
+
+
+def record_pong(conn: Connection, frame: dict[str, Any], now: float) -> None:
+    """A heartbeat answer: settles the ping, samples the RTT (also called by the consumer
+    straight from the socket read under uvicorn, `GatewayConsumer._read_pong`)."""
+    heartbeat = conn.heartbeat
+    if heartbeat.pong(frame.get("id"), now) and heartbeat.last_sample is not None:
+        RTT.observe(heartbeat.last_sample)
 
 
 @router.register("auth", schema=lambda frame: require_str(frame, "ticket", max_length=512))

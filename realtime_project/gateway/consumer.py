@@ -18,12 +18,12 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import builtins as _builtins  # noqa: F401  (registers protocol frame types)
 from .auth import origin_allowed, origin_of, principal_from_ticket, principal_from_user, query_ticket
+from .builtins import record_pong
 from .clock import SYSTEM_CLOCK, now_ms
 from .conf import gateway_settings
 from .connections import Connection
-from .direct import RAW_SEND_KEY, direct_writer, transport_control
+from .direct import RAW_SEND_KEY, direct_writer, set_text_hook, transport_control
 from .errors import CloseCode, ErrorCode, GatewayError, TooLarge
 from .heartbeat import Heartbeat
 from .hub import Hub
@@ -127,6 +127,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         conn.session = f"{settings.gateway_id}:{conn.id}"
         self.conn, self.hub = conn, hub
         await hub.add_connection(conn)
+        set_text_hook(self.scope.get(RAW_SEND_KEY), self._read_pong)
         CONNECTIONS.inc()
         CONNECTIONS_OPENED.inc()
         if auth_error is not None:
@@ -167,6 +168,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if conn is None or hub is None:
             return
         self.conn = None
+        set_text_hook(self.scope.get(RAW_SEND_KEY), None)  # no cycle through the protocol
         await hub.remove_connection(conn)
         CONNECTIONS.dec()
         if conn.close_code is not None:
@@ -198,6 +200,27 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         if request.id is not None or result is not None:
             conn.enqueue(reply_frame(request.id, request.type, result))
+
+    def _read_pong(self, data: bytes) -> bool:
+        """A heartbeat answer, handled where uvicorn reads it (the gateway's protocol class
+        offers every complete text message here first): no wake-up of this consumer's
+        task, no pause and resume of reading. Pongs are most of what a gateway receives
+        (one per connection per interval). Anything else, or anything that is not quite a
+        valid pong, returns False and takes the ordinary path (`receive`)."""
+        conn, hub = self.conn, self.hub
+        if conn is None or hub is None or conn.closing or len(data) > 200 or b'"pong"' not in data:
+            return False
+        try:
+            frame = decode_frame(data.decode())
+        except (GatewayError, UnicodeDecodeError):
+            return False
+        if frame["type"] != "pong":
+            return False
+        now = hub.clock.monotonic()
+        conn.last_seen = now
+        conn.frames_in += 1
+        record_pong(conn, frame, now)
+        return True
 
     def _error(self, exc: GatewayError, frame_id: str | int | None) -> None:
         ERRORS.labels(exc.code.value).inc()

@@ -225,6 +225,17 @@ def direct_writer(raw_send: Callable[..., Any] | None) -> DirectWriter | None:
     return DirectWriter(proto, kind)
 
 
+def set_text_hook(raw_send: Callable[..., Any] | None, hook: Callable[[bytes], bool] | None) -> bool:
+    """Let the server connection behind `raw_send` offer each complete text message to
+    `hook` before queueing it for the app (True: consumed). Only the gateway's uvicorn
+    protocol class has the hook (`realtime_project/server.py`); returns whether it took it."""
+    proto = getattr(raw_send, "__self__", None)
+    if proto is None or not hasattr(proto, "text_hook"):
+        return False
+    proto.text_hook = hook
+    return True
+
+
 def shared_deflate_kind(extensions: list[Any]) -> FrameKind:
     """The frame kind of permessage-deflate without server context takeover, else None."""
     if len(extensions) != 1 or PerMessageDeflate is None:

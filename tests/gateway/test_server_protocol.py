@@ -138,3 +138,117 @@ async def test_protocol_class_uses_them_and_releases_the_handshake() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
     assert received[2]["type"] == "websocket.disconnect"
+
+
+async def test_a_text_hook_takes_what_it_handles_and_the_app_gets_the_rest() -> None:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    received: list[dict[str, Any]] = []
+    hooked: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        received.append(await receive())
+        await send({"type": "websocket.accept"})
+        while True:
+            received.append(await receive())
+            if received[-1]["type"] == "websocket.disconnect":
+                return
+
+    cls = uvicorn_protocol_class()
+    config = uvicorn.Config(app, ws=cls, lifespan="off", log_config=None)
+    config.load()
+    proto = cls(config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop())
+    proto.text_hook = lambda data: hooked.append(data) or data == b"mine"
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    proto.data_received(
+        b"GET /ws/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    def masked(text: bytes) -> bytes:
+        key = b"\x05\x06\x07\x08"
+        return bytes((0x81, 0x80 | len(text))) + key + bytes(c ^ key[i % 4] for i, c in enumerate(text))
+
+    proto.data_received(masked(b"mine") + masked(b"theirs") + masked(b"mine"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert hooked == [b"mine", b"theirs", b"mine"]
+    assert received[1:] == [{"type": "websocket.receive", "text": "theirs"}]
+    proto.connection_lost(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_heartbeat_answers_read_by_uvicorn_keep_a_connection_and_silence_closes_it(
+    live_server_factory: Any,
+) -> None:
+    """Under uvicorn the consumer takes pongs where they are read (`_read_pong`): a client
+    that answers stays open past many timeouts, a silent one is closed with 4408."""
+    import json
+
+    import websockets
+
+    server = live_server_factory(
+        server="uvicorn", extra={"REALTIME_HEARTBEAT_INTERVAL": "0.2", "REALTIME_HEARTBEAT_TIMEOUT": "0.5"}
+    )
+    async with websockets.connect(server.ws_url) as lively, websockets.connect(server.ws_url) as quiet:
+        assert json.loads(await lively.recv())["type"] == "welcome"
+        assert json.loads(await quiet.recv())["type"] == "welcome"
+        answered = 0
+        while answered < 8:  # 8 x 0.2 s: more than three timeouts
+            frame = json.loads(await asyncio.wait_for(lively.recv(), 5))
+            assert frame["type"] == "ping", frame
+            await lively.send(json.dumps({"type": "pong", "id": frame["id"]}))
+            answered += 1
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(quiet.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+        # The lively one still answers requests through the ordinary path.
+        await lively.send(json.dumps({"type": "ping", "id": "c1"}))
+        while (frame := json.loads(await asyncio.wait_for(lively.recv(), 5)))["type"] == "ping":
+            await lively.send(json.dumps({"type": "pong", "id": frame["id"]}))
+        assert frame == {**frame, "type": "pong", "id": "c1"}
+
+
+def test_the_consumer_takes_valid_pongs_only() -> None:
+    from types import SimpleNamespace
+
+    from realtime_project.gateway.clock import FakeClock
+    from realtime_project.gateway.connections import Connection
+    from realtime_project.gateway.consumer import GatewayConsumer
+    from realtime_project.gateway.heartbeat import Heartbeat
+    from realtime_project.gateway.ratelimit import TokenBucket
+
+    async def nothing(*args: Any) -> None: ...
+
+    clock = FakeClock(start=100.0)
+    conn = Connection(
+        send_text=nothing,
+        close_transport=nothing,
+        heartbeat=Heartbeat(5.0, 3.0, started_at=100.0),
+        bucket=TokenBucket.full(20, 40, 100.0),
+        queue_limit=10,
+        connected_at=100.0,
+    )
+    consumer = GatewayConsumer()
+    consumer.conn, consumer.hub = conn, SimpleNamespace(clock=clock)  # type: ignore[assignment]
+    clock.advance(5)
+    _, ping_id = conn.heartbeat.poll(clock.monotonic())
+    clock.advance(0.03)
+    for other in (
+        b'{"type":"ping","id":1}',
+        b'{"type":"pong","id":true}',  # invalid id: the ordinary path answers with an error
+        b'{"type":"pong"' + b" " * 200 + b"}",
+        b"\xff\xfe",
+        b"[1]",
+    ):
+        assert consumer._read_pong(other) is False, other
+    assert conn.heartbeat.answered == 0
+    assert consumer._read_pong(b'{"type":"pong","id":"%s"}' % ping_id.encode()) is True
+    assert conn.heartbeat.answered == 1 and conn.heartbeat.rtt == pytest.approx(0.03)
+    assert conn.last_seen == clock.monotonic() and conn.frames_in == 1
