@@ -219,25 +219,14 @@ def test_the_consumer_takes_valid_pongs_only() -> None:
     from types import SimpleNamespace
 
     from realtime_project.gateway.clock import FakeClock
-    from realtime_project.gateway.connections import Connection
     from realtime_project.gateway.consumer import GatewayConsumer
-    from realtime_project.gateway.heartbeat import Heartbeat
-    from realtime_project.gateway.ratelimit import TokenBucket
+    from tests.gateway.test_connections import Transport, make_connection
 
-    async def nothing(*args: Any) -> None: ...
-
-    clock = FakeClock(start=100.0)
-    conn = Connection(
-        send_text=nothing,
-        close_transport=nothing,
-        heartbeat=Heartbeat(5.0, 3.0, started_at=100.0),
-        bucket=TokenBucket.full(20, 40, 100.0),
-        queue_limit=10,
-        connected_at=100.0,
-    )
+    clock = FakeClock(start=50.0)  # the connection's heartbeat started at 50, pings every 25
+    conn = make_connection(Transport())
     consumer = GatewayConsumer()
     consumer.conn, consumer.hub = conn, SimpleNamespace(clock=clock)  # type: ignore[assignment]
-    clock.advance(5)
+    clock.advance(25)
     _, ping_id = conn.heartbeat.poll(clock.monotonic())
     clock.advance(0.03)
     for other in (
