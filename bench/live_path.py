@@ -8,21 +8,32 @@ server (`group_send` per publication), `bench/peers/ws_server.mjs` (raw Node `ws
 Load: `bench/loadgen/loadgen.c` (one epoll thread). Publisher: `bench/live_publisher.py`
 in its own process, one call per message unless batched.
 
-Scenarios (each server in turn, same settings):
+Scenarios (each server in turn, same settings; `--only` picks some):
+- idle:  RSS per idle subscribed connection: 5,000 connections over 100 channels (run
+         first, before the other scenarios grow the processes' heaps);
 - one:   1 channel x 1,000 subscribers, 50 msg/s;
 - many:  100 channels x 50 subscribers, 200 msg/s, each message to a random channel;
-- wide:  500 channels x 20 subscribers, 2,000 msg/s random (naive Channels skipped: it
-         cannot connect 10,000 clients in the time);
-- intake: 100 channels x 1 subscriber, 100,000 publications in batches of 500 as fast
-         as the publisher goes: the gateway's intake rate, and publisher CPU per
-         publication (batched, single `apublish`, plain Redis PUBLISH);
+- wide:  500 channels x 20 subscribers, 2,000 msg/s random, published in batches of 20
+         every 10 ms (naive Channels skipped: it cannot connect 10,000 clients in time);
+- ramp:  maximum sustained deliveries/s with p99 <= 100 ms and nothing lost: 1 channel x
+         1,000 subscribers, 50, 100, 150 ... msg/s for 4 s each until a step fails;
+- stalled: `many`, while a channel S gets 500 msg/s x 1 KB read by ten healthy readers,
+         then by ten readers that never read (raw sockets, 4 KB receive buffer): others'
+         p99, the server's RSS growth, and whether it still holds the stalled sockets;
+- intake: 100 channels x 1 subscriber, 100,000 publications in batches of 500 from two
+         publisher processes as fast as they go: publications/s the server delivered,
+         its CPU per publication, publisher CPU per publication (batched, single
+         `apublish`, plain Redis PUBLISH);
 - cold:  5,000 connections subscribing to 500 channels with no history, then the same
          after one publication per channel (warm).
-Conditions: heartbeat on (the gateway pings every 5 s here, Socket.IO every 5 s),
-history warm (steady state: each channel has a latest value) unless stated, the event
-loop given by --loop (uvicorn "auto" picks uvloop when it is installed).
+Conditions: heartbeat on (the gateway pings every 5 s here, Socket.IO every 5 s, raw
+`ws` has none), history warm (steady state: each channel has a latest value) unless
+stated, the event loop given by --loop (uvicorn "auto" picks uvloop when it is
+installed). `--profile DIR` records py-spy stacks of the gateway per scenario (not in
+runs whose figures are reported: the sampler takes CPU of its own).
 
-Usage: .venv/bin/python -m bench.live_path [--quick] [--loop asyncio|uvloop] [--only one,many,...] [--json out.json]
+Usage: .venv/bin/python -m bench.live_path [--quick] [--loop auto|asyncio|uvloop] [--only one,many,...]
+       [--servers hub,ws,sio,naive] [--json out.json] [--profile DIR]
 Needs Redis on 127.0.0.1:6379, cc, Node 20 (`npm ci` in bench/peers is run when needed).
 """
 
@@ -122,6 +133,7 @@ def run(
     rate: float,
     seconds: float,
     profile: Path | None = None,
+    batch: int = 1,
 ) -> dict[str, Any]:
     count = max(1, int(rate * seconds))
     gen = loadgen(target["url"], subs, target["mode"], target["channel"], channels, count)
@@ -129,7 +141,7 @@ def run(
     time.sleep(0.5)
     cpu0, _ = proc_stats(target["pid"])
     spy = profiler(target["pid"], seconds, profile) if profile is not None else None
-    pub = publish(env, target["pub"], count, rate, channels)
+    pub = publish(env, target["pub"], count, rate, channels, batch)
     time.sleep(1.5)
     cpu1, rss = proc_stats(target["pid"])
     if spy is not None:
@@ -205,12 +217,15 @@ def main() -> None:
                 results["scenarios"]["idle"] = {
                     label: idle(targets[label], int(5000 * scale), 100) for label in servers if label != "naive"
                 }
+            # (name, channels, subscribers per channel, msg/s, publisher batch). At 2,000
+            # msg/s the publishers send every 10 ms a batch of 20 (`apublish_many`, or one
+            # pipeline of 20 PUBLISH for the peers), as a real publisher of that rate would.
             plan = [
-                ("one", 1, int(1000 * scale), 50.0),
-                ("many", 100, int(50 * scale) or 1, 200.0),
-                ("wide", 500, int(20 * scale) or 1, 2000.0),
+                ("one", 1, int(1000 * scale), 50.0, 1),
+                ("many", 100, int(50 * scale) or 1, 200.0, 1),
+                ("wide", 500, int(20 * scale) or 1, 2000.0, 20),
             ]
-            for name, channels, per_channel, rate in plan:
+            for name, channels, per_channel, rate, batch in plan:
                 if name not in only:
                     continue
                 warm(env, channels)
@@ -220,7 +235,8 @@ def main() -> None:
                     if label == "naive" and name == "wide":
                         continue
                     spy = Path(args.profile) / f"{name}.txt" if args.profile and label == "hub" else None
-                    out[label] = run(targets[label], env, channels * per_channel, channels, rate, seconds, spy)
+                    subs = channels * per_channel
+                    out[label] = run(targets[label], env, subs, channels, rate, seconds, spy, batch)
                     show(name, label, out[label])
                 results["scenarios"][name] = out
             if "ramp" in only:
