@@ -98,6 +98,12 @@ SymbolMapping.objects.bulk_create(rows)
     subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True)
 
 
+def child_pid(pid: int) -> int:
+    """The process py-spy started (the feed), for its own CPU time."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0])
+
+
 def readyz(url: str) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=10) as resp:
@@ -215,7 +221,7 @@ class Auditor:
             raise RuntimeError(f"the auditor could not subscribe: {self.error!r}")
         return self
 
-    def finish(self) -> dict[str, int]:
+    def finish(self) -> dict[str, Any]:
         self.stop.set()
         self.thread.join(10)
         return {"publications": self.received, "seq_gaps": self.gaps}
@@ -310,6 +316,18 @@ def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int, venu
         return sum(int(v.get("messages", 0)) for v in (h.get("venues") or {}).values())
 
     venue_messages = messages(health1) - messages(health0)
+    lag0 = (health0.get("publish_lag_ms") or {}).get("counts")
+    lag1 = (health1.get("publish_lag_ms") or {}).get("counts")
+    feed_lag = None
+    if lag0 and lag1:
+        from prices.lag import LagHistogram
+
+        window = [b - a for a, b in zip(lag0, lag1, strict=True)]
+        feed_lag = {
+            "n": sum(window),
+            "p50_le_ms": LagHistogram.quantile(window, 0.5),
+            "p99_le_ms": LagHistogram.quantile(window, 0.99),
+        }
     return {
         "connect_s": ready.get("connect_s"),
         "seconds": round(elapsed, 1),
@@ -330,6 +348,8 @@ def measure(gw: ServerProcess, args: argparse.Namespace, producer_pid: int, venu
         "venue_messages_per_s": round(venue_messages / elapsed) if venue_messages else None,
         "cpu_us_per_venue_message": round((cpu1 - cpu0) / venue_messages * 1e6, 1) if venue_messages else None,
         "publications": (health1.get("publications", 0) - health0.get("publications", 0)) if health1 else None,
+        # The feed's share: venue send -> publication handed to the gateway (bucket edges).
+        "feed_publish_lag": feed_lag,
     }
 
 
@@ -344,6 +364,9 @@ def main() -> None:
     parser.add_argument("--only", default="streams,rest")
     parser.add_argument("--deviation-bps", type=float, default=1.0, help="PRICES DEVIATION_BPS (the loss check's)")
     parser.add_argument("--json")
+    parser.add_argument(
+        "--profile", metavar="OUT", help="record the feed process with py-spy (--nonblocking) into OUT (speedscope)"
+    )
     args = parser.parse_args()
     prefix = f"bps{secrets.token_hex(3)}"
     env = env_for(prefix)
@@ -364,8 +387,13 @@ def main() -> None:
         gw = ServerProcess(env={**env, "REALTIME_RATE_LIMIT_BURST": str(max(40, args.subs + 10))}, server="uvicorn")
         gw.start(timeout=60)
         if "streams" in args.only:
+            command = [sys.executable, "manage.py", "feeds", "--only", "prices"]
+            if args.profile:
+                spy = str(Path(sys.executable).with_name("py-spy"))
+                command = [spy, "record", "--nonblocking", "-r", "100", "-f", "speedscope", "-o", args.profile,
+                           "--", *command]  # fmt: skip
             producer = subprocess.Popen(
-                [sys.executable, "manage.py", "feeds", "--only", "prices"],
+                command,
                 cwd=ROOT,
                 env=env_for(
                     prefix,
@@ -376,10 +404,11 @@ def main() -> None:
             )
             wait(lambda: ((h := feed_health(gw.http_url)) and h.get("ok")) or None, "four live venue streams", 60)  # type: ignore[union-attr]
             time.sleep(5)  # every channel has a latest value (steady state)
-            results["streams"] = measure(gw, args, producer.pid, venues)
+            feed_pid = producer.pid if not args.profile else child_pid(producer.pid)
+            results["streams"] = measure(gw, args, feed_pid, venues)
             results["streams"]["feed_health"] = feed_health(gw.http_url)
-            producer.send_signal(signal.SIGTERM)
-            producer.wait(30)
+            os.kill(feed_pid, signal.SIGTERM)  # (under py-spy: the profile is written when it exits)
+            producer.wait(60)
             producer = None
         if "rest" in args.only:
             producer = subprocess.Popen(

@@ -121,6 +121,7 @@ class PricesFeed:
                 last_publish_age=round(self.clock.time() - live.published_at, 3) if live.published_at else None,
                 last_flush_ms=round(live.last_flush_seconds * 1000, 2),
                 coalesce_window_ms=live.conf.coalesce_window * 1000,
+                publish_lag_ms=live.lag.summary(),
             )
         return out
 
@@ -230,7 +231,7 @@ class PricesFeed:
                 payload = overview_payload(
                     figures=figures[0],
                     source=figures[1],
-                    prices=live.aggregates().values(),
+                    prices=live.latest.values(),
                     trades=live.trades.latest(),
                     conf=conf,
                     now=clock.time(),

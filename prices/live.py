@@ -1,9 +1,10 @@
 """`LivePrices`: event-driven aggregation, coalesced batch publication, then alerts.
 
 A quote (a stream tick, or a REST fallback poll's quotes) re-aggregates only its
-symbol: it is stored and the symbol marked changed. A flush runs at most once per
-`COALESCE_WINDOW` (leading edge: a lone update after a quiet spell goes out at once)
-and aggregates the changed symbols at one instant; the change filter keeps those that
+symbol: it is stored and the symbol marked changed. A flush that publishes runs at most
+once per `COALESCE_WINDOW` (leading edge: a lone update after a quiet spell goes out at
+once; a flush that published nothing opens no window) and aggregates the changed symbols
+at one instant; the change filter keeps those that
 moved by `DEVIATION_BPS`, reached their heartbeat or changed flags, and they go out in
 **one** `apublish_many` (a `PriceUpdate` per symbol and one `PriceBatch`). Then, off
 the publication path: a `PricesPublished` event for other apps (alerts) and, at most
@@ -33,6 +34,7 @@ from .aggregation import AggregatedPrice, PriceAggregator
 from .change import ChangeFilter
 from .conf import PricesSettings
 from .events import PricesPublished
+from .lag import LagHistogram
 from .quotes import Quote, QuoteRejected
 from .services.history import CandleBook, latest_prices_save
 from .sources.base import Trade
@@ -120,6 +122,10 @@ class LivePrices:
         #: Publication latency samples (seconds from flush start to published), for health.
         self.last_flush_seconds = 0.0
         self.published_at: float | None = None
+        self.lag = LagHistogram()
+        #: Every symbol's aggregate as of its latest flush (published or not): the market
+        #: overview's movers read it instead of aggregating 500 symbols each second.
+        self.latest: dict[str, AggregatedPrice] = {}
 
     # --- input (the streams' sink, on the loop) -------------------------------------------
 
@@ -231,8 +237,12 @@ class LivePrices:
                 if wait > 0:
                     await self.clock.sleep(wait)
                 self._wake.clear()
-                self._last_flush = self.clock.monotonic()
-                await self.flush()
+                started = self.clock.monotonic()
+                if await self.flush():
+                    # Only a flush that published opens a window: a tick that moved no
+                    # aggregate (one venue of four: the median holds) must not delay the
+                    # next one, which may move it.
+                    self._last_flush = started
         finally:
             await self.save(final=True)
 
@@ -244,8 +254,16 @@ class LivePrices:
         started = time.perf_counter()
         now = self.clock.time()
         results = self.aggregator.aggregate(symbols, now=now)
+        self.latest.update(results)
         reason = self.filter.reason
-        changed = [price for price in results.values() if reason(price, now) is not None]
+        changed: list[AggregatedPrice] = []
+        moved: list[int] = []
+        for price in results.values():
+            why = reason(price, now)
+            if why is not None:
+                changed.append(price)
+                if why == "deviation" and price.quoted_at:
+                    moved.append(price.quoted_at)
         self.stats["flushes"] += 1
         if not changed:
             return []
@@ -253,6 +271,10 @@ class LivePrices:
         updates = [price.as_update() for price in changed]
         timestamp = int(now * 1000)
         await self.publish(updates, timestamp)
+        sent_ms = self.clock.time() * 1000
+        add_lag = self.lag.add
+        for quoted_at in moved:
+            add_lag(sent_ms - quoted_at)
         mark = self.filter.mark
         for price in changed:
             mark(price, now)
