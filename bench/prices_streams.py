@@ -10,7 +10,12 @@ with bursts of all symbols at once, each venue message stamped with its send tim
    each. Latency per delivered update = client receive time - the update's `quoted_at`
    (the send time of the newest venue message in that aggregate). Feed-process CPU per
    venue message = its CPU time / the messages its streams counted, over the window.
-   Loss: an auditor client subscribed to every symbol checks each channel's `seq` has no gap.
+   The feed's own share (venue send → publication handed to Redis) comes from its health
+   (`publish_lag_ms`, a histogram: figures are bucket upper edges).
+   Loss: an auditor client subscribed to every symbol checks each channel's `seq` has no
+   gap, and that every market move beyond the deviation threshold that then stood for
+   `SETTLE` (1 s) is what the auditor shows 1 s later (`audit.moves.lost`; moves superseded
+   sooner may be coalesced away and are not checked).
 2. **rest**: the same gateway and clients, prices from today's REST path instead: the
    tick (`prices.services.tick.prices_tick`, what the beat task runs) every TICK_INTERVAL
    (2 s) polls the venues' REST APIs; `quoted_at` is then the newest venue update time
@@ -18,6 +23,7 @@ with bursts of all symbols at once, each venue message stamped with its send tim
 
 Usage: .venv/bin/python -m bench.prices_streams [--symbols 500] [--clients 1000] [--subs 50]
            [--seconds 60] [--mean-interval 4] [--burst-every 10] [--json out.json]
+           [--only streams,rest] [--profile feed.speedscope.json]
 Run it under /work/tools/benchlock. Needs Redis on 127.0.0.1:6379 and cc.
 """
 

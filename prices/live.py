@@ -1,10 +1,9 @@
 """`LivePrices`: event-driven aggregation, coalesced batch publication, then alerts.
 
 A quote (a stream tick, or a REST fallback poll's quotes) re-aggregates only its
-symbol: it is stored and the symbol marked changed. A flush that publishes runs at most
-once per `COALESCE_WINDOW` (leading edge: a lone update after a quiet spell goes out at
-once; a flush that published nothing opens no window) and aggregates the changed symbols
-at one instant; the change filter keeps those that
+symbol: it is stored and the symbol marked changed. A flush runs at most once per
+`COALESCE_WINDOW` (leading edge: a lone update after a quiet spell goes out at once)
+and aggregates the changed symbols at one instant; the change filter keeps those that
 moved by `DEVIATION_BPS`, reached their heartbeat or changed flags, and they go out in
 **one** `apublish_many` (a `PriceUpdate` per symbol and one `PriceBatch`). Then, off
 the publication path: a `PricesPublished` event for other apps (alerts) and, at most
@@ -237,12 +236,8 @@ class LivePrices:
                 if wait > 0:
                     await self.clock.sleep(wait)
                 self._wake.clear()
-                started = self.clock.monotonic()
-                if await self.flush():
-                    # Only a flush that published opens a window: a tick that moved no
-                    # aggregate (one venue of four: the median holds) must not delay the
-                    # next one, which may move it.
-                    self._last_flush = started
+                self._last_flush = self.clock.monotonic()
+                await self.flush()
         finally:
             await self.save(final=True)
 

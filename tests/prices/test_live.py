@@ -172,23 +172,3 @@ def test_the_coalescing_window_is_a_named_setting_of_at_most_50_ms(settings: Any
     settings.PRICES = {"COALESCE_WINDOW": 0.2}
     with pytest.raises(ValueError, match="COALESCE_WINDOW"):
         prices_settings()
-
-
-async def test_a_flush_that_published_nothing_does_not_delay_the_next_change(
-    live: LivePrices, clock: ManualClock, recorder: Recorder
-) -> None:
-    for source in SOURCES:
-        tick(live, clock, source, "BTC", 100.0)
-    task = asyncio.create_task(live.run())
-    try:
-        await until(lambda: len(recorder.publications()) == 1, "the first publication")
-        await clock.advance(1.0)  # a quiet spell
-        tick(live, clock, "binance", "BTC", 101.0)  # one venue of four: the median holds
-        await until(lambda: live.stats["flushes"] == 2, "a flush with nothing to publish")
-        tick(live, clock, "coinbase", "BTC", 101.0)  # the second venue moves the median
-        # Published without the clock moving: the empty flush opened no window.
-        await until(lambda: len(recorder.publications()) == 2, "the move, at once")
-        assert recorder.publications()[1][0]["price"] == 100.5
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
