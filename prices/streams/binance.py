@@ -28,6 +28,7 @@ class BinanceProtocol(VenueProtocol):
     ids_per_connection = 400  # 2 streams each with trades: 800 of the 1,024 allowed
     ids_per_message = 100
     messages_per_second = 3.0  # under 5/s with room for pongs
+    contiguous_trade_ids = True  # aggTrade ids per symbol (reference §1: inference)
 
     def streams(self, ids: list[str]) -> list[str]:
         out: list[str] = []

@@ -176,7 +176,7 @@ class VenueStream:
         self.on_liveness = on_liveness
         self.pace = protocol.messages_per_second
         self.sequences = SequenceBook()
-        self.trade_ids = TradeIds()
+        self.trade_ids = TradeIds(contiguous=protocol.contiguous_trade_ids)
         self._unknown: dict[str, float] = {}
         self._requests = 0
         self._connections = 0
@@ -272,6 +272,9 @@ class VenueStream:
             if verdict == "out_of_order":
                 self.error("out_of_order_trade", f"{event.id} trade {event.trade_id}")
                 return
+            if verdict == "gap":
+                self.counts["trade_gaps"] += 1  # trades were missed upstream: counted, this one used
+                self.error("trade_gap", f"{event.id}: trade {event.trade_id} after {self.trade_ids.last(event.id)}")
             if not (event.price > 0 and event.qty > 0):
                 self.error("invalid_trade", f"{event.id} {event.price!r} x {event.qty!r}")
                 return
@@ -425,6 +428,7 @@ class VenueStream:
             "shutdown_notices": self.counts["shutdown_notices"],
             "rate_limited": self.counts["rate_limited"],
             "sequence_gaps": self.counts["sequence_gaps"],
+            "trade_gaps": self.counts["trade_gaps"],
             "messages": self.counts["messages"],
             "ticks": self.counts["ticks"],
             "trades": self.counts["trades"],
@@ -492,6 +496,7 @@ class _Link:
                     stream.counts["stalls"] += 1
                 stream.error(reason, f"connection {old.number}")
                 stream.sequences.reset()  # what was missed while away is not a gap
+                stream.trade_ids.resume()
                 if old.rate_limited:
                     stream.counts["rate_limited"] += 1
                     stream.slow_down()

@@ -30,6 +30,7 @@ class CoinbaseProtocol(VenueProtocol):
     ids_per_message = 100
     messages_per_second = 5.0
     rejects_whole_request = True
+    contiguous_trade_ids = True  # matches' trade_id per product (heartbeat last_trade_id agrees)
 
     def subscribe(self, ids: list[str], request: int) -> list[str]:
         channels: list[dict[str, Any]] = [

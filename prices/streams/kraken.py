@@ -28,6 +28,7 @@ class KrakenProtocol(VenueProtocol):
     ids_per_connection = 500
     ids_per_message = 100
     messages_per_second = 5.0
+    contiguous_trade_ids = True  # trade_id is the book's sequence (reference §3)
 
     def subscribe(self, ids: list[str], request: int) -> list[str]:
         frames = [{"method": "subscribe", "params": {"channel": "ticker", "symbol": ids}, "req_id": request}]

@@ -64,12 +64,17 @@ class SequenceBook:
 
 class TradeIds:
     """Trade ids per product only grow: one seen before is a duplicate, a lower unseen one
-    is out of order."""
+    is out of order. Where the venue numbers each book's trades contiguously (`contiguous`:
+    Kraken's per-book sequence, Coinbase's matches, Binance's aggregate trades), a jump is a
+    `gap` (trades were missed; the trade is used, the loss counted)."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_resumed", "_seen", "contiguous")
 
-    def __init__(self) -> None:
+    def __init__(self, *, contiguous: bool = False) -> None:
         self._seen: dict[str, _Seen] = {}
+        self.contiguous = contiguous
+        #: Keys whose next trade follows a reconnect: what was missed while away is no gap.
+        self._resumed: set[str] = set()
 
     def accept(self, key: str, trade_id: int) -> str:
         seen = self._seen.get(key)
@@ -80,8 +85,14 @@ class TradeIds:
             return "duplicate"
         if trade_id < seen.last:
             return "out_of_order"
+        gap = self.contiguous and trade_id > seen.last + 1 and key not in self._resumed
+        self._resumed.discard(key)
         seen.add(trade_id)
-        return "ok"
+        return "gap" if gap else "ok"
+
+    def resume(self) -> None:
+        """After a reconnect (duplicates are still recognised, gaps are not counted once)."""
+        self._resumed = set(self._seen)
 
     def last(self, key: str) -> int | None:
         seen = self._seen.get(key)

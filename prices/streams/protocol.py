@@ -38,6 +38,8 @@ class VenueProtocol:
     messages_per_second = 5.0
     #: An error naming one id refused the whole subscribe message (resend the others).
     rejects_whole_request = False
+    #: Each book's trade ids are consecutive: a jump means trades were missed (`trade_gap`).
+    contiguous_trade_ids = False
 
     def __init__(self, trade_ids: Iterable[str] = ()) -> None:
         #: Ids whose trades are subscribed too (the market overview's recent trades).

@@ -175,6 +175,29 @@ async def test_duplicate_and_out_of_order_trade_ids_are_dropped(venue: FakeVenue
         assert health["errors"] == {"out_of_order_trade": 1} and stream.counts["duplicate_trades"] == 1
 
 
+@pytest.mark.parametrize("venue", VENUES, indirect=True)
+async def test_a_jump_in_trade_ids_is_counted_where_they_are_consecutive(venue: FakeVenue) -> None:
+    """Kraken's trade_id is the book's sequence, Coinbase's and Binance's aggregate trade ids
+    are consecutive per product: a jump means trades were missed (used, counted). OKX's
+    tradeId is the last fill of a merged order: its jumps are normal."""
+    sink = RecordingSink()
+    async with streaming(venue, sink) as stream:
+        await until(lambda: stream.live() and btc(venue.kind) in venue.trade_subscribed(), "trades subscribed")
+        for trade_id in (5, 6, 9, 10):
+            venue.trade(btc(venue.kind), trade_id, 100.0 + trade_id, 1.0, "buy")
+        await until(lambda: [t.trade_id for _, _, t in sink.trades] == [5, 6, 9, 10], "every trade, the gap's too")
+        expected = 0 if venue.kind == "okx" else 1
+        assert stream.health()["trade_gaps"] == expected
+        assert stream.health()["errors"] == ({"trade_gap": 1} if expected else {})
+        # After a reconnect, what was missed while away is not counted as a gap.
+        venue.close_all(1011, "internal error")
+        await until(lambda: venue.total_connections == 2 and stream.live(), "reconnected")
+        await until(lambda: btc(venue.kind) in venue.trade_subscribed(), "trades subscribed again")
+        venue.trade(btc(venue.kind), 20, 120.0, 1.0, "sell")
+        await until(lambda: sink.trades[-1][2].trade_id == 20, "the trade after the reconnect")
+        assert stream.health()["trade_gaps"] == expected
+
+
 @pytest.mark.parametrize("venue", ["coinbase"], indirect=True)
 async def test_a_coinbase_sequence_gap_is_detected(venue: FakeVenue) -> None:
     sink = RecordingSink()

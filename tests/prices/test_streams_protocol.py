@@ -438,3 +438,12 @@ def test_trade_ids_only_grow_per_product() -> None:
     assert ids.last("BTC") == 8 and ids.accept("ETH", 1) == "ok"
     ids.skip_to("BTC", 20)
     assert ids.accept("BTC", 19) == "out_of_order" and ids.accept("BTC", 21) == "ok"
+
+
+def test_consecutive_trade_ids_tell_a_gap_except_right_after_a_reconnect() -> None:
+    ids = TradeIds(contiguous=True)
+    assert [ids.accept("BTC", n) for n in (5, 6, 9, 9, 10)] == ["ok", "ok", "gap", "duplicate", "ok"]
+    ids.resume()
+    assert ids.accept("BTC", 15) == "ok"  # missed while reconnecting: not a gap of the stream
+    assert ids.accept("BTC", 17) == "gap"
+    assert [ids.accept("BTC", n) for n in (12, 16)] == ["out_of_order", "out_of_order"]
