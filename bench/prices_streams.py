@@ -104,6 +104,15 @@ SymbolMapping.objects.bulk_create(rows)
     subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True)
 
 
+def die_with_parent() -> None:
+    """In a child: SIGTERM when the benchmark dies (a timeout's kill must not leave a feed
+    process streaming on the machine)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def child_pid(pid: int) -> int:
     """The process py-spy started (the feed), for its own CPU time."""
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -379,7 +388,7 @@ def main() -> None:
     venues = subprocess.Popen(
         [sys.executable, "-m", "bench.prices_venues", str(args.symbols), "--mean-interval", str(args.mean_interval),
          "--burst-every", str(args.burst_every)],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     assert venues.stdout is not None and venues.stdin is not None
     urls = json.loads(venues.stdout.readline())
@@ -401,6 +410,7 @@ def main() -> None:
             producer = subprocess.Popen(
                 command,
                 cwd=ROOT,
+                preexec_fn=die_with_parent,
                 env=env_for(
                     prefix,
                     PRICES_STREAM_URLS=json.dumps(urls["streams"]),
@@ -418,7 +428,7 @@ def main() -> None:
             producer = None
         if "rest" in args.only:
             producer = subprocess.Popen(
-                [sys.executable, "-m", "bench.prices_rest_tick"], cwd=ROOT,
+                [sys.executable, "-m", "bench.prices_rest_tick"], cwd=ROOT, preexec_fn=die_with_parent,
                 env=env_for(prefix, PRICES_DEVIATION_BPS=str(args.deviation_bps))
             )  # fmt: skip
             time.sleep(10)  # two ticks: warm state

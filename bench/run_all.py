@@ -16,6 +16,7 @@ BENCHMARKS = [
     ["bench.deflate_fanout"],
     ["bench.gc_freeze"],
     ["bench.prices_tick"],
+    ["bench.prices_streams"],
     ["bench.wallets_scan"],
     ["bench.alerts_engine"],
     ["bench.reconnect_storm"],
