@@ -9,3 +9,8 @@ class AccountsConfig(AppConfig):
     name = "realtime_project.accounts"
     label = "site_accounts"
     verbose_name = "Site accounts"
+
+    def ready(self) -> None:
+        from . import revocation
+
+        revocation.connect()

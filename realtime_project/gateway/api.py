@@ -1,4 +1,5 @@
-"""Server API: `publish(channel, data)` and `send_to_user(user_id, data)`, sync and async.
+"""Server API: `publish(channel, data)`, `send_to_user(user_id, data)` and
+`end_sessions(user_id, ...)`, sync and async.
 
 Apps push to clients only through these. The payload is encoded once, here, at the
 call site: a payload that is not JSON-serialisable raises `TypeError` and nothing is
@@ -45,6 +46,7 @@ from .layer_messages import (
     layer_prefix,
     publication_message,
     pubsub_channel,
+    revoke_message,
     user_group,
     user_message,
 )
@@ -54,10 +56,13 @@ from .runtime import get_history, server_loop, uses_memory_layer
 
 __all__ = [
     "FencedOut",
+    "aend_sessions",
     "apublish",
     "apublish_many",
     "asend_to_user",
     "current_fence",
+    "end_sessions",
+    "end_sessions_on_commit",
     "fenced",
     "publish",
     "publish_many",
@@ -226,7 +231,10 @@ async def _publish_encoded(
 
 
 async def _send_user_encoded(user_id: int, payload: str) -> None:
-    message = user_message(user_id, payload, time.time())
+    await _send_user_message(user_id, user_message(user_id, payload, time.time()))
+
+
+async def _send_user_message(user_id: int, message: dict[str, Any]) -> None:
     store = get_history()
     if hasattr(store, "publish_raw"):
         await store.publish_raw(pubsub_channel(_layer_prefix(), user_group(user_id)), encode(message))
@@ -284,6 +292,31 @@ async def asend_to_user(user_id: int, data: Any) -> None:
     """Send `data` to every connection of `user_id` on every gateway (channel `user`)."""
     payload = encode_payload(data)
     await _on_target(_send_user_encoded(user_id, payload))
+
+
+async def aend_sessions(
+    user_id: int, *, reason: str, session_key: str | None = None, token_key: str | None = None
+) -> None:
+    """End the user's sockets on every gateway: those opened with `session_key` (a Django
+    session, and the tickets bought with it) or `token_key` (the tickets an API token
+    bought), or every one when neither is given. Each gets `error` `unauthenticated`
+    (`details.reason`) and closes with 4401 (docs/protocol.md "Sessions end")."""
+    await _on_target(_send_user_message(user_id, _revoke(user_id, reason, session_key, token_key)))
+
+
+def _revoke(user_id: int, reason: str, session_key: str | None, token_key: str | None) -> dict[str, Any]:
+    from .credentials import SESSION, TOKEN, credential_id
+
+    if session_key is not None and token_key is not None:
+        raise ValueError("one credential at a time")
+    credential = (
+        credential_id(SESSION, session_key)
+        if session_key is not None
+        else credential_id(TOKEN, token_key)
+        if token_key is not None
+        else None
+    )
+    return revoke_message(user_id, credential, reason, time.time())
 
 
 # --- sync API -----------------------------------------------------------------------
@@ -408,6 +441,19 @@ def _on_commit(encoded: list[tuple[ChannelName, str]], key: str | None, using: s
 def send_to_user_on_commit(user_id: int, data: Any, *, using: str | None = None) -> None:
     payload = encode_payload(data)
     transaction.on_commit(lambda: _safe(lambda: _run_sync(_send_user_encoded(user_id, payload))), using=using)
+
+
+def end_sessions(user_id: int, *, reason: str, session_key: str | None = None, token_key: str | None = None) -> None:
+    """`aend_sessions` for sync code (views, signal receivers, admin actions)."""
+    _run_sync(_send_user_message(user_id, _revoke(user_id, reason, session_key, token_key)))
+
+
+def end_sessions_on_commit(
+    user_id: int, *, reason: str, session_key: str | None = None, token_key: str | None = None
+) -> None:
+    """`end_sessions` once the current transaction commits (at once outside one)."""
+    message = _revoke(user_id, reason, session_key, token_key)
+    transaction.on_commit(lambda: _safe(lambda: _run_sync(_send_user_message(user_id, message))))
 
 
 def _safe(fn: Any) -> None:

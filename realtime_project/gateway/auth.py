@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.http.cookie import parse_cookie
 
 from .conf import gateway_settings
+from .credentials import SESSION, Credential
 from .errors import Unauthenticated
 from .namespaces import ANONYMOUS, Principal
 
@@ -90,15 +91,30 @@ class SessionUserMiddleware:
         return await self.inner(scope, receive, send)
 
 
-def issue_ticket(user_id: int) -> tuple[str, int]:
-    """A signed ticket for `user_id`, valid for TICKET_TTL seconds, usable once."""
+def issue_ticket(user_id: int, credential: Credential | None = None) -> tuple[str, int]:
+    """A signed ticket for `user_id`, valid for TICKET_TTL seconds, usable once.
+
+    `credential`: the session or API token the ticket was bought with; the socket opened
+    with the ticket ends with it. It is kept server-side (the cache), never in the ticket,
+    which is readable by whoever sees the URL."""
     ttl = gateway_settings().ticket_ttl
-    ticket = signing.dumps({"u": int(user_id), "n": secrets.token_urlsafe(12)}, salt=TICKET_SALT)
+    nonce = secrets.token_urlsafe(12)
+    if credential is not None:
+        cache.set(_credential_key(nonce), credential.encode(), timeout=ttl + 5)
+    ticket = signing.dumps({"u": int(user_id), "n": nonce}, salt=TICKET_SALT)
     return ticket, ttl
+
+
+def _credential_key(nonce: str) -> str:
+    return f"ws-ticket-credential:{nonce}"
 
 
 def check_ticket(ticket: str) -> int:
     """Return the ticket's user id or raise `Unauthenticated` (expired/forged/reused)."""
+    return _check_ticket(ticket)[0]
+
+
+def _check_ticket(ticket: str) -> tuple[int, Credential | None]:
     ttl = gateway_settings().ticket_ttl
     if not isinstance(ticket, str) or not ticket or len(ticket) > 512:
         raise Unauthenticated("invalid ticket")
@@ -113,7 +129,7 @@ def check_ticket(ticket: str) -> int:
     # Single use: a replayed ticket (e.g. from a log or a proxy) is refused.
     if not cache.add(f"ws-ticket:{body['n']}", 1, timeout=ttl + 5):
         raise Unauthenticated("ticket already used")
-    return int(body["u"])
+    return int(body["u"]), Credential.decode(cache.get(_credential_key(body["n"])))
 
 
 def _load_principal_sync(user_id: int) -> Principal | None:
@@ -124,10 +140,56 @@ def _load_principal_sync(user_id: int) -> Principal | None:
 
 
 async def principal_from_ticket(ticket: str) -> Principal:
-    principal = await database_sync_to_async(_load_principal_sync)(check_ticket(ticket))
+    return (await authenticate_ticket(ticket))[0]
+
+
+async def authenticate_ticket(ticket: str) -> tuple[Principal, Credential | None]:
+    """The ticket's principal and the credential it was bought with (None: not recorded)."""
+    user_id, credential = _check_ticket(ticket)
+    principal = await database_sync_to_async(_load_principal_sync)(user_id)
     if principal is None:
         raise Unauthenticated("user is inactive or gone")
-    return principal
+    return principal, credential
+
+
+def session_credential(scope: dict[str, Any]) -> Credential | None:
+    """The session a cookie-authenticated handshake carried."""
+    key = session_key_of(scope)
+    return None if key is None else Credential(SESSION, key)
+
+
+# --- re-validation (revalidation.py calls this for every signed-in connection) -----------
+
+RevalidationKey = tuple[int, "Credential | None"]
+
+
+def _revalidate_sync(items: list[RevalidationKey]) -> set[RevalidationKey]:
+    from rest_framework.authtoken.models import Token
+
+    active = set(
+        get_user_model()
+        .objects.filter(pk__in={user_id for user_id, _ in items}, is_active=True)
+        .values_list("pk", flat=True)
+    )
+    ended: set[RevalidationKey] = set()
+    for user_id, credential in items:
+        if user_id not in active:
+            ended.add((user_id, credential))
+        elif credential is None:
+            continue
+        elif credential.kind == SESSION:
+            # Exactly Django's check for a request: the session exists, names this user
+            # through an allowed backend, and its password hash still matches.
+            if getattr(_user_for_session_sync(credential.secret), "pk", None) != user_id:
+                ended.add((user_id, credential))
+        elif not Token.objects.filter(key=credential.secret, user_id=user_id).exists():
+            ended.add((user_id, credential))
+    return ended
+
+
+async def revalidate(items: list[RevalidationKey]) -> set[RevalidationKey]:
+    """Which (user, credential) pairs no longer authenticate (one database thread hop)."""
+    return await database_sync_to_async(_revalidate_sync)(items)
 
 
 def principal_from_user(user: Any) -> Principal:

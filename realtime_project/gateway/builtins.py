@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .auth import principal_from_ticket
+from .auth import authenticate_ticket
 from .clock import now_ms
 from .conf import gateway_settings
 from .errors import ErrorCode, GatewayError
@@ -115,7 +115,7 @@ def record_pong(conn: Connection, frame: dict[str, Any], now: float) -> None:
 @router.register("auth", schema=lambda frame: require_str(frame, "ticket", max_length=512))
 async def auth(request: Request) -> Any:
     conn = request.connection
-    principal = await principal_from_ticket(request.data)
+    principal, credential = await authenticate_ticket(request.data)
     hub = _hub(request)
     if principal.user_id != conn.user_id:
         # A different identity: private channels of the previous one are dropped.
@@ -124,6 +124,7 @@ async def auth(request: Request) -> Any:
                 await hub.unsubscribe(conn, public)
                 conn.enqueue(unsubscribed_frame(None, public, reason="auth_changed"))
     await hub.set_principal(conn, principal)
+    conn.credential, conn.validated_at = credential, hub.clock.monotonic()
     conn.enqueue(authenticated_frame(request.id, principal.user_id))
     return NO_REPLY
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .credentials import Credential
 from .direct import DirectWriter, SharedFrame, TransportControl
 from .errors import CloseCode
 from .heartbeat import Heartbeat
@@ -73,6 +74,10 @@ class Connection:
     transport: TransportControl | None = None
     #: After a slow consumer's close frame, how long its socket may live (seconds).
     close_grace: float = 2.0
+    #: The session or API token a signed-in connection was opened with (credentials.py).
+    credential: Credential | None = None
+    #: When the principal and credential were last found valid (monotonic).
+    validated_at: float = 0.0
     _sending: bool = False
     #: Frames waiting behind a send in progress; None until the first one (an empty
     #: deque is 760 bytes, and most connections never queue anything).
@@ -86,6 +91,7 @@ class Connection:
         if not self.id:
             self.id = f"c{next(_ids)}"
         self.last_seen = self.connected_at
+        self.validated_at = self.connected_at
 
     @property
     def user_id(self) -> int | None:

@@ -18,7 +18,14 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .auth import origin_allowed, origin_of, principal_from_ticket, principal_from_user, query_ticket
+from .auth import (
+    authenticate_ticket,
+    origin_allowed,
+    origin_of,
+    principal_from_user,
+    query_ticket,
+    session_credential,
+)
 from .builtins import record_pong
 from .clock import SYSTEM_CLOCK, now_ms
 from .conf import gateway_settings
@@ -96,13 +103,15 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         principal = principal_from_user(self.scope.get("user"))
+        # The socket ends with the session or token it was opened with (credentials.py).
+        credential = session_credential(self.scope) if principal.authenticated else None
         auth_error: GatewayError | None = None
         ticket = query_ticket(self.scope)
         if ticket is not None:
             try:
-                principal = await principal_from_ticket(ticket)
+                principal, credential = await authenticate_ticket(ticket)
             except GatewayError as exc:
-                auth_error, principal = exc, ANONYMOUS
+                auth_error, principal, credential = exc, ANONYMOUS, None
         await self.accept()
         now = self.clock.monotonic()
         conn = Connection(
@@ -123,6 +132,7 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             direct=direct_writer(self.scope.get(RAW_SEND_KEY)),
             transport=transport_control(self.scope.get(RAW_SEND_KEY)),
             close_grace=settings.drain_grace_seconds,
+            credential=credential,
         )
         conn.session = f"{settings.gateway_id}:{conn.id}"
         self.conn, self.hub = conn, hub

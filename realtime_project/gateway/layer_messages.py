@@ -24,6 +24,8 @@ PROBE_GROUP: Final = "rt.probe"
 PUBLICATION: Final = "hub.message"
 BATCH: Final = "hub.batch"
 USER: Final = "hub.user"
+#: Control message on a user's group: end that user's sockets (all, or one credential's).
+REVOKE: Final = "hub.revoke"
 
 
 def channel_group(channel: str) -> str:
@@ -68,6 +70,10 @@ def user_message(user_id: int, payload: str, ts: float) -> dict[str, Any]:
     return {"type": USER, "user": int(user_id), "payload": payload, "ts": ts}
 
 
+def revoke_message(user_id: int, credential: str | None, reason: str, ts: float) -> dict[str, Any]:
+    return {"type": REVOKE, "user": int(user_id), "credential": credential, "reason": reason, "ts": ts}
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """A layer message as channels-redis' pub/sub layer serialises it (msgpack)."""
     import msgpack  # a dependency of channels-redis
@@ -99,7 +105,16 @@ class UserMessage:
     ts: float
 
 
-def parse(message: dict[str, Any]) -> Publications | UserMessage | None:
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """End the sockets of `user_id` opened with `credential` (a credential id; None: all)."""
+
+    user_id: int
+    credential: str | None
+    reason: str
+
+
+def parse(message: dict[str, Any]) -> Publications | UserMessage | Revocation | None:
     """Decode a layer message; None for a type the hub does not handle.
 
     Raises KeyError/ValueError/TypeError for a malformed message of a known type.
@@ -117,4 +132,7 @@ def parse(message: dict[str, Any]) -> Publications | UserMessage | None:
         return Publications(items, ts)
     if kind == USER:
         return UserMessage(int(message["user"]), str(message["payload"]), ts)
+    if kind == REVOKE:
+        credential = message.get("credential")
+        return Revocation(int(message["user"]), None if credential is None else str(credential), str(message["reason"]))
     return None

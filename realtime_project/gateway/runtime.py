@@ -90,6 +90,10 @@ async def get_hub() -> Hub:
         _server_loop = loop
     if not hub.started:
         await hub.start()
+        from .auth import revalidate
+        from .revalidation import revalidation_loop
+
+        hub.spawn(revalidation_loop(hub, revalidate), "hub-revalidate")
         if gateway_settings().history_redis_url:
             from .presence import presence_loop
 

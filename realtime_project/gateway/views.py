@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from .api import publish, validate_channel
 from .auth import issue_ticket
+from .credentials import SESSION, TOKEN, Credential
 from .health import readiness
 
 
@@ -62,8 +63,20 @@ class WsTicketView(APIView):
     def post(self, request: Request) -> Response:
         user_id = request.user.pk
         assert user_id is not None  # IsAuthenticated
-        ticket, ttl = issue_ticket(int(user_id))
+        ticket, ttl = issue_ticket(int(user_id), _credential_of(request))
         return Response({"ticket": ticket, "expires_in": ttl, "url": f"/ws/?ticket={ticket}"}, status=201)
+
+
+def _credential_of(request: Request) -> Credential | None:
+    """The credential this request authenticated with: the socket the ticket opens ends with it."""
+    from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+
+    authenticator = request.successful_authenticator
+    if isinstance(authenticator, TokenAuthentication) and request.auth is not None:
+        return Credential(TOKEN, str(request.auth.key))
+    if isinstance(authenticator, SessionAuthentication) and request.session.session_key:
+        return Credential(SESSION, request.session.session_key)
+    return None
 
 
 class PublishSerializer(serializers.Serializer[dict[str, object]]):

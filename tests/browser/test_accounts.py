@@ -1,5 +1,6 @@
 """Accounts in real headless Chromium: sign in from the dashboard, land back on it
-signed in (the socket's welcome names the user), sign out; Sign-In with Ethereum through
+signed in (the socket's welcome names the user), sign out in another tab and see the
+first tab's socket ended and anonymous again; Sign-In with Ethereum through
 a browser wallet (EIP-1193) whose signatures are real (eth-account, through the page)."""
 
 from __future__ import annotations
@@ -54,10 +55,17 @@ def test_sign_in_from_the_dashboard_and_sign_out(
     expect(page.get_by_test_id("account-user")).to_have_text("dana")
     wait_welcome(page, user.pk)  # the socket opened with the new session is the user's
 
-    page.get_by_test_id("sign-out").click()
-    expect(page).to_have_url(f"{server.http_url}/")
-    expect(page.get_by_test_id("sign-in-link")).to_be_visible()
+    # A second tab of the same browser signs out: the first tab's socket is ended by the
+    # server (4401), comes back anonymous, and the page follows it.
+    other = new_page(server, context=page.context)
+    wait_welcome(other, user.pk)
+    other.get_by_test_id("sign-out").click()
+    expect(other).to_have_url(f"{server.http_url}/")
+    expect(other.get_by_test_id("sign-in-link")).to_be_visible()
+    wait_welcome(other, None)
     wait_welcome(page, None)
+    assert page.evaluate("() => window.__realtime.client.getStatus().lastCloseCode") == 4401
+    expect(page.get_by_test_id("sign-in-link")).to_be_visible()
     assert not page.js_errors  # type: ignore[attr-defined]
 
 

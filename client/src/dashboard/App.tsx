@@ -24,7 +24,9 @@ export interface DashboardConfig {
 
 export function App({ config, push }: { config: DashboardConfig; push?: PushOptIn }) {
   const status = useConnectionStatus();
-  const signedIn = config.signedIn || status.user !== null;
+  // The page's session until the socket says otherwise: a socket whose session ended
+  // (signed out in another tab) comes back anonymous, and the page follows it.
+  const signedIn = status.state === "open" ? status.user !== null : config.signedIn;
   return (
     <div className="layout">
       <header className="top">

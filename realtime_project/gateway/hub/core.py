@@ -23,7 +23,16 @@ from ..conflation import Conflator
 from ..connections import Connection, ConnectionManager
 from ..errors import BadRequest, GatewayError, Unavailable
 from ..history import HistoryStore, Publication
-from ..layer_messages import BATCH_GROUP, Publications, UserMessage, channel_group, decode, parse, user_group
+from ..layer_messages import (
+    BATCH_GROUP,
+    Publications,
+    Revocation,
+    UserMessage,
+    channel_group,
+    decode,
+    parse,
+    user_group,
+)
 from ..metrics import GAPS_REPAIRED, GAPS_UNRECOVERED, LAYER_ERRORS, PUBLISH_LATENCY, SUBSCRIPTIONS
 from ..namespaces import Namespace, Principal, Recovery
 from ..protocol import Since
@@ -32,6 +41,7 @@ from .catchup import SnapshotFn, catch_up
 from .fanout import FanOut
 from .intake import PubSubIntake
 from .membership import LayerGroups, Membership, PubSubGroups
+from .revocation import end_session
 from .sequencer import Step
 from .state import LOCAL_HISTORY, ChannelState, Subscription
 
@@ -293,6 +303,8 @@ class Hub:
                 PUBLISH_LATENCY.observe(max(0.0, time.time() - event.ts))
         elif isinstance(event, UserMessage):
             self.on_user_message(event.user_id, event.payload, event.ts)
+        elif isinstance(event, Revocation):
+            self.revoke(event.user_id, event.credential, event.reason)
 
     async def on_publication(self, internal: str, pub: Publication, ts: float = 0.0) -> None:
         state = self.channels.get(internal)
@@ -366,6 +378,16 @@ class Hub:
 
     def on_user_message(self, user_id: int, payload: str, ts: float = 0.0) -> None:
         self.fanout.to_user(self.connections.connections_of(user_id), payload, ts)
+
+    def revoke(self, user_id: int, credential: str | None, reason: str) -> int:
+        """End the user's local sockets opened with `credential` (an id; None: every one)."""
+        ended = 0
+        for conn in list(self.connections.connections_of(user_id)):
+            if credential is None or (conn.credential is not None and conn.credential.id == credential):
+                ended += end_session(conn, reason)
+        if ended:
+            logger.info("user %s: %d connection(s) ended (%s)", user_id, ended, reason)
+        return ended
 
     def check_heartbeats(self) -> None:
         loops.check_heartbeats(self)
