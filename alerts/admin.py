@@ -1,5 +1,5 @@
-"""Admin: staff browse, change, deactivate and delete rules (through the services, so
-every engine's index follows). Rules are created by users, not in the admin."""
+"""Admin: staff create, browse, change, deactivate and delete rules (through the engine
+and the services, with the API's validation, so every engine's index follows)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,49 @@ from django.utils import timezone
 
 from . import services
 from .conf import alert_settings
+from .engine import get_engine
+from .errors import InvalidRule
 from .models import AlertRule
+from .validation import validate_rule
 
 #: What may change after creation (the rest is the rule's place in every index).
 MUTABLE = ("active", "mode", "cooldown", "expires_at")
+
+
+#: What staff fill in to create a rule for a user (as the API takes it).
+CREATE = ("user", "kind", "symbol", "threshold", "direction", "window", "mode", "cooldown", "expires_at")
+
+
+class AlertRuleCreateForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A new rule, validated exactly as the API validates one (known symbols included)."""
+
+    class Meta:
+        model = AlertRule
+        fields = list(CREATE)
+        help_texts = {
+            "window": "Percent moves only: the period the move is measured over (e.g. 01:00:00).",
+            "cooldown": "Repeat mode: the quiet time after each trigger. Empty: the default.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["cooldown"].required = False
+        self.fields["cooldown"].initial = None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        fields = {name: data.get(name) for name in CREATE if name != "user"}
+        try:
+            validate_rule(now=timezone.now(), known_symbols=get_engine().prices.known_symbols(), **fields)
+        except InvalidRule as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+        limit = alert_settings().max_rules_per_user
+        user = data.get("user")
+        if user is not None and AlertRule.objects.filter(user=user, deleted_at__isnull=True).count() >= limit:
+            self.add_error("user", f"this user already has {limit} alert rules (the limit)")
+        return data
 
 
 class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -65,11 +104,27 @@ class AlertRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fields = (*MUTABLE, *readonly_fields)
     actions = ["deactivate", "soft_delete"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Rules are created by users (API/socket), validated against known symbols.
-        return False
+    raw_id_fields = ("user",)
+
+    def get_form(self, request: HttpRequest, obj: AlertRule | None = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = AlertRuleCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> Any:
+        return CREATE if obj is None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> Any:
+        return () if obj is None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: Any, change: bool) -> None:
+        if not change:
+            # Through the engine, as the API does: the user's limit, the index, the revision.
+            rule = get_engine().register_alert(
+                user_id=obj.user_id, **{name: form.cleaned_data.get(name) for name in CREATE if name != "user"}
+            )
+            obj.pk, obj._state.adding = rule.pk, False
+            return
         services.alert_rule_update(
             user_id=obj.user_id,
             rule_id=obj.pk,
