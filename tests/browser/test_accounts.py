@@ -1,10 +1,12 @@
 """Accounts in real headless Chromium: sign in from the dashboard, land back on it
 signed in (the socket's welcome names the user), sign out in another tab and see the
-first tab's socket ended and anonymous again; Sign-In with Ethereum through
+first tab's socket ended and anonymous again; sign up and confirm the address from the
+mail (SMTP from `EMAIL_URL`, a local aiosmtpd server); Sign-In with Ethereum through
 a browser wallet (EIP-1193) whose signatures are real (eth-account, through the page)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from eth_account.messages import encode_defunct
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import in_thread, screenshot, serve_bundle
+from tests.support.smtp_server import smtp_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -108,3 +111,41 @@ def test_sign_in_with_ethereum(
         wait_welcome(page, user_id)
     finally:
         context.close()
+
+
+def test_sign_up_then_confirm_the_address_from_the_mail(
+    live_server_factory: Any, redis_url: str, key_prefix: str, new_page: Any
+) -> None:
+    with smtp_server() as (mailbox, port):
+        server = live_server_factory(
+            server="uvicorn", redis=redis_url, key_prefix=key_prefix, extra={"EMAIL_URL": f"smtp://127.0.0.1:{port}"}
+        )
+        page = new_page(server)
+        page.get_by_test_id("sign-in-link").click()
+        page.get_by_test_id("sign-up").click()
+        page.fill("#id_email", "nia@example.com")
+        page.fill("#id_username", "nia")
+        page.fill("#id_password1", PASSWORD)
+        page.fill("#id_password2", PASSWORD)
+        screenshot(page, "accounts-sign-up")
+        page.locator("form button[type=submit]").last.click()
+        expect(page).to_have_url(f"{server.http_url}/")
+        expect(page.get_by_test_id("account-user")).to_have_text("nia")
+        user_id = in_thread(lambda: get_user_model().objects.get(username="nia").pk)
+        wait_welcome(page, user_id)
+
+        (message,) = mailbox.messages  # sent before the sign-up answered
+        assert message["To"] == "nia@example.com"
+        body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", body)
+        assert link, body
+    page.goto(link.group(0))
+    page.locator("form button[type=submit]").last.click()
+
+    def verified() -> bool:
+        from allauth.account.models import EmailAddress
+
+        return EmailAddress.objects.filter(user_id=user_id, email="nia@example.com", verified=True).exists()
+
+    expect(page.locator("body")).to_contain_text("nia")
+    assert in_thread(verified)

@@ -126,6 +126,21 @@ def test_password_reset_by_email(alice: Any) -> None:
     assert alice.check_password(new)
 
 
+def test_an_unreachable_mail_server_is_no_500(alice: Any, settings: Any, caplog: Any) -> None:
+    from tests.support.smtp_server import closed_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port(), 2
+    client = Client()
+    form = {"email": "gus@example.com", "username": "gus", "password1": PASSWORD, "password2": PASSWORD}
+    assert client.post("/accounts/signup/", form).status_code == 302  # the account exists; the mail can be resent
+    assert get_user_model().objects.filter(username="gus").exists()
+    reset = client.post("/accounts/password/reset/", {"email": "alice@example.com"}, follow=True)
+    assert reset.status_code == 200
+    assert "could not send the email" in reset.content.decode()
+    assert "account email password_reset_key not sent" in caplog.text
+
+
 def test_sign_in_is_rate_limited_per_account(alice: Any) -> None:
     for _ in range(5):
         Client().post("/accounts/login/", {"login": "alice", "password": "wrong-wrong-wrong"})
