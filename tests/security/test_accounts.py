@@ -86,6 +86,13 @@ def test_sign_up_creates_an_account_and_can_be_switched_off(settings: Any) -> No
     # Verification mail through Django's email backend.
     assert any("bob@example.com" in m.to for m in mail.outbox)
 
+    # Django's password validators apply: a common password is refused.
+    weak = Client().post(
+        "/accounts/signup/",
+        {**form, "email": "d@example.com", "username": "dee", "password1": "password123", "password2": "password123"},
+    )
+    assert weak.status_code == 200 and "too common" in weak.content.decode()
+
     settings.ACCOUNTS_SIGNUP_OPEN = False
     closed = Client()
     page = closed.get("/accounts/signup/")

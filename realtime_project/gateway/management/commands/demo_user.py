@@ -18,6 +18,9 @@ class Command(BaseCommand):
         user, _ = get_user_model().objects.get_or_create(username=username, defaults={"email": "demo@example.com"})
         user.is_staff = True
         user.is_superuser = True
-        user.set_password(password)
+        if not user.check_password(password):  # a new password would end its sessions and token
+            user.set_password(password)
         user.save()
-        self.stdout.write(self.style.SUCCESS(f"Demo user: {username} / {password} (staff; sign in at /admin/)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo user: {username} / {password} (staff; sign in at /accounts/login/)")
+        )
