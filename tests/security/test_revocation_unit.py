@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 
 from realtime_project.gateway import runtime
 from realtime_project.gateway.api import aend_sessions
+from realtime_project.gateway.auth import _revalidate_sync as revalidate_sync
 from realtime_project.gateway.auth import issue_ticket, revalidate
 from realtime_project.gateway.credentials import SESSION, TOKEN, Credential, credential_id
 from realtime_project.gateway.revalidation import due, revalidate_once
@@ -136,3 +137,45 @@ async def test_revalidation_survives_a_database_error() -> None:
     await assert_alive(client)  # nobody is signed out because the database blinked
     assert len(due(list(hub.connections), hub.clock.monotonic(), hub.settings.heartbeat_interval)) == 1
     await client.close()
+
+
+@pytest.mark.parametrize("engine", ["django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cache"])
+def test_revalidation_checks_sessions_as_django_does(settings: Any, engine: str) -> None:
+    """The bulk check agrees with `auth.get_user` on every way a session stops authenticating."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, get_user
+    from django.contrib.sessions.backends.base import SessionBase
+    from django.http import HttpRequest
+
+    settings.SESSION_ENGINE = engine
+    users = get_user_model().objects
+
+    def login(user: Any) -> str:
+        client = DjangoClient()
+        client.force_login(user)
+        return client.cookies["sessionid"].value
+
+    def django_says(key: str) -> int | None:
+        from importlib import import_module
+
+        request = HttpRequest()
+        request.session = import_module(engine).SessionStore(key)  # type: ignore[attr-defined]
+        found = get_user(request)
+        return found.pk if found.is_authenticated else None
+
+    ok, moved, other, foreign = (users.create_user(n, password=f"pw-{n}-1234567") for n in ("ok", "mv", "ot", "fo"))
+    keys = {name: login(user) for name, user in (("ok", ok), ("moved", moved), ("other", other), ("foreign", foreign))}
+    users.filter(pk=moved.pk).update(password="pbkdf2_sha256$1$x$y")  # changed behind Django's back
+    store: SessionBase = __import__(engine, fromlist=["SessionStore"]).SessionStore(keys["foreign"])
+    store[BACKEND_SESSION_KEY] = "some.removed.Backend"
+    store.save()
+    items = [
+        (ok.pk, Credential(SESSION, keys["ok"])),
+        (moved.pk, Credential(SESSION, keys["moved"])),
+        (ok.pk, Credential(SESSION, keys["other"])),  # a session of another user
+        (foreign.pk, Credential(SESSION, keys["foreign"])),
+        (ok.pk, Credential(SESSION, "no-such-session")),
+    ]
+    ended = revalidate_sync(items)
+    for user_id, credential in items:
+        assert ((user_id, credential) not in ended) == (django_says(credential.secret) == user_id), credential
+    assert ended == set(items[1:])
