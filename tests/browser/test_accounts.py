@@ -69,6 +69,7 @@ def test_sign_in_from_the_dashboard_and_sign_out(
     wait_welcome(page, None)
     assert page.evaluate("() => window.__realtime.client.getStatus().lastCloseCode") == 4401
     expect(page.get_by_test_id("sign-in-link")).to_be_visible()
+    expect(page.get_by_test_id("signed-out-notice")).to_have_text("Your session ended")
     assert not page.js_errors  # type: ignore[attr-defined]
 
 

@@ -7,6 +7,7 @@ import { NotificationBell } from "./NotificationBell";
 import { PanelBoundary } from "./PanelBoundary";
 import { PriceTable } from "./PriceTable";
 import { WalletPanel } from "./WalletPanel";
+import { CloseCode } from "../core/codes";
 import type { PushOptIn } from "../core/push";
 import { useConnectionStatus } from "../react/hooks";
 
@@ -42,7 +43,12 @@ export function App({ config, push }: { config: DashboardConfig; push?: PushOptI
               </form>
             </>
           ) : (
-            <a href={config.loginUrl ?? "/accounts/login/?next=/"} data-testid="sign-in-link">Sign in</a>
+            <>
+              {config.signedIn && status.lastCloseCode === CloseCode.Unauthenticated ? (
+                <span className="warn" data-testid="signed-out-notice">Your session ended</span>
+              ) : null}
+              <a href={config.loginUrl ?? "/accounts/login/?next=/"} data-testid="sign-in-link">Sign in</a>
+            </>
           )}
           <a href="/api/docs/">API</a>
         </nav>
