@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/realtime
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint typecheck pytest cluster client client-test bench clean
+.PHONY: run test lint typecheck pytest cluster cluster-status client client-test bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,7 @@ client-test:
 test: $(VENV)/.dev
 	scripts/services.sh
 	scripts/ensure-chromium.sh
+	scripts/ensure-haproxy.sh
 	$(MAKE) --no-print-directory lint typecheck client-test pytest
 
 # Production mode refuses a missing/weak SECRET_KEY: the local cluster keeps a random one in
@@ -66,11 +67,17 @@ var/secret_key:
 	@mkdir -p var
 	@umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
 
+# The production topology on one machine, supervised (deploy/supervisord.conf) behind HAProxy
+# (deploy/haproxy.cfg.template): http://$(HOST):$(PORT)/ in the foreground, Ctrl-C stops it all.
 cluster: $(VENV)/.runtime client var/secret_key
 	scripts/services.sh
+	scripts/ensure-haproxy.sh
 	$(CLUSTER_ENV) $(BIN)/python manage.py migrate --noinput -v0
 	$(CLUSTER_ENV) $(BIN)/python manage.py setup_schedule
-	$(CLUSTER_ENV) PRICES_QUEUE=prices $(BIN)/honcho start -f Procfile
+	$(CLUSTER_ENV) $(BIN)/python -m realtime_project.cluster run --host $(HOST) --port $(PORT)
+
+cluster-status:
+	@$(BIN)/python -m realtime_project.cluster status --host $(HOST) --port $(PORT)
 
 bench: $(VENV)/.dev client
 	scripts/services.sh

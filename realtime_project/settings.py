@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, next to the views: a query failing because PostgreSQL is down → 503 + code.
+    "realtime_project.db_outage.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "realtime_project.urls"

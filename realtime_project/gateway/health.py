@@ -9,6 +9,7 @@ registered with `critical=True`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,17 @@ def register_check(name: str, fn: CheckFn, *, critical: bool = False) -> None:
     _checks[name] = (fn, critical)
 
 
+def _drop_broken_connection() -> None:
+    """Checks run in worker threads outside the request cycle, where Django never closes a
+    broken connection: after PostgreSQL restarts, the thread's old connection would fail
+    every later check (the gateway unready for ever). Close it; the next query reconnects."""
+    if connection.connection is not None and connection.errors_occurred and not connection.is_usable():
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
 def _database() -> dict[str, Any]:
+    _drop_broken_connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
@@ -39,6 +50,7 @@ def _database() -> dict[str, Any]:
 
 
 def _apps() -> dict[str, dict[str, Any]]:
+    _drop_broken_connection()
     out: dict[str, dict[str, Any]] = {}
     for name, (fn, critical) in _checks.items():
         try:

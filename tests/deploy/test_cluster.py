@@ -1,0 +1,119 @@
+"""The supervised cluster for real: deploy/supervisord.conf under supervisord, HAProxy from
+deploy/haproxy.cfg.template in front of two gateways, the workers, beat and the feed process.
+
+One address serves the whole product, a WebSocket through it gets the feed process's
+(simulated) prices and a publication, every process killed is restarted by the
+supervisor, and the stop is clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from realtime_project.cluster import Cluster
+from realtime_project.gateway.api import publish
+from tests.gateway.test_scale_out import recv
+from tests.support.cluster import cluster_spec
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
+
+PROGRAMS = {"haproxy", "gateway1", "gateway2", "worker", "prices", "beat", "feeds"}
+
+
+def get(url: str) -> tuple[int, bytes, Message]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as resp:
+            return resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers
+
+
+async def until(ws: Any, predicate: Any, timeout: float = 20) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await recv(ws, timeout)
+            if predicate(frame):
+                return frame
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_stops_cleanly(
+    tmp_path: Path, redis_settings: Any, redis_url: str, key_prefix: str
+) -> None:
+    cluster = Cluster(cluster_spec(tmp_path, redis_url=redis_url, key_prefix=key_prefix))
+    await asyncio.to_thread(cluster.start)
+    try:
+        status = cluster.status()
+        assert set(status) == PROGRAMS and {s.state for s in status.values()} == {"RUNNING"}, status
+        assert cluster.balancer_servers()["gateways/gw1"] == "UP"
+        assert cluster.balancer_servers()["gateways/gw2"] == "UP"
+
+        # The whole product at one address: health, dashboard, API, admin.
+        code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/healthz")
+        assert code == 200 and json.loads(body) == {"status": "ok"}
+        code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/")
+        assert code == 200 and b"<html" in body.lower()
+        code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/api/prices/")
+        assert code == 200, body
+        code, _, headers = await asyncio.to_thread(get, f"{cluster.url}/admin/")
+        assert code == 302 and "/admin/login/" in headers["location"]
+
+        # WebSockets through the balancer, spread over both gateways (leastconn); the feed
+        # process streams the simulated market, labelled as such.
+        async with websockets.connect(cluster.ws_url) as a, websockets.connect(cluster.ws_url) as b:
+            welcomes = [await recv(a), await recv(b)]
+            assert [w["type"] for w in welcomes] == ["welcome", "welcome"]
+            code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/readyz")
+            assert code == 200 and json.loads(body)["cluster"]["gateways"] == 2
+            await a.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:btc"}))
+            price = await until(a, lambda f: f["type"] == "message" and f["channel"] == "prices:BTC")
+            assert price["data"]["source"] == "simulated" and price["data"]["symbol"] == "BTC"
+            await b.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:QQQ"}))
+            assert (await until(b, lambda f: f["type"] != "message"))["type"] == "subscribed"
+            await asyncio.to_thread(publish, "prices:QQQ", {"symbol": "QQQ", "note": "through the balancer"})
+            frame = await until(b, lambda f: f["type"] == "message" and f["channel"] == "prices:QQQ")
+            assert frame["data"] == {"symbol": "QQQ", "note": "through the balancer"}
+
+        # kill -9 of every process at once (with a worker's pool: each program is a process
+        # group of its own): the supervisor brings each one back.
+        old = {name: info.pid for name, info in cluster.status().items()}
+        for pid in old.values():
+            os.killpg(pid, signal.SIGKILL)
+        await asyncio.to_thread(cluster.wait_running, exclude_pids=old.values(), timeout=60)
+        await asyncio.to_thread(cluster.wait_ready, 60)
+        code, _, _ = await asyncio.to_thread(get, f"{cluster.url}/healthz")
+        assert code == 200
+        pids = {name: info.pid for name, info in cluster.status().items()}
+    finally:
+        returncode = await asyncio.to_thread(cluster.stop)
+    assert returncode == 0
+    assert not any(alive(pid) for pid in pids.values()), pids
+    log = (tmp_path / "log" / "supervisord.log").read_text()
+    for name in PROGRAMS:
+        assert f"stopped: {name} (exit status 0)" in log, log[-3000:]
+        assert (tmp_path / "log" / f"{name}.log").stat().st_size > 0
+    for name in ("gateway1", "gateway2"):
+        assert "Traceback" not in (tmp_path / "log" / f"{name}.log").read_text()
