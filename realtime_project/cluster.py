@@ -21,6 +21,7 @@ From Python (tests, benchmarks)::
         cluster.pid("feeds")                # kill it: supervisord restarts it
         cluster.wait_running(["feeds"], exclude_pids={old_pid})
         cluster.balancer_servers()          # {"gateways/gw1": "UP", ...} (HAProxy's view)
+        cluster.balancer_sessions()         # {"gateways/gw1": 1, ...} open sessions
         cluster.ctl("restart", "beat")      # any supervisorctl command
     # leaving the block: stop() sends SIGTERM to supervisord, which stops every program
     # in reverse priority order (feeds and beat, workers, gateways draining, HAProxy) and
@@ -271,6 +272,15 @@ class Cluster:
         """HAProxy's view: {"backend/server": "UP" | "DOWN" | ...} from its stats socket."""
         return balancer_servers(self.spec.run_dir / "haproxy.sock")
 
+    def balancer_sessions(self) -> dict[str, int]:
+        """Current sessions (an open WebSocket is one) per "backend/server"."""
+        rows = balancer_stats(self.spec.run_dir / "haproxy.sock")
+        return {
+            f"{r['pxname']}/{r['svname']}": int(r["scur"] or 0)
+            for r in rows
+            if r["svname"] not in ("FRONTEND", "BACKEND")
+        }
+
     def tail_logs(self, lines: int = 30) -> str:
         parts = []
         for path in sorted(self.spec.log_dir.glob("*.log")):
@@ -297,7 +307,8 @@ class Cluster:
             return None
 
 
-def balancer_servers(stats_socket: Path) -> dict[str, str]:
+def balancer_stats(stats_socket: Path) -> list[dict[str, str]]:
+    """HAProxy's `show stat` rows (pxname, svname, status, scur = current sessions, ...)."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(2)
         sock.connect(str(stats_socket))
@@ -306,10 +317,13 @@ def balancer_servers(stats_socket: Path) -> dict[str, str]:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     text = b"".join(chunks).decode().lstrip("# ")
-    rows = csv.DictReader(io.StringIO(text))
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def balancer_servers(stats_socket: Path) -> dict[str, str]:
     return {
         f"{row['pxname']}/{row['svname']}": row["status"]
-        for row in rows
+        for row in balancer_stats(stats_socket)
         if row["svname"] not in ("FRONTEND", "BACKEND")
     }
 

@@ -86,8 +86,8 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
         async with websockets.connect(cluster.ws_url) as a, websockets.connect(cluster.ws_url) as b:
             welcomes = [await recv(a), await recv(b)]
             assert [w["type"] for w in welcomes] == ["welcome", "welcome"]
-            code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/readyz")
-            assert code == 200 and json.loads(body)["cluster"]["gateways"] == 2
+            sessions = cluster.balancer_sessions()
+            assert sessions["gateways/gw1"] == sessions["gateways/gw2"] == 1, sessions
             await a.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:btc"}))
             price = await until(a, lambda f: f["type"] == "message" and f["channel"] == "prices:BTC")
             assert price["data"]["source"] == "simulated" and price["data"]["symbol"] == "BTC"

