@@ -2,7 +2,8 @@
 deploy/haproxy.cfg.template in front of two gateways, the workers, beat and the feed process.
 
 One address serves the whole product, a WebSocket through it gets the feed process's
-(simulated) prices and a publication, every process killed is restarted by the
+(simulated) prices and a publication, Chromium shows the dashboard with the simulated
+market labelled, every process killed is restarted by the
 supervisor, and the stop is clean.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import urllib.error
 import urllib.request
@@ -20,13 +22,15 @@ from typing import Any
 
 import pytest
 import websockets
+from playwright.sync_api import expect, sync_playwright
 
 from realtime_project.cluster import Cluster
 from realtime_project.gateway.api import publish
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.gateway.test_scale_out import recv
 from tests.support.cluster import cluster_spec
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e, pytest.mark.browser]
 
 PROGRAMS = {"haproxy", "gateway1", "gateway2", "worker", "prices", "beat", "feeds"}
 
@@ -50,6 +54,19 @@ async def until(ws: Any, predicate: Any, timeout: float = 20) -> dict[str, Any]:
             frame = await recv(ws, timeout)
             if predicate(frame):
                 return frame
+
+
+def dashboard_shows_simulated_prices(url: str) -> None:
+    with sync_playwright() as pw:  # in this thread: Playwright's sync API owns it
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/")
+            expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "open")
+            expect(page.get_by_test_id("simulated-label")).to_be_visible()
+            expect(page.get_by_test_id("price-BTC")).to_have_text(re.compile(r"^\$[0-9,]+\.[0-9]{2}$"))
+        finally:
+            browser.close()
 
 
 def alive(pid: int) -> bool:
@@ -96,6 +113,10 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
             await asyncio.to_thread(publish, "prices:QQQ", {"symbol": "QQQ", "note": "through the balancer"})
             frame = await until(b, lambda f: f["type"] == "message" and f["channel"] == "prices:QQQ")
             assert frame["data"] == {"symbol": "QQQ", "note": "through the balancer"}
+
+        # A browser at the one address: the dashboard loads through the balancer, opens its
+        # WebSocket there (an allowed origin) and shows the simulated market, labelled.
+        await asyncio.to_thread(dashboard_shows_simulated_prices, cluster.url)
 
         # kill -9 of every process at once (with a worker's pool: each program is a process
         # group of its own): the supervisor brings each one back.
