@@ -18,8 +18,8 @@ From Python (tests, benchmarks)::
     with Cluster(spec) as cluster:          # start(): every program RUNNING, both
         cluster.url, cluster.ws_url         # gateways UP in HAProxy, /healthz through it
         cluster.status()                    # {"gateway1": ProcessInfo(state, pid), ...}
-        cluster.pid("feeds")                # kill it: supervisord restarts it
-        cluster.wait_running(["feeds"], exclude_pids={old_pid})
+        old = cluster.kill("feeds")         # SIGKILL to its process group: supervisord
+        cluster.wait_running(["feeds"], exclude_pids={old})   # restarts it
         cluster.balancer_servers()          # {"gateways/gw1": "UP", ...} (HAProxy's view)
         cluster.balancer_sessions()         # {"gateways/gw1": 1, ...} open sessions
         cluster.ctl("restart", "beat")      # any supervisorctl command
@@ -29,7 +29,9 @@ From Python (tests, benchmarks)::
 
 `Cluster(spec, programs=["haproxy", "gateway1", "gateway2"])` starts only those programs
 (a filtered copy of the supervisor configuration in `run_dir`). Programs' environment:
-this process's, then `spec.env`. Logs: one file per program in `log_dir`.
+this process's, then `spec.env`. Logs: one file per program in `log_dir`. Tests build the
+spec with `tests/support/cluster.py` `cluster_spec()` (free ports, the test database, the
+test's own Redis prefix, Celery queues and node names).
 """
 
 from __future__ import annotations
@@ -257,6 +259,13 @@ class Cluster:
 
     def pid(self, program: str) -> int:
         return self.status()[program].pid
+
+    def kill(self, program: str, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` to the program's process group (a Celery pool included, as a crash
+        would take it); returns the pid it had. supervisord restarts it."""
+        pid = self.pid(program)
+        os.killpg(pid, sig)
+        return pid
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `supervisorctl ARGS` against this cluster."""

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import urllib.error
 import urllib.request
 from email.message import Message
@@ -120,9 +119,7 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
 
         # kill -9 of every process at once (with a worker's pool: each program is a process
         # group of its own): the supervisor brings each one back.
-        old = {name: info.pid for name, info in cluster.status().items()}
-        for pid in old.values():
-            os.killpg(pid, signal.SIGKILL)
+        old = {name: cluster.kill(name) for name in PROGRAMS}
         await asyncio.to_thread(cluster.wait_running, exclude_pids=old.values(), timeout=60)
         await asyncio.to_thread(cluster.wait_ready, 60)
         code, _, _ = await asyncio.to_thread(get, f"{cluster.url}/healthz")
