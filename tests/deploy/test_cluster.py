@@ -27,7 +27,7 @@ from realtime_project.cluster import Cluster
 from realtime_project.gateway.api import publish
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.gateway.test_scale_out import recv
-from tests.support.cluster import cluster_spec
+from tests.support.cluster import cluster_spec, seed_prices
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e, pytest.mark.browser]
 
@@ -79,6 +79,7 @@ def alive(pid: int) -> bool:
 async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_stops_cleanly(
     tmp_path: Path, redis_settings: Any, redis_url: str, key_prefix: str
 ) -> None:
+    await asyncio.to_thread(seed_prices)
     cluster = Cluster(cluster_spec(tmp_path, redis_url=redis_url, key_prefix=key_prefix))
     await asyncio.to_thread(cluster.start)
     try:

@@ -19,14 +19,13 @@ import websockets
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from prices.models import Symbol
 from realtime_project.cluster import Cluster
 from realtime_project.db_outage import DatabaseUnavailableMiddleware
 from realtime_project.gateway.api import publish
 from tests.deploy.test_cluster import get, until
 from tests.gateway.test_scale_out import recv
 from tests.support import servers
-from tests.support.cluster import cluster_spec
+from tests.support.cluster import cluster_spec, seed_prices
 from tests.support.private_postgres import PrivatePostgres
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
@@ -52,7 +51,7 @@ async def test_postgres_restart_keeps_sockets_answers_503_with_a_code_and_loses_
     tmp_path: Path, redis_settings: Any, redis_url: str, key_prefix: str
 ) -> None:
     # A row written before the outage, served after it.
-    await asyncio.to_thread(Symbol.objects.get_or_create, symbol="BTC", defaults={"name": "Bitcoin"})
+    await asyncio.to_thread(seed_prices)
     with PrivatePostgres() as pg:
         await asyncio.to_thread(pg.copy_database, servers.test_database_url(), "app")
         spec = cluster_spec(tmp_path, redis_url=redis_url, key_prefix=key_prefix, database_url=pg.url("app"))

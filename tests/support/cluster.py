@@ -1,6 +1,7 @@
 """The supervised cluster (realtime_project/cluster.py) for tests: on free ports, in a
 temporary directory, against the test database and a Redis key prefix of the test's own.
 
+    seed_prices()                    # a transactional test starts with empty tables
     spec = cluster_spec(tmp_path, redis_url=redis_url, key_prefix=key_prefix)
     with Cluster(spec) as cluster:   # or Cluster(spec, programs=[...]) for a subset
         ...
@@ -11,6 +12,7 @@ Redis never take each other's tasks.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from realtime_project.cluster import ClusterSpec
@@ -52,3 +54,13 @@ def cluster_spec(
             **(env or {}),
         },
     )
+
+
+def seed_prices() -> None:
+    """The default symbols and sources (the simulated market among them), as the data
+    migrations seed them: the flush between transactional tests empties every table, and
+    the cluster's feed process streams only the sources it finds."""
+    from django.apps import apps
+
+    importlib.import_module("prices.migrations.0002_seed_defaults").seed(apps, None)
+    importlib.import_module("prices.migrations.0003_streams").seed(apps, None)
