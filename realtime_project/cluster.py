@@ -391,7 +391,7 @@ def banner(spec: ClusterSpec, env: Mapping[str, str]) -> str:
         [
             f"Cluster: http://{spec.host}:{spec.port}/  (dashboard, API /api/, admin /admin/, WebSocket /ws/)",
             f"  HAProxy -> gateways on {GATEWAY_HOST}:{g1} and {GATEWAY_HOST}:{g2} (leastconn, checks /readyz)",
-            "  supervisord: gateway1 gateway2 worker prices beat feeds haproxy, each restarted on exit",
+            "  supervisord: gateway1 gateway2 worker prices beat feeds feeds2 haproxy, each restarted on exit",
             f"  Prices: {prices}",
             f"  Logs: {spec.log_dir}/<program>.log   Status: make cluster-status   Stop: Ctrl-C",
         ]

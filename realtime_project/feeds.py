@@ -12,8 +12,9 @@ failing starts over from the shortest delay. Health is written every `HEALTH_INT
 to a store other processes read (`feeds_health.py`: /readyz, the admin).
 
 Where it runs: `python manage.py feeds` (programs `feeds`, `feeds2` of
-deploy/supervisord.conf) and, in embedded mode, `manage.py serve` runs the same runner on a thread of its own (`FeedThread`). In production (Redis) any number
-of `manage.py feeds` processes may run: one is active, the others are hot standbys, by a
+deploy/supervisord.conf) and, in embedded mode, `manage.py serve` runs the same runner on
+a thread of its own (`FeedThread`). In production (Redis) any number of `manage.py feeds`
+processes may run: one is active, the others are hot standbys, by a
 lease in Redis (`realtime_project/lease.py`, `run_leased`): the winner sends
 `feeds_elected` (the alert engine rebuilds its index from the database), then `start()`s
 the runner with the lease's fencing token on every publication its feeds make; a process
