@@ -1,6 +1,7 @@
-"""`make cluster` runs the feed process: exactly one `manage.py feeds` in whatever
-process manager the cluster uses (the Procfile today; a supervisord configuration if it
-replaces it). Without it, prices would come from the 2 s REST tick alone."""
+"""`make cluster` runs the feed process: a `manage.py feeds` in whatever process manager
+the cluster uses (the Procfile, or `deploy/supervisord.conf` through
+`realtime_project.cluster`). Without one, prices would come from the 2 s REST tick alone.
+Several are fine: a lease keeps one active, the others stand by (docs/feeds.md)."""
 
 from __future__ import annotations
 
@@ -32,14 +33,17 @@ def _commands() -> dict[str, list[str]]:
     return found
 
 
-def test_the_cluster_runs_one_feed_process() -> None:
+def test_the_cluster_runs_the_feed_process() -> None:
     configs = _commands()
     assert configs, "no Procfile or supervisord configuration: what does `make cluster` run?"
     for name, commands in configs.items():
-        feeds = [c for c in commands if FEEDS.search(c)]
-        assert len(feeds) == 1, f"{name}: {len(feeds)} feed processes ({feeds}); the cluster needs exactly one"
+        assert any(FEEDS.search(c) for c in commands), f"{name} starts no `manage.py feeds`: {commands}"
 
 
 def test_make_cluster_uses_a_checked_configuration() -> None:
     rule = (ROOT / "Makefile").read_text().split("\ncluster:", 1)[1].split("\n\n", 1)[0]
-    assert any(name in rule for name in _commands()) or "supervisord" in rule, rule
+    used = [name for name in _commands() if name in rule]
+    runner = ROOT / "realtime_project" / "cluster.py"
+    if "realtime_project.cluster" in rule and runner.is_file():  # supervisord, from its configuration
+        used += [name for name in _commands() if Path(name).name in runner.read_text()]
+    assert used, f"`make cluster` runs none of {sorted(_commands())}:\n{rule}"
