@@ -339,25 +339,35 @@ def _newest_stored_approval(row: TokenApproval, ancestor: int) -> WalletActivity
 
 def active_warnings(*, address: str) -> list[dict[str, Any]]:
     """The dangerous approvals still in force for `address` (the snapshot's `warnings`)."""
+    return active_warnings_of(addresses=[address])[address]
+
+
+def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`active_warnings` of many addresses, one query (and one known-spender read per chain)."""
     from .tokens import token_infos_stored
 
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
     rows = list(
-        TokenApproval.objects.filter(owner=address)
+        TokenApproval.objects.filter(owner__in=list(out))
         .exclude(warning="")
         .select_related("chain")
         .order_by("-raised_at", "-id")
     )
-    out = []
+    spenders: dict[int, set[str]] = {}
+    chains: dict[int, Chain] = {}
+    for row in rows:
+        spenders.setdefault(row.chain_id, set()).add(row.spender.lower())
+        chains[row.chain_id] = row.chain
+    names = {pk: known_spenders(chain=chains[pk], spenders=s) for pk, s in spenders.items()}
     for row in rows:
         info = token_infos_stored(chain_pk=row.chain_id, token=row.token.lower())
-        name = known_spenders(chain=row.chain, spenders=[row.spender.lower()]).get(row.spender.lower(), "")
-        out.append(
+        out[row.owner].append(
             security_data(
                 row,
                 state="active",
                 symbol=info.symbol if info else "",
                 decimals=info.decimals if info else None,
-                spender_name=name,
+                spender_name=names[row.chain_id].get(row.spender.lower(), ""),
             )
         )
     return out

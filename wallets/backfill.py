@@ -35,7 +35,8 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from .addresses import checksum_lower
@@ -164,16 +165,22 @@ def backfill_run(
     listener = listener or BlockListener(max_log_range=conf.logs_range)
     progress: dict[str, float] = {}
     forks = 0
+    open_set: _OpenSet | None = None
     try:
         head = listener.client(chain).head()
         while (max_batches is None or run.batches < max_batches) and run.blocks < MAX_BLOCKS_PER_RUN:
             cache.touch(lock_key, conf.scan_lock_ttl)
-            backfills = _open(chain, run)
-            if not backfills:
+            if open_set is None:
+                open_set = _load(chain, run)
+            open_set.rows = [b for b in open_set.rows if b.state != BackfillState.DONE]
+            if not open_set.rows:
                 break
             try:
-                _batch(chain, listener, backfills, head, conf.batch_blocks, run, progress, clock)
+                _batch(chain, listener, open_set, head, conf.batch_blocks, run, progress, clock)
+            except _Reload:
+                open_set = None
             except _Forked:
+                open_set = None
                 forks += 1
                 if forks > 3:
                     raise RpcError("the node keeps serving blocks of another fork") from None
@@ -188,6 +195,26 @@ def backfill_run(
     return run
 
 
+class _Reload(Exception):
+    """Links changed since the open backfills were read: read them again (nothing written)."""
+
+
+@dataclass
+class _OpenSet:
+    """The open backfills as last read, valid while the chain's `links_version` is `version`:
+    every write that adds or re-opens a backfill (a link, a scan extending a range) bumps
+    it under the cursor row lock the batch holds, so the rows need not be read per batch."""
+
+    version: int
+    rows: list[WalletBackfill]
+
+
+def _load(chain: Chain, run: BackfillRun) -> _OpenSet:
+    # The version first: a link committed after this read bumps it, and the batch sees it.
+    version = ChainCursor.objects.filter(chain=chain).values_list("links_version", flat=True).first()
+    return _OpenSet(version=int(version or 0), rows=_open(chain, run))
+
+
 def _open(chain: Chain, run: BackfillRun) -> list[WalletBackfill]:
     """Open backfills, finishing those with nothing left (an empty range)."""
     out = []
@@ -196,7 +223,7 @@ def _open(chain: Chain, run: BackfillRun) -> list[WalletBackfill]:
             continue
         if backfill.next_block > backfill.to_block:
             with transaction.atomic():
-                _finish(chain, backfill, run)
+                _finish(chain, [backfill], run)
             continue
         out.append(backfill)
     return out
@@ -205,13 +232,14 @@ def _open(chain: Chain, run: BackfillRun) -> list[WalletBackfill]:
 def _batch(
     chain: Chain,
     listener: BlockListener,
-    backfills: list[WalletBackfill],
+    open_set: _OpenSet,
     head: int,
     size: int,
     run: BackfillRun,
     progress: dict[str, float],
     clock: Callable[[], float],
 ) -> None:
+    backfills = open_set.rows
     lo = min(int(b.next_block or 0) for b in backfills)
     hi = min(lo + size - 1, max(int(b.to_block or 0) for b in backfills))
     part = [b for b in backfills if int(b.next_block or 0) <= hi]
@@ -240,6 +268,8 @@ def _batch(
     frames: list[dict[str, Any]] = []
     with transaction.atomic():
         cursor = ChainCursor.objects.select_for_update().filter(chain=chain).first()
+        if cursor is not None and cursor.links_version != open_set.version:
+            raise _Reload()
         ceiling = cursor.block_number if cursor is not None else hi
         ours = dict(
             ScannedBlock.objects.filter(chain=chain, number__gte=lo, number__lte=hi).values_list("number", "hash")
@@ -266,19 +296,38 @@ def _batch(
         found: dict[str, int] = {}
         for row in rows:
             found[row.address.lower()] = found.get(row.address.lower(), 0) + 1
-        now = clock()
+        now, moment = clock(), timezone.now()
+        # Every open backfill starting at or below `hi` is in `part` (the open set is
+        # current: checked above, under the cursor lock), so one set-based UPDATE moves them
+        # all, and one more per count of rows found adds those (not one UPDATE per backfill).
+        by_delta: dict[int, list[int]] = {}
+        finished: list[WalletBackfill] = []
         for backfill in part:
-            backfill.next_block = max(int(backfill.next_block or 0), min(hi, int(backfill.to_block or 0)) + 1)
-            backfill.found += found.get(backfill.address.lower(), 0)
+            backfill.next_block = min(hi, int(backfill.to_block or 0)) + 1
+            delta = found.get(backfill.address.lower(), 0)
+            backfill.found += delta
             if backfill.state != BackfillState.RUNNING:
-                backfill.state, backfill.started_at = BackfillState.RUNNING, backfill.started_at or timezone.now()
+                backfill.state, backfill.started_at = BackfillState.RUNNING, backfill.started_at or moment
             backfill.error = backfill.error_detail = ""
-            backfill.save()
+            if delta:
+                by_delta.setdefault(delta, []).append(backfill.pk)
             if backfill.next_block > int(backfill.to_block or 0):
-                _finish(chain, backfill, run)
+                finished.append(backfill)
             elif now - progress.get(backfill.address, float("-inf")) >= PROGRESS_EVERY:
                 progress[backfill.address] = now
                 frames.append(backfill_update(backfill, chain=chain))
+        WalletBackfill.objects.filter(chain=chain, state__in=OPEN_STATES, next_block__lte=hi).update(
+            next_block=Least(F("to_block"), Value(hi)) + 1,
+            state=BackfillState.RUNNING,
+            started_at=Coalesce(F("started_at"), Value(moment)),
+            error="",
+            error_detail="",
+            updated_at=moment,
+        )
+        for delta, pks in by_delta.items():
+            WalletBackfill.objects.filter(pk__in=pks).update(found=F("found") + delta)
+        if finished:
+            _finish(chain, finished, run)
         publish_updates(frames)
     run.batches += 1
     run.blocks += len(blocks)
@@ -295,24 +344,31 @@ def _traces(chain: Chain) -> str:
     return method if method in METHODS else ""
 
 
-def _finish(chain: Chain, backfill: WalletBackfill, run: BackfillRun) -> None:
-    """Done: the final progress frame, a fresh snapshot, and the history's warnings."""
-    from .selectors import wallet_snapshot
+def _finish(chain: Chain, backfills: list[WalletBackfill], run: BackfillRun) -> None:
+    """Done: the final progress frames, a fresh snapshot each, and the history's warnings."""
+    from .selectors import wallet_snapshots
 
-    backfill.state, backfill.finished_at = BackfillState.DONE, timezone.now()
-    backfill.error = backfill.error_detail = ""
-    backfill.save()
-    run.finished.append(backfill.address)
+    moment = timezone.now()
+    for backfill in backfills:
+        backfill.state, backfill.finished_at = BackfillState.DONE, moment
+        backfill.error = backfill.error_detail = ""
+    WalletBackfill.objects.filter(pk__in=[b.pk for b in backfills]).update(
+        state=BackfillState.DONE, finished_at=moment, error="", error_detail="", updated_at=moment
+    )
+    addresses = [b.address for b in backfills]
+    run.finished.extend(addresses)
     raised = list(
-        TokenApproval.objects.filter(chain=chain, owner=backfill.address, notified_at__isnull=True)
+        TokenApproval.objects.filter(chain=chain, owner__in=addresses, notified_at__isnull=True)
         .exclude(warning="")
         .values_list("pk", flat=True)
     )
     notify_on_commit(raised)
-    address = backfill.address
-    transaction.on_commit(
-        lambda: publish_updates([backfill_update(backfill, chain=chain), wallet_snapshot(address=address)])
-    )
+
+    def publish() -> None:
+        snapshots = wallet_snapshots(addresses=addresses)
+        publish_updates([f for b in backfills for f in (backfill_update(b, chain=chain), snapshots[b.address])])
+
+    transaction.on_commit(publish)
 
 
 def _record_error(chain: Chain, run: BackfillRun) -> None:

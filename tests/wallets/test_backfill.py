@@ -224,3 +224,61 @@ def test_history_warns_once_of_approvals_still_in_force_only(evm: Evm, chain: An
     assert warning.data["spender"] == other
     snapshot = [f for f in frames(a1) if f["type"] == "snapshot"][-1]
     assert [w["spender"] for w in snapshot["warnings"]] == [other]
+
+
+def test_histories_finishing_together_publish_the_same_snapshots_in_one_read(
+    evm: Evm, chain: Any, user: Any, django_assert_max_num_queries: Any
+) -> None:
+    from wallets.selectors import wallet_snapshot, wallet_snapshots
+
+    a1, a2, a3 = evm.accounts[1:4]
+    token = evm.deploy("TestERC20", "Test Token", "TT", 0)
+    for n in range(3):
+        evm.call(token.functions.mint(a1, 10 + n), 0)
+        evm.pay(0, a2, 10**15 + n)
+    evm.call(token.functions.approve(a3, UNLIMITED), 1)
+    scanned(evm, chain)
+    for address in (a1, a2, a3):
+        link(user, address)
+    run = backfill_run(chain_id=chain.chain_id)
+    assert run.error == "" and sorted(run.finished) == sorted([a1, a2, a3])
+
+    # The batched read (a window per address) gives exactly each address's own snapshot.
+    with django_assert_max_num_queries(8):
+        together = wallet_snapshots(addresses=[a1, a2, a3], limit=2)
+    assert together == {a: wallet_snapshot(address=a, limit=2) for a in (a1, a2, a3)}
+    assert [len(together[a]["activity"]) for a in (a1, a2)] == [2, 2]
+    assert together[a1]["warnings"] and together[a1]["warnings"][0]["reason"] == "unlimited"
+    # Each finished history published its final progress and a fresh snapshot.
+    published = [f for f in frames(a2) if f["type"] in ("backfill", "snapshot")]
+    assert [f["type"] for f in published][-2:] == ["backfill", "snapshot"]
+    assert published[-1]["activity"] == wallet_snapshot(address=a2)["activity"]
+
+
+def test_a_wallet_linked_while_histories_are_read_is_read_too(evm: Evm, chain: Any, user: Any, settings: Any) -> None:
+    """The open histories are read once per run, not per batch: a link in the middle of a
+    run changes the chain's links version, and the next batch reads them again."""
+    settings.WALLETS = {"address_filter_limit": 100, "batch_blocks": 2}
+    a1, a2 = evm.accounts[1:3]
+    first = evm.head + 1
+    paid = [evm.pay(0, a, 10**15 + n) for n in range(3) for a in (a1, a2)]
+    scanned(evm, chain)
+    link(user, a1)
+
+    class LinkingListener(BlockListener):
+        linked = False
+
+        def fetch_blocks(self, *args: Any, **kwargs: Any) -> Any:
+            if not self.linked:
+                self.linked = True
+                link(user, a2)  # between the first batch's read and its commit
+            return super().fetch_blocks(*args, **kwargs)
+
+    run = backfill_run(chain_id=chain.chain_id, listener=LinkingListener())
+
+    assert run.error == "" and sorted(run.finished) == sorted([a1, a2])
+    for address, mine in ((a1, paid[0::2]), (a2, paid[1::2])):
+        assert {h for k, _, h in history(address) if k == "transaction"} == set(mine)
+        backfill = WalletBackfill.objects.get(address=address)
+        assert (backfill.state, backfill.found, backfill.next_block) == ("done", 3, backfill.to_block + 1)
+    assert first >= WalletBackfill.objects.get(address=a2).from_block
