@@ -44,6 +44,26 @@ class ChainAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class ChainCursorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("chain", "block_number", "head_number", "last_scan_at", "last_error", "last_error_at")
     readonly_fields = ("block_hash", "last_error_detail")
+    actions = ["rescan_deep"]
+
+    @admin.action(description="Deep reorg: roll back to the last common ancestor and rescan")
+    def rescan_deep(self, request: HttpRequest, queryset: QuerySet[ChainCursor]) -> None:
+        """For `reorg_too_deep` (a fork older than the reorg window): see docs/wallets.md."""
+        from .rpc import RpcError
+        from .scanning.reorg import CursorMoved, ReorgTooDeep, chain_rescan_deep
+
+        for cursor in queryset.select_related("chain"):
+            chain_id = cursor.chain.chain_id
+            try:
+                reorg = chain_rescan_deep(chain_id=chain_id)
+            except (RpcError, ReorgTooDeep, CursorMoved) as exc:
+                messages.error(request, f"chain {chain_id}: not rolled back: {exc}")
+                continue
+            messages.warning(
+                request,
+                f"chain {chain_id}: rolled back {reorg.depth} blocks to block {reorg.ancestor} "
+                f"({reorg.removed} activity rows corrected); the next scan reads the node's fork from there",
+            )
 
 
 @admin.register(Wallet)

@@ -136,3 +136,50 @@ def test_reorg_deeper_than_the_window_stops_without_writing(evm: Evm, chain: Any
     assert (after.block_number, after.block_hash) == (cursor.block_number, cursor.block_hash)
     assert after.last_error == "reorg_too_deep" and "no common ancestor" in after.last_error_detail
     assert WalletActivity.objects.count() == rows
+
+
+def test_a_deep_reorg_is_shown_in_health_and_admin_and_the_operator_rescans_from_the_ancestor(
+    evm: Evm, chain: Any, user: Any, settings: Any, admin_client: Any
+) -> None:
+    """Deeper than the window: never silent. `/readyz` and the admin say `reorg_too_deep`;
+    the admin action rolls back to the last block we stored that the node still has (here
+    below the window, found through the stored activity) and the next scan follows the fork."""
+    from wallets.health import chains_health
+
+    settings.WALLETS = {"reorg_window": 2}
+    a1, a2 = evm.accounts[1:3]
+    link(user, a1)
+    link(user, a2)
+    chain.start_block = evm.head + 1
+    chain.save()
+    kept = evm.pay(0, a1, 7)  # below the fork: must survive
+    assert chain_scan(chain_id=chain.chain_id).error == ""
+    snap = evm.w3.testing.snapshot()
+    gone = evm.pay(0, a1, 1)
+    evm.mine(4)
+    assert chain_scan(chain_id=chain.chain_id).error == ""
+    evm.w3.testing.revert(snap)
+    fresh = evm.pay(0, a2, 5)
+    evm.mine(5)
+    assert chain_scan(chain_id=chain.chain_id).error == "reorg_too_deep"
+
+    health = chains_health()["chains"][str(chain.chain_id)]
+    assert (health["ok"], health["error"]) == (False, "reorg_too_deep")
+    page = admin_client.get("/admin/wallets/chaincursor/").content.decode()
+    assert "reorg_too_deep" in page
+
+    cursor = ChainCursor.objects.get(chain=chain)
+    reply = admin_client.post(
+        "/admin/wallets/chaincursor/", {"action": "rescan_deep", "_selected_action": [cursor.pk]}, follow=True
+    )
+    assert "rolled back" in reply.content.decode()
+    assert not WalletActivity.objects.filter(tx_hash=gone).exists()
+    assert WalletActivity.objects.filter(tx_hash=kept).exists()
+    corrections = [f for f in frames(a1) if f["data"].get("removed")]
+    assert [f["data"]["hash"] for f in corrections if f["type"] == "transaction"] == [gone]
+
+    assert chain_scan(chain_id=chain.chain_id).error == ""
+    assert WalletActivity.objects.filter(tx_hash=fresh, address=a2).exists()
+    after = ChainCursor.objects.get(chain=chain)
+    assert (after.block_number, after.block_hash, after.last_error) == (evm.head, evm.block_hash(evm.head), "")
+    assert chains_health()["chains"][str(chain.chain_id)]["error"] is None

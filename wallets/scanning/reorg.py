@@ -146,3 +146,48 @@ def _unconfirm_transactions(chain: Chain, ancestor: int) -> None:
             ]
         )
         publish_transaction(tx)
+
+
+def deep_ancestor(*, chain: Chain, listener: BlockListener, window: int) -> tuple[int, str]:
+    """For a fork deeper than the recent blocks we keep (`reorg_too_deep`): the newest block
+    below the cursor whose hash we stored (scanned blocks, then the blocks of stored
+    activity) and the node still serves; with none, the block just below everything we
+    stored. Nothing of ours at or below the returned block is on another fork."""
+    client = listener.client(chain)
+    cursor = ChainCursor.objects.get(chain=chain)
+    known: dict[int, str] = dict(
+        WalletActivity.objects.filter(chain=chain, block_number__lte=cursor.block_number)
+        .values_list("block_number", "block_hash")
+        .distinct()
+    )
+    known.update(ScannedBlock.objects.filter(chain=chain).values_list("number", "hash"))
+    known[cursor.block_number] = cursor.block_hash
+    for number in sorted(known, reverse=True):
+        block = client.block(number, full=False)
+        if block is not None and block.hash == known[number]:
+            return number, block.hash
+    lowest = min(known)
+    number = max(0, min(lowest - 1, cursor.block_number - window))
+    block = client.block(number, full=False)
+    if block is None:
+        raise ReorgTooDeep(f"chain {chain.chain_id}: the node does not serve block {number}")
+    return number, block.hash
+
+
+def chain_rescan_deep(*, chain_id: int, listener: BlockListener | None = None) -> Reorg:
+    """The operator's answer to `reorg_too_deep` (admin action): roll back to the last
+    common ancestor found beyond the reorg window (`deep_ancestor`), publishing the
+    corrections like any reorg; the next scan reads the node's fork from there."""
+    from ..conf import wallets_settings
+    from ..selectors import chain_get
+
+    chain = chain_get(chain_id=chain_id)
+    listener = listener or BlockListener()
+    cursor = ChainCursor.objects.get(chain=chain)
+    ancestor = deep_ancestor(chain=chain, listener=listener, window=wallets_settings().reorg_window)
+    reorg = roll_back(
+        chain=chain, listener=listener, expected=(cursor.block_number, cursor.block_hash), ancestor=ancestor
+    )
+    ChainCursor.objects.filter(chain=chain).update(last_error="", last_error_detail="")
+    logger.warning("chain %s: deep rescan from block %d (%d blocks rolled back)", chain_id, reorg.ancestor, reorg.depth)
+    return reorg
