@@ -84,6 +84,10 @@ class Faults:
     missing_blocks: set[int] = field(default_factory=set)
     bad_parent_blocks: set[int] = field(default_factory=set)
     chain_id: int | None = None
+    #: eth_call by 4-byte selector: the reply's `result` or `error` (a token that reverts, lies).
+    call_replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: eth_getLogs results marked `removed: true` (as a node serving a reorged log does).
+    removed_logs: bool = False
     delay: float = 2.5
     seen: list[str] = field(default_factory=list)
 
@@ -147,6 +151,8 @@ class FaultyRpc:
                 "id": rid,
                 "error": {"code": -32000, "message": "internal error: database unavailable"},
             }
+        if method == "eth_call" and params and str(params[0].get("data", ""))[:10] in f.call_replies:
+            return 200, {"jsonrpc": "2.0", "id": rid, **f.call_replies[str(params[0]["data"])[:10]]}
         if method == "eth_chainId" and f.chain_id is not None:
             return 200, {"jsonrpc": "2.0", "id": rid, "result": hex(f.chain_id)}
         if method == "eth_getLogs" and f.max_log_range is not None:
@@ -163,6 +169,9 @@ class FaultyRpc:
         ):
             return 200, {"jsonrpc": "2.0", "id": rid, "result": None}
         reply = rpc_raw(self.upstream, body)
+        if method == "eth_getLogs" and f.removed_logs and isinstance(reply.get("result"), list):
+            for log in reply["result"]:
+                log["removed"] = True
         if method == "eth_blockNumber" and f.head_offset and "result" in reply:
             reply["result"] = hex(max(0, int(reply["result"], 16) + f.head_offset))
         if method == "eth_getBlockByNumber" and isinstance(reply.get("result"), dict):

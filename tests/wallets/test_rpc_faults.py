@@ -185,3 +185,37 @@ def test_unsupported_rpc_url_is_a_recorded_error(node: Setup) -> None:
     chain_register(chain_id=31337, name="anvil", rpc_url="ftp://example.invalid", required_confirmations=1)
     result = chain_scan(chain_id=31337)
     assert result.error == "unsupported_rpc_url"
+
+
+def test_logs_the_node_marks_removed_are_not_recorded(node: Setup) -> None:
+    node.faulty.faults.removed_logs = True
+    node.mint(1, 5)
+    paid = node.pay(1, 3)
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "" and node.cursor().block_number == node.head
+    # The token log came back `removed: true`: nothing of it; the native transfer stands.
+    rows = WalletActivity.objects.filter(address=node.accounts[1], kind="transaction")
+    assert [(r.tx_hash, r.payload["data"]["standard"]) for r in rows] == [(paid, "native")]
+
+
+def test_a_token_whose_symbol_reverts_and_decimals_lie_is_recorded_with_its_issues(node: Setup) -> None:
+    from wallets.models import TokenMetadata
+
+    words = (32).to_bytes(32, "big").hex() + (4).to_bytes(32, "big").hex() + b"nope".hex().ljust(64, "0")
+    reason = "0x08c379a0" + words  # Error("nope")
+    node.faulty.faults.call_replies = {
+        "0x95d89b41": {"error": {"code": 3, "message": "execution reverted: nope", "data": reason}},  # symbol()
+        "0x313ce567": {"result": "0x" + "ff" * 32},  # decimals() = 2**256 - 1
+    }
+    minted = node.mint(1, 12345)
+
+    result = chain_scan(chain_id=31337)
+
+    assert result.error == "" and node.cursor().block_number == node.head
+    meta = TokenMetadata.objects.get(address=node.token.address.lower())
+    assert (meta.symbol, meta.decimals, meta.issues) == ("", None, "no symbol(); decimals() out of range")
+    [row] = WalletActivity.objects.filter(address=node.accounts[1], kind="transaction", tx_hash=minted)
+    data = row.payload["data"]
+    assert (data["symbol"], data["decimals"], data["value_raw"]) == ("", None, "12345")
