@@ -18,6 +18,7 @@ BENCHMARKS = [
     ["bench.prices_tick"],
     ["bench.prices_streams"],
     ["bench.wallets_scan"],
+    ["bench.wallets_live"],
     ["bench.alerts_engine"],
     ["bench.reconnect_storm"],
     ["bench.push_fanout"],

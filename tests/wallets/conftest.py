@@ -126,8 +126,10 @@ def anvil(anvil_node: Any) -> Iterator[Any]:
     from tests.wallets.nodes import rpc
 
     snapshot = rpc(anvil_node.url, "evm_snapshot")
+    clear_cache()  # contracts come back at the same addresses after a revert: no stale metadata
     yield anvil_node
     rpc(anvil_node.url, "evm_revert", [snapshot])
+    clear_cache()
 
 
 @pytest.fixture
