@@ -47,6 +47,9 @@ def push_service_process(conn: Any) -> None:
         elif command == "decrypt_every":
             service.decrypt_every = arg
             conn.send(True)
+        elif command == "answer_delay":
+            service.answer_delay = arg
+            conn.send(True)
         elif command == "count":
             conn.send((len(service.received), len(service.rejected)))
         elif command == "arrivals":
@@ -100,6 +103,13 @@ def rss_peak_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak(pid: int) -> None:
     with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")
@@ -139,6 +149,15 @@ def main() -> int:
         default=1,
         help="the push service decrypts 1 fan-out message in N (default: all); the rest are VAPID-checked only",
     )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="the push service answers this long after a request arrives (a real push service's round trip)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="the worker's PUSH_CONCURRENCY (default: its default)"
+    )
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/realtime_bench_push")
     args = parser.parse_args()
 
@@ -162,6 +181,8 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "realtime_project.settings",
         "SECRET_KEY": secrets.token_urlsafe(50),  # production mode (REDIS_URL) refuses a default key
     }
+    if args.concurrency:
+        env["NOTIFICATIONS_PUSH_CONCURRENCY"] = str(args.concurrency)
     ensure_database(args.database_url)
     os.environ.update(env)
     import django
@@ -185,6 +206,7 @@ def main() -> int:
     settings.NOTIFICATIONS = {"CELERY_QUEUE": worker.queue}
     call_command("migrate", verbosity=0)
     from notifications.api import notify
+    from notifications.conf import notification_settings
     from notifications.models import Announcement, Delivery, PushSubscription
     from notifications.services.announcements import announcement_create
 
@@ -215,12 +237,20 @@ def main() -> int:
         )
         single = users[-1]
         audience = args.users + 1
-        print(f"setup: {audience} users with a push subscription each; push service {service.origin}", flush=True)
+        print(
+            f"setup: {audience} users with a push subscription each; push service {service.origin} "
+            f"answering after {args.rtt_ms:g} ms; PUSH_CONCURRENCY {notification_settings().push_concurrency}",
+            flush=True,
+        )
 
         # --- fan-out: one announcement to everyone, one worker --------------------------
         service.ask("decrypt_every", args.decrypt_every)
+        service.ask("answer_delay", args.rtt_ms / 1000)
         reset_peak(worker.proc.pid)
         rss_before = rss_peak_kb(worker.proc.pid)
+        cpu_before = cpu_seconds(worker.proc.pid)
+        service_cpu_before = cpu_seconds(service.proc.pid)
+        load_before = os.getloadavg()[0]
         t0 = time.monotonic()
         announcement_create(
             title="Scheduled maintenance at 02:00 UTC",
@@ -236,6 +266,8 @@ def main() -> int:
         while Delivery.objects.filter(channel="push", state="queued").exists() and time.monotonic() < deadline:
             time.sleep(0.02)  # the worker records the last chunk's outcomes
         recorded = time.monotonic() - t0
+        worker_cpu = cpu_seconds(worker.proc.pid) - cpu_before
+        service_cpu = cpu_seconds(service.proc.pid) - service_cpu_before
         rss_after = rss_peak_kb(worker.proc.pid)
         sent = Delivery.objects.filter(channel="push", state="sent").count()
         print(
@@ -243,6 +275,12 @@ def main() -> int:
             f"{rejected} rejected) in {elapsed:.2f} s = "
             f"{got / elapsed:,.0f} pushes/s with one worker; {sent} deliveries recorded 'sent' after {recorded:.2f} s; "
             f"worker peak RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB",
+            flush=True,
+        )
+        print(
+            f"fan-out CPU: worker {worker_cpu:.2f} s = {worker_cpu / got * 1e6:.0f} us per push "
+            f"({got / worker_cpu:,.0f} pushes per worker CPU-second); push service {service_cpu:.2f} s; "
+            f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
             flush=True,
         )
 

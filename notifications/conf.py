@@ -58,7 +58,10 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_SECONDS": 5.0,
     "RETRY_MAX_SECONDS": 600.0,
     # Concurrent requests to push services per worker, and subscriptions per fan-out task.
-    "PUSH_CONCURRENCY": 64,
+    # A worker's push rate is at most PUSH_CONCURRENCY / the push service's round trip:
+    # 64 in flight at 50 ms is 1,280/s at best (914/s measured), 256 is 1,870/s
+    # (docs/benchmarks.md); each in-flight push holds one connection and one encrypted body.
+    "PUSH_CONCURRENCY": int(os.environ.get("NOTIFICATIONS_PUSH_CONCURRENCY", "256")),
     "PUSH_CHUNK_SIZE": 1000,
     # Plaintext budget of one push message: RFC 8291 guarantees 4096 bytes of ciphertext
     # (3993 of plaintext); the body is cut to fit before sending, and again on a 413.

@@ -88,14 +88,14 @@ def push_due() -> int:
 
 @shared_task(name="notifications.tasks.push_announcement", ignore_result=True)
 def push_announcement(announcement_id: int) -> int:
-    from .services.push import announcement_push_start
+    from .services.push_fanout import announcement_push_start
 
     return announcement_push_start(announcement_id=int(announcement_id), now=timezone.now())
 
 
 @shared_task(name="notifications.tasks.push_announcement_chunk", ignore_result=True)
 def push_announcement_chunk(announcement_id: int, first: int, last: int) -> int:
-    from .services.push import announcement_push_chunk
+    from .services.push_fanout import announcement_push_chunk
 
     return announcement_push_chunk(
         announcement_id=int(announcement_id), first=int(first), last=int(last), now=timezone.now()

@@ -1,4 +1,4 @@
-"""Send encrypted push messages to push services, many at once, over one aiohttp session.
+"""Send encrypted push messages to push services, many at once, over the process's session.
 
 `push.ece` encrypts each message with http_ece (RFC 8291 aes128gcm, a fresh ephemeral
 key and salt per message); the request is made here so the SSRF guard, timeouts and
@@ -11,6 +11,7 @@ caller, which decides retry, removal or failure.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import time
 from collections.abc import Sequence
@@ -24,7 +25,8 @@ import orjson
 from ..conf import NotificationSettings
 from ..errors import InvalidSubscription
 from . import ece
-from .endpoint import GuardedResolver, check_endpoint
+from .client import push_client
+from .endpoint import check_endpoint
 from .payload import fit, shrink
 from .vapid import VapidKey
 
@@ -129,10 +131,11 @@ class PushSender:
             headers["Topic"] = message.topic
         try:
             async with session.post(message.endpoint, data=body, headers=headers, allow_redirects=False) as resp:
-                text = (await resp.text(errors="replace"))[:MAX_ERROR_TEXT]
+                raw = await resp.read()  # read to the end: the connection goes back to the pool
                 outcome = PushOutcome(resp.status, sent_payload=payload)
                 if not outcome.accepted:
-                    outcome.error = f"HTTP {resp.status}" + (f": {text.strip()}" if text.strip() else "")
+                    text = raw[: MAX_ERROR_TEXT * 4].decode(errors="replace")[:MAX_ERROR_TEXT].strip()
+                    outcome.error = f"HTTP {resp.status}" + (f": {text}" if text else "")
                     outcome.retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
                 return outcome
         except TimeoutError:
@@ -154,18 +157,25 @@ class PushSender:
         outcome.truncated = truncated
         return outcome
 
-    async def send_all(self, messages: Sequence[PushMessage]) -> list[PushOutcome]:
-        """Send every message (at most PUSH_CONCURRENCY in flight); outcomes in order."""
-        if not messages:
-            return []
-        limit = max(1, self.conf.push_concurrency)
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.conf), limit=limit, limit_per_host=limit)
-        timeout = aiohttp.ClientTimeout(total=self.conf.push_timeout)
-        semaphore = asyncio.Semaphore(limit)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as session:
+    async def send_all(self, session: aiohttp.ClientSession, messages: Sequence[PushMessage]) -> list[PushOutcome]:
+        """Send every message (at most PUSH_CONCURRENCY in flight); outcomes in order.
 
-            async def one(message: PushMessage) -> PushOutcome:
-                async with semaphore:
-                    return await self.send_one(session, message)
+        The semaphore lets a message be encrypted only when a request slot is free, so
+        encryption interleaves with waiting for answers and at most PUSH_CONCURRENCY
+        encrypted bodies exist at a time."""
+        semaphore = asyncio.Semaphore(max(1, self.conf.push_concurrency))
 
-            return list(await asyncio.gather(*(one(m) for m in messages)))
+        async def one(message: PushMessage) -> PushOutcome:
+            async with semaphore:
+                return await self.send_one(session, message)
+
+        return list(await asyncio.gather(*(one(m) for m in messages)))
+
+
+def send_pushes(
+    conf: NotificationSettings, key: VapidKey, messages: Sequence[PushMessage]
+) -> concurrent.futures.Future[list[PushOutcome]]:
+    """Hand a batch to this process's push client; the future gives the outcomes in order.
+    The caller can do other work (record the previous batch) while this one is sent."""
+    client = push_client(conf)
+    return client.submit(PushSender(conf, key).send_all(client.session, messages))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import F, QuerySet
@@ -16,7 +12,6 @@ from ..conf import NotificationSettings
 from ..models import Delivery
 from ..types import DeliveryState
 
-T = TypeVar("T")
 #: Claimed rows are due again after this if the worker died before recording an outcome.
 LEASE_SECONDS = 300
 
@@ -48,13 +43,3 @@ def retry_delay(attempts: int, retry_after: float | None, conf: NotificationSett
         return min(max(retry_after, 1.0), conf.retry_max_seconds)
     ceiling = min(conf.retry_max_seconds, conf.retry_base_seconds * 2**attempts)
     return random.uniform(min(conf.retry_base_seconds, ceiling) / 2, ceiling)
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also from a thread that already runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()

@@ -1,4 +1,4 @@
-"""Web Push: device subscriptions, delivery of queued pushes, announcement fan-out, receipts.
+"""Web Push: device subscriptions, delivery of queued pushes, receipts (fan-out: push_fanout).
 
 Queued `Delivery` rows (channel `push`) are the work: a task claims the due rows (a
 lease moves `due_at` ahead, so a dead worker's rows come back), sends them through
@@ -19,20 +19,20 @@ from typing import Any
 
 from django.core import signing
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q
 
 from realtime_project.gateway.presence import online_user_ids
 
-from .. import metrics, selectors
+from .. import metrics
 from ..conf import NotificationSettings, notification_settings
 from ..errors import InvalidSubscription
-from ..models import Announcement, AnnouncementReceipt, Delivery, PushSubscription
+from ..models import Announcement, Delivery, PushSubscription
 from ..payloads import ms
 from ..push.endpoint import validate_subscription
-from ..push.sender import PushMessage, PushOutcome, PushSender
+from ..push.sender import PushMessage, PushOutcome, send_pushes
 from ..push.vapid import vapid_key
-from ..types import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
-from .outbox import LEASE_SECONDS, claim, retry_delay, run_async
+from ..types import DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
+from .outbox import claim, retry_delay
 
 logger = logging.getLogger("notifications.push")
 
@@ -44,6 +44,9 @@ PUSH_PARAMS: dict[str, tuple[int, str]] = {
     Priority.MEDIUM: (6 * 3600, "normal"),
     Priority.LOW: (3600, "low"),
 }
+#: A device's `last_success_at` is refreshed at most this often (admin granularity):
+#: a fan-out to 10,000 devices then writes 10,000 fewer rows.
+SUCCESS_STAMP_SECONDS = 3600
 RECEIPT_SALT = "notifications.push.receipt"
 RECEIPT_MAX_AGE = 7 * 24 * 3600
 MAX_DEVICE_LABEL = 200
@@ -138,7 +141,10 @@ def notification_message(sub: PushSubscription, rows: list[Delivery]) -> PushMes
     return _message(sub, {**payload, "receipt": receipt}, priority, topic="summary")
 
 
-def announcement_message(sub: PushSubscription, row: Delivery, announcement: Announcement) -> PushMessage:
+def announcement_messages(
+    announcement: Announcement, sent: Iterable[tuple[Delivery, PushSubscription]]
+) -> list[PushMessage]:
+    """One push per device; the payload is built once, each carries its own receipt."""
     payload = _base(
         f"a:{announcement.pk}",
         NotificationType.SYSTEM_ANNOUNCEMENT,
@@ -147,13 +153,16 @@ def announcement_message(sub: PushSubscription, row: Delivery, announcement: Ann
         announcement.priority,
         announcement.published_at or announcement.publish_at,
     )
-    return _message(sub, {**payload, "receipt": receipt_token([row.pk])}, announcement.priority)
+    signer = signing.TimestampSigner(salt=RECEIPT_SALT)  # what receipt_token does, set up once
+    return [
+        _message(sub, {**payload, "receipt": signer.sign_object([row.pk])}, announcement.priority) for row, sub in sent
+    ]
 
 
 # --- delivering queued rows ---------------------------------------------------------------
 
 
-class _Outcomes:
+class Outcomes:
     """Collects final states and writes them with a few UPDATEs."""
 
     def __init__(self, now: datetime, conf: NotificationSettings) -> None:
@@ -204,7 +213,12 @@ class _Outcomes:
                 r.updated_at = self.now
             Delivery.objects.bulk_update(self.retry, ["due_at", "reason", "updated_at"], batch_size=500)
             if self.ok_subs:
-                PushSubscription.objects.filter(pk__in=self.ok_subs).update(last_success_at=self.now, failures=0)
+                # A fan-out succeeds on every device: write only rows that change meaning
+                # (failing ones, or a last success older than SUCCESS_STAMP_SECONDS).
+                stale = self.now - timedelta(seconds=SUCCESS_STAMP_SECONDS)
+                PushSubscription.objects.filter(pk__in=self.ok_subs).filter(
+                    Q(failures__gt=0) | Q(last_success_at__isnull=True) | Q(last_success_at__lt=stale)
+                ).update(last_success_at=self.now, failures=0)
             if self.bad_subs:
                 PushSubscription.objects.filter(pk__in=self.bad_subs).update(
                     last_failure_at=self.now, failures=F("failures") + 1
@@ -238,7 +252,7 @@ def deliver_rows(rows: list[Delivery], now: datetime) -> int:
     if not rows:
         return 0
     conf = notification_settings()
-    done = _Outcomes(now, conf)
+    done = Outcomes(now, conf)
     key = vapid_key()
     if key is None:
         done.close(rows, DeliveryState.FAILED, "push is not configured (no VAPID key)")
@@ -271,8 +285,8 @@ def deliver_rows(rows: list[Delivery], now: datetime) -> int:
         if group == "n":
             messages.append(notification_message(sub, group_rows))
         else:
-            messages.append(announcement_message(sub, group_rows[0], group_rows[0].announcement))  # type: ignore[arg-type]
-    outcomes = run_async(PushSender(conf, key).send_all(messages)) if messages else []
+            messages.extend(announcement_messages(group_rows[0].announcement, [(group_rows[0], sub)]))  # type: ignore[arg-type]
+    outcomes = send_pushes(conf, key, messages).result() if messages else []
     accepted = 0
     for (sub_id, group), outcome in zip(keys, outcomes, strict=True):
         group_rows = batches[(sub_id, group)]
@@ -312,106 +326,6 @@ def push_due(*, now: datetime, limit: int = 5000) -> int:
         limit -= len(rows)
         sent += deliver_rows(rows, now)
     return sent
-
-
-# --- announcements ------------------------------------------------------------------------
-
-
-def _announcement_subscriptions(announcement: Announcement) -> QuerySet[PushSubscription]:
-    subs = PushSubscription.objects.filter(user__is_active=True)
-    if announcement.audience != Audience.EVERYONE:
-        targeted = AnnouncementReceipt.objects.filter(announcement=announcement, targeted=True).values("user_id")
-        subs = subs.filter(user_id__in=targeted)
-    return subs
-
-
-def announcement_push_start(*, announcement_id: int, now: datetime) -> int:
-    """Split the audience's devices into chunks of PUSH_CHUNK_SIZE, one task each (any
-    worker takes any chunk); returns the number of chunks."""
-    from ..tasks import enqueue_quietly
-
-    announcement = Announcement.objects.filter(pk=announcement_id, published_at__isnull=False).first()
-    if announcement is None or (announcement.expires_at is not None and announcement.expires_at <= now):
-        return 0
-    subs = _announcement_subscriptions(announcement).order_by("pk").values_list("pk", flat=True)
-    chunk = max(1, notification_settings().push_chunk_size)
-    chunks, after = 0, 0
-    while True:
-        ids = list(subs.filter(pk__gt=after)[:chunk])
-        if not ids:
-            break
-        enqueue_quietly("notifications.tasks.push_announcement_chunk", args=[announcement_id, ids[0], ids[-1]])
-        chunks += 1
-        after = ids[-1]
-    return chunks
-
-
-def announcement_push_chunk(*, announcement_id: int, first: int, last: int, now: datetime) -> int:
-    """Record and send the pushes of one chunk of devices; idempotent (a retried chunk
-    skips devices that already have a row for this announcement)."""
-    announcement = Announcement.objects.get(pk=announcement_id)
-    conf = notification_settings()
-    done_before = set(
-        Delivery.objects.filter(announcement=announcement, channel=DeliveryChannel.PUSH).values_list(
-            "subscription_id", flat=True
-        )
-    )
-    subs = [
-        s
-        for s in _announcement_subscriptions(announcement).filter(pk__gte=first, pk__lte=last).order_by("pk")
-        if s.pk not in done_before
-    ]
-    if not subs:
-        return 0
-    gate = selectors.push_gate(
-        type=NotificationType.SYSTEM_ANNOUNCEMENT,
-        priority=announcement.priority,
-        now=now,
-        urgent_breaks_through=conf.quiet_hours_urgent_breaks_through,
-    )
-    urgent = announcement.priority == Priority.URGENT
-    online = set() if urgent else online_user_ids({s.user_id for s in subs})
-    rows: list[Delivery] = []
-    send: list[tuple[Delivery, PushSubscription]] = []
-    lease = now + timedelta(seconds=LEASE_SECONDS)
-    for sub in subs:
-        reason = gate(sub.user_id) or (SuppressReason.ONLINE if sub.user_id in online else None)
-        state = DeliveryState.QUEUED
-        if reason == SuppressReason.ONLINE:
-            state = DeliveryState.CANCELLED
-        elif reason:
-            state = DeliveryState.SUPPRESSED
-        row = Delivery(
-            announcement=announcement,
-            user_id=sub.user_id,
-            channel=DeliveryChannel.PUSH,
-            subscription=sub,
-            state=state,
-            reason=reason or "",
-            attempts=1 if state == DeliveryState.QUEUED else 0,
-            created_at=now,
-            updated_at=now,
-            due_at=lease if state == DeliveryState.QUEUED else None,
-        )
-        rows.append(row)
-        if state == DeliveryState.QUEUED:
-            send.append((row, sub))
-    Delivery.objects.bulk_create(rows, batch_size=1000)
-    metrics.count((r.channel, r.state, r.reason) for r in rows if r.state != DeliveryState.QUEUED)
-    key = vapid_key()
-    done = _Outcomes(now, conf)
-    if key is None:
-        done.close((r for r, _ in send), DeliveryState.FAILED, "push is not configured (no VAPID key)")
-        done.save()
-        return 0
-    messages = [announcement_message(sub, row, announcement) for row, sub in send]
-    outcomes = run_async(PushSender(conf, key).send_all(messages))
-    accepted = 0
-    for (row, sub), outcome in zip(send, outcomes, strict=True):
-        done.outcome([row], outcome, sub)
-        accepted += outcome.accepted
-    done.save()
-    return accepted
 
 
 # --- receipts from the service worker -----------------------------------------------------

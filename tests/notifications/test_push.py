@@ -14,7 +14,7 @@ from django.test import Client as DjangoClient
 
 from notifications.errors import InvalidSubscription
 from notifications.models import Delivery, Notification, PushSubscription
-from notifications.services import push
+from notifications.services import push, push_fanout
 from notifications.services.push import push_user
 
 from .conftest import T0, subscribe
@@ -373,8 +373,9 @@ def test_subscription_api_registers_lists_and_removes_only_ones_own(delivery_set
 
 
 def test_an_announcement_fans_out_to_devices_of_users_without_a_socket(
-    delivery_settings, push_service, make_user, clock
+    delivery_settings, push_service, make_user, clock, monkeypatch
 ) -> None:
+    monkeypatch.setattr(push_fanout, "PIPELINE_BATCH", 2)  # 5 devices: three batches in flight in turn
     from notifications.services.announcements import announcement_create, announcement_publish
     from notifications.services.preferences import preferences_update
 
@@ -387,14 +388,72 @@ def test_an_announcement_fans_out_to_devices_of_users_without_a_socket(
     assert announcement_publish(announcement_id=a.pk, now=clock.now)
     delivery_settings.NOTIFICATIONS = {**delivery_settings.NOTIFICATIONS, "PUSH_CHUNK_SIZE": 2}
     first, last = (PushSubscription.objects.order_by("pk").values_list("pk", flat=True)[i] for i in (0, 4))
-    assert push.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 4
-    assert push.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 0  # idempotent
+    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 4
+    assert (
+        push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 0
+    )  # idempotent
     assert push_service.messages(subs[0]) == []
     for sub in subs[1:]:
         [got] = push_service.messages(sub)
         assert got.json["title"] == "Maintenance at 02:00 UTC" and got.json["id"] == f"a:{a.pk}"
     states = sorted(Delivery.objects.filter(announcement=a).values_list("state", "reason"))
     assert states == [("sent", "")] * 4 + [("suppressed", "preference")]
+
+
+def test_a_pipelined_chunk_records_each_devices_own_outcome_and_receipt(
+    delivery_settings, push_service, make_user, clock, monkeypatch
+) -> None:
+    """Batches of one chunk are in flight while the next batch's rows are written: every
+    device still gets its own outcome (410 removed, 429 queued for Retry-After) and a
+    receipt naming its own delivery row."""
+    from notifications.services.announcements import announcement_create, announcement_publish
+
+    monkeypatch.setattr(push_fanout, "PIPELINE_BATCH", 2)
+    users = [make_user() for _ in range(6)]
+    subs = [push_service.new_subscription() for _ in users]
+    for user, sub in zip(users, subs, strict=True):
+        subscribe(user, sub)
+    push_service.script(subs[2], 410)
+    push_service.script(subs[5], (429, 30))
+    a = announcement_create(title="Fees change on Monday", priority="high", publish_at=T0, now=T0)
+    announcement_publish(announcement_id=a.pk, now=clock.now)
+    ids = list(PushSubscription.objects.order_by("pk").values_list("pk", flat=True))
+    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=ids[0], last=ids[-1], now=clock.now) == 4
+    rows = {d.user_id: d for d in Delivery.objects.filter(announcement=a, channel="push")}
+    assert [rows[u.pk].state for u in users] == ["sent", "sent", "failed", "sent", "sent", "queued"]
+    assert rows[users[5].pk].due_at == clock.now + timedelta(seconds=30)
+    assert not PushSubscription.objects.filter(endpoint=subs[2].endpoint).exists()
+    for user, sub in zip(users, subs, strict=True):
+        for got in push_service.messages(sub):
+            assert push.push_receipt(token=got.json["receipt"], event="shown", now=clock.now) in (0, 1)
+            assert signing_ids(got.json["receipt"]) == [rows[user.pk].pk]
+    clock.advance(30)  # the 429's Retry-After: the sweep sends the announcement again
+    assert push.push_due(now=clock.now) == 1
+    [retried] = push_service.messages(subs[5])
+    assert retried.json["title"] == "Fees change on Monday" and retried.json["id"] == f"a:{a.pk}"
+    assert Delivery.objects.get(pk=rows[users[5].pk].pk).state == "sent"
+
+
+def signing_ids(token: str) -> Any:
+    from django.core import signing
+
+    return signing.loads(token, salt=push.RECEIPT_SALT)
+
+
+def test_connections_to_a_push_service_are_kept_alive_across_tasks(
+    delivery_settings, push_service, hub, make_user, clock
+) -> None:
+    """The worker process's push client keeps its connections: a second task's pushes go
+    over connections the first one opened."""
+    users = [make_user() for _ in range(4)]
+    for user in users:
+        subscribe(user, push_service.new_subscription())
+        hub.send(user.pk, urgent())
+    assert push_user(user_id=users[0].pk, now=clock.now) == 1
+    first = set(push_service.peers)
+    for user in users[1:]:
+        assert push_user(user_id=user.pk, now=clock.now) == 1
+    assert len(push_service.peers) == 4 and set(push_service.peers) == first  # one connection, reused
 
 
 def test_delivery_counts_are_in_metrics(delivery_settings, push_service, hub, make_user, clock) -> None:

@@ -113,6 +113,11 @@ class LocalPushService:
         self.decrypt = decrypt
         #: Benchmarks: decrypt one message in N (the others are still VAPID-checked).
         self.decrypt_every = decrypt_every
+        #: Benchmarks: answer this many seconds after the request arrived (a push service
+        #: across the internet: its round trip, not loopback's).
+        self.answer_delay = 0.0
+        #: Client (address, port) of every request, in order: which connections were reused.
+        self.peers: list[tuple[str, int]] = []
         self.subscriptions: dict[str, Subscription] = {}
         self.received: list[Received] = []
         self.rejected: list[tuple[str, int, str]] = []
@@ -204,8 +209,12 @@ class LocalPushService:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         body = await request.read()
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         with self._lock:
             self.count += 1
+            self.peers.append(tuple(peer[:2]) if peer else ("", 0))
             scripted = self.scripts[token].popleft() if self.scripts[token] else None
         sub = self.subscriptions.get(token)
         if sub is None:

@@ -1,0 +1,103 @@
+"""One long-lived push client per worker process: an event loop thread and one aiohttp session.
+
+A Celery task is synchronous; the pushes it sends go to this process's client, whose
+session keeps connections (and TLS sessions) to push services alive from one task to
+the next, instead of opening `PUSH_CONCURRENCY` new ones per task. Its loop runs in a
+thread of its own, so a task can hand a batch over (`submit`) and write the previous
+batch's outcomes to the database while this one is encrypted and sent.
+
+The session's resolver is the SSRF guard and its limits come from the settings, so a
+client belongs to the settings it was made with: other settings (tests change them)
+get a new client and the old one is closed. A forked child (prefork pool) never uses
+its parent's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+
+from ..conf import NotificationSettings
+from .endpoint import GuardedResolver
+
+T = TypeVar("T")
+#: Idle connections to a push service are kept this long (FCM, Mozilla and Apple keep
+#: theirs open for minutes; a fan-out every few minutes reuses them).
+KEEPALIVE_SECONDS = 120.0
+
+
+class PushClient:
+    def __init__(self, conf: NotificationSettings) -> None:
+        self.conf = conf
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="push-client", daemon=True)
+        self._thread.start()
+        self.session: aiohttp.ClientSession = self.run(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        limit = max(1, self.conf.push_concurrency)
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.conf),
+            limit=limit,
+            limit_per_host=limit,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        timeout = aiohttp.ClientTimeout(total=self.conf.push_timeout)
+        # No cookies, no proxies from the environment, no decompression: push services
+        # answer with an empty body and a status.
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+        )
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run `coro` on the client's loop; the caller goes on and collects the result later."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result()
+
+    def close(self) -> None:
+        if self.pid != os.getpid() or self.loop.is_closed():
+            return
+        try:
+            self.run(self.session.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            self.loop.close()
+
+
+_lock = threading.Lock()
+_client: PushClient | None = None
+
+
+def push_client(conf: NotificationSettings) -> PushClient:
+    """This process's client for these settings (made on first use)."""
+    global _client
+    with _lock:
+        current = _client
+        if current is not None and current.pid == os.getpid() and current.conf == conf:
+            return current
+        if current is not None:
+            current.close()  # other settings; a parent's client (after fork) is left alone
+        _client = PushClient(conf)
+        return _client
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    with _lock:
+        if _client is not None:
+            _client.close()
