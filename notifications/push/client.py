@@ -2,9 +2,9 @@
 
 A Celery task is synchronous; the pushes it sends go to this process's client, whose
 session keeps connections (and TLS sessions) to push services alive from one task to
-the next, instead of opening `PUSH_CONCURRENCY` new ones per task. Its loop runs in a
-thread of its own, so a task can hand a batch over (`submit`) and write the previous
-batch's outcomes to the database while this one is encrypted and sent.
+the next, instead of opening `PUSH_CONCURRENCY` new ones per task (with TLS, a
+handshake each). Its loop runs in a thread of its own: the task hands a batch over and
+waits for the outcomes, also when the task itself runs inside an event loop.
 
 The session's resolver is the SSRF guard and its limits come from the settings, so a
 client belongs to the settings it was made with: other settings (tests change them)

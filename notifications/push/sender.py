@@ -11,7 +11,6 @@ caller, which decides retry, removal or failure.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import email.utils
 import time
 from collections.abc import Sequence
@@ -172,10 +171,9 @@ class PushSender:
         return list(await asyncio.gather(*(one(m) for m in messages)))
 
 
-def send_pushes(
-    conf: NotificationSettings, key: VapidKey, messages: Sequence[PushMessage]
-) -> concurrent.futures.Future[list[PushOutcome]]:
-    """Hand a batch to this process's push client; the future gives the outcomes in order.
-    The caller can do other work (record the previous batch) while this one is sent."""
+def send_pushes(conf: NotificationSettings, key: VapidKey, messages: Sequence[PushMessage]) -> list[PushOutcome]:
+    """Send a batch through this process's push client; the outcomes, in order."""
+    if not messages:
+        return []
     client = push_client(conf)
-    return client.submit(PushSender(conf, key).send_all(client.session, messages))
+    return client.run(PushSender(conf, key).send_all(client.session, messages))

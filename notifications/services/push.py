@@ -286,7 +286,7 @@ def deliver_rows(rows: list[Delivery], now: datetime) -> int:
             messages.append(notification_message(sub, group_rows))
         else:
             messages.extend(announcement_messages(group_rows[0].announcement, [(group_rows[0], sub)]))  # type: ignore[arg-type]
-    outcomes = send_pushes(conf, key, messages).result() if messages else []
+    outcomes = send_pushes(conf, key, messages)
     accepted = 0
     for (sub_id, group), outcome in zip(keys, outcomes, strict=True):
         group_rows = batches[(sub_id, group)]

@@ -82,17 +82,32 @@ def serve_bundle(context: BrowserContext, bundle_dir: Path) -> None:
 
 
 @pytest.fixture
-def new_page(browser: Browser, client_bundle: Path) -> Iterator[Callable[..., Page]]:
-    """`new_page(server, session=None)`: a page on the dashboard, signed in if a session key is given."""
+def new_context(browser: Browser, client_bundle: Path) -> Iterator[Callable[..., BrowserContext]]:
+    """`new_context(server, session=None, **options)`: a browser context serving the fresh
+    client bundle, signed in if a session key is given (closed at teardown)."""
     contexts: list[BrowserContext] = []
+
+    def make(server: ServerProcess, session: str | None = None, **options: Any) -> BrowserContext:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+        contexts.append(context)
+        serve_bundle(context, client_bundle)
+        if session is not None:
+            context.add_cookies([{"name": "sessionid", "value": session, "url": server.http_url}])
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def new_page(new_context: Callable[..., BrowserContext]) -> Callable[..., Page]:
+    """`new_page(server, session=None, context=None)`: a page on the dashboard, signed in if
+    a session key is given (in `context` when given)."""
 
     def make(server: ServerProcess, session: str | None = None, context: BrowserContext | None = None) -> Page:
         if context is None:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            serve_bundle(context, client_bundle)
-            if session is not None:
-                context.add_cookies([{"name": "sessionid", "value": session, "url": server.http_url}])
-            contexts.append(context)
+            context = new_context(server, session)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -102,9 +117,7 @@ def new_page(browser: Browser, client_bundle: Path) -> Iterator[Callable[..., Pa
         page.js_errors = errors  # type: ignore[attr-defined]
         return page
 
-    yield make
-    for context in contexts:
-        context.close()
+    return make
 
 
 def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

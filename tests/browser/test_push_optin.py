@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from notifications.hub import NotificationHub
 from notifications.models import Delivery, PushSubscription
 from realtime_project.gateway.presence import online_user_ids
-from tests.browser.conftest import in_thread, screenshot, serve_bundle
+from tests.browser.conftest import in_thread, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -79,22 +79,15 @@ def push_server(live_server_factory: Any, redis_settings: Any, redis_url: str, k
 
 
 @pytest.fixture
-def push_context(browser: Browser, client_bundle: Any) -> Iterator[Callable[..., BrowserContext]]:
-    contexts: list[BrowserContext] = []
-
+def push_context(new_context: Callable[..., BrowserContext]) -> Callable[..., BrowserContext]:
     def make(server: Any, session: str, subscription: dict[str, Any], battery_ms: int | None = None) -> BrowserContext:
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["notifications"])
-        serve_bundle(context, client_bundle)
-        context.add_cookies([{"name": "sessionid", "value": session, "url": server.http_url}])
+        context = new_context(server, session, permissions=["notifications"])
         if battery_ms is not None:
             context.add_init_script(f"localStorage.setItem('testBatterySleepMs', '{battery_ms}');")
         context.add_init_script(STUB % json.dumps(subscription))
-        contexts.append(context)
         return context
 
-    yield make
-    for context in contexts:
-        context.close()
+    return make
 
 
 def open_dashboard(new_page: Any, server: Any, context: BrowserContext) -> Page:

@@ -373,9 +373,8 @@ def test_subscription_api_registers_lists_and_removes_only_ones_own(delivery_set
 
 
 def test_an_announcement_fans_out_to_devices_of_users_without_a_socket(
-    delivery_settings, push_service, make_user, clock, monkeypatch
+    delivery_settings, push_service, make_user, clock
 ) -> None:
-    monkeypatch.setattr(push_fanout, "PIPELINE_BATCH", 2)  # 5 devices: three batches in flight in turn
     from notifications.services.announcements import announcement_create, announcement_publish
     from notifications.services.preferences import preferences_update
 
@@ -400,15 +399,13 @@ def test_an_announcement_fans_out_to_devices_of_users_without_a_socket(
     assert states == [("sent", "")] * 4 + [("suppressed", "preference")]
 
 
-def test_a_pipelined_chunk_records_each_devices_own_outcome_and_receipt(
-    delivery_settings, push_service, make_user, clock, monkeypatch
+def test_each_device_of_a_chunk_gets_its_own_outcome_receipt_and_retry(
+    delivery_settings, push_service, make_user, clock
 ) -> None:
-    """Batches of one chunk are in flight while the next batch's rows are written: every
-    device still gets its own outcome (410 removed, 429 queued for Retry-After) and a
-    receipt naming its own delivery row."""
+    """One chunk, sent concurrently: every device gets its own outcome (410 removed, 429
+    queued for Retry-After, then sent by the sweep) and a receipt naming its own row."""
     from notifications.services.announcements import announcement_create, announcement_publish
 
-    monkeypatch.setattr(push_fanout, "PIPELINE_BATCH", 2)
     users = [make_user() for _ in range(6)]
     subs = [push_service.new_subscription() for _ in users]
     for user, sub in zip(users, subs, strict=True):
