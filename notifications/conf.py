@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_MAX_SECONDS": 600.0,
     # Concurrent requests to push services per worker, and subscriptions per fan-out task.
     # A worker's push rate is at most PUSH_CONCURRENCY / the push service's round trip:
-    # 64 in flight at 50 ms is 1,280/s at best (914/s measured), 256 is 1,870/s
+    # 64 in flight at 50 ms is 1,280/s at best (888-949/s measured), 256 about 1,900/s
     # (docs/benchmarks.md); each in-flight push holds one connection and one encrypted body.
     "PUSH_CONCURRENCY": int(os.environ.get("NOTIFICATIONS_PUSH_CONCURRENCY", "256")),
     "PUSH_CHUNK_SIZE": 1000,
@@ -96,7 +96,7 @@ class NotificationSettings:
     email_max_attempts: int = 5
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
-    push_concurrency: int = 64
+    push_concurrency: int = 256
     push_chunk_size: int = 1000
     push_max_payload_bytes: int = 3800
     push_icon: str = ""
