@@ -1,4 +1,5 @@
-"""The supervised cluster: two gateways behind HAProxy, workers, beat and the feed process.
+"""The supervised cluster: two gateways behind HAProxy, workers, two beats and two feed
+processes (one of each active by lease, the other a standby).
 
 `deploy/supervisord.conf` describes the processes and `deploy/haproxy.cfg.template` the
 balancer (the same file docs/scaling.md shows). This module renders the balancer's
@@ -391,7 +392,8 @@ def banner(spec: ClusterSpec, env: Mapping[str, str]) -> str:
         [
             f"Cluster: http://{spec.host}:{spec.port}/  (dashboard, API /api/, admin /admin/, WebSocket /ws/)",
             f"  HAProxy -> gateways on {GATEWAY_HOST}:{g1} and {GATEWAY_HOST}:{g2} (leastconn, checks /readyz)",
-            "  supervisord: gateway1 gateway2 worker prices beat feeds feeds2 haproxy, each restarted on exit",
+            "  supervisord: gateway1 gateway2 worker prices beat beat2 feeds feeds2 haproxy, each restarted on exit",
+            "  (beat and feeds: one of each active by a lease in Redis, the other a standby)",
             f"  Prices: {prices}",
             f"  Logs: {spec.log_dir}/<program>.log   Status: make cluster-status   Stop: Ctrl-C",
         ]

@@ -31,7 +31,7 @@ from tests.support.cluster import cluster_spec, seed_prices
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e, pytest.mark.browser]
 
-PROGRAMS = {"haproxy", "gateway1", "gateway2", "worker", "prices", "beat", "feeds", "feeds2"}
+PROGRAMS = {"haproxy", "gateway1", "gateway2", "worker", "prices", "beat", "beat2", "feeds", "feeds2"}
 
 
 def get(url: str) -> tuple[int, bytes, Message]:

@@ -135,7 +135,8 @@ def test_systemd_units_run_the_supervisor_configurations_processes() -> None:
     programs = {name: normalise(command) for name, command in supervisor_programs().items()}
     assert programs.pop("haproxy")[0].endswith("HAPROXY)s")
     assert programs.pop("gateway1") == programs.pop("gateway2") == commands.pop("realtime-gateway@")
-    assert programs.pop("feeds2") == programs["feeds"]  # the hot standby (one per host with systemd)
+    # The standbys run the same command (a second host runs the same unit).
+    assert programs.pop("feeds2") == programs["feeds"] and programs.pop("beat2") == programs["beat"]
     assert {f"realtime-{name}": command for name, command in programs.items()} == commands
 
 

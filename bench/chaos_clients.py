@@ -1,0 +1,207 @@
+"""Clients for chaos runs (tests/deploy/test_faults.py, bench/soak.py): browser-like
+WebSocket clients that keep one socket through the balancer, resubscribe with `since`
+after any disconnect, and account for every frame.
+
+Each client behaves like the TypeScript client (client/src/core): it answers pings,
+honours `reconnect` frames, reconnects with full-jitter backoff (fast here: 50 ms base,
+1 s cap, so recovery times measure the product, not the client's patience), and resumes
+each channel from its last `{epoch, seq}`. It records:
+
+- per channel: the last position, seq **gaps** and **repeats** within an epoch, and the
+  resets the server announced (`recovered: false`, a new epoch from seq 1): a reset is
+  not a gap, the client is told to resync;
+- notifications: how many times each notification id arrived live (`created` events):
+  0 for one the user was told is **lost**, 2+ is **duplicated**;
+- when its data was last fresh, when it lost and regained a subscribed socket (recovery
+  time), and delivery latency (now minus the payload's own timestamp, ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+#: Reconnect backoff (full jitter): base, cap (seconds).
+BACKOFF_BASE, BACKOFF_CAP = 0.05, 1.0
+
+
+@dataclass
+class Track:
+    epoch: str | None = None
+    seq: int = 0
+    gaps: int = 0
+    repeats: int = 0
+    resets: int = 0
+    messages: int = 0
+
+
+@dataclass
+class Client:
+    index: int
+    url: str
+    channels: list[str]
+    #: A fresh `?ticket=` query per connect (None: anonymous).
+    ticket: Callable[[], str] | None = None
+    tracks: dict[str, Track] = field(default_factory=dict)
+    notifications: Counter[str] = field(default_factory=Counter)
+    #: Delivery latency (ms) of prices and overviews (from their timestamp), and of
+    #: notifications (from the publisher's `data.sent_ms`).
+    latencies: list[float] = field(default_factory=list)
+    note_latencies: list[float] = field(default_factory=list)
+    #: (lost at, back at) monotonic: a subscribed socket lost, then every channel subscribed again.
+    outages: list[tuple[float, float | None]] = field(default_factory=list)
+    connects: int = 0
+    #: monotonic time of the last data frame per channel.
+    fresh_at: dict[str, float] = field(default_factory=dict)
+    #: monotonic times of the `prices:*` messages (a price's silences).
+    price_times: list[float] = field(default_factory=list)
+    subscribed: set[str] = field(default_factory=set)
+    errors: Counter[str] = field(default_factory=Counter)
+    _stop: bool = False
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return len(self.subscribed) == len(self.channels)
+
+    def fresh(self, now: float, max_age: float, *, any_channel: bool = False) -> bool:
+        """A live socket subscribed to all its channels whose data is no older than
+        `max_age`: on every channel, or (`any_channel`) its newest data on any of them."""
+        if not self.live:
+            return False
+        ages = [now - self.fresh_at.get(ch, -1e9) for ch in self.channels]
+        return (min(ages) if any_channel else max(ages)) <= max_age
+
+    def stop(self) -> None:
+        self._stop = True
+
+    # --- the protocol ----------------------------------------------------------------------
+
+    def _on_subscribed(self, frame: dict[str, Any], now: float) -> None:
+        channel = frame["channel"]
+        track = self.tracks.setdefault(channel, Track())
+        if track.epoch is not None and frame.get("recovered") is False:
+            track.resets += 1
+        if frame.get("recovered") is not True:
+            track.epoch, track.seq = frame.get("epoch"), int(frame.get("seq") or 0)
+        self.subscribed.add(channel)
+        self.fresh_at[channel] = now
+        if self.live and self.outages and self.outages[-1][1] is None:
+            self.outages[-1] = (self.outages[-1][0], now)
+
+    def _on_message(self, frame: dict[str, Any], now: float) -> None:
+        channel = frame.get("channel")
+        if channel not in self.tracks:
+            return
+        track = self.tracks[channel]
+        self.fresh_at[channel] = now
+        if channel.startswith("prices:"):
+            self.price_times.append(now)
+        seq, epoch = frame.get("seq"), frame.get("epoch")
+        if frame.get("snapshot"):
+            track.epoch, track.seq = epoch, int(seq or 0)
+            return
+        if isinstance(seq, int):
+            if epoch != track.epoch:
+                if track.epoch is not None:
+                    track.resets += 1
+                if seq != 1:
+                    track.gaps += 1
+                track.epoch = epoch
+            elif seq <= track.seq:
+                track.repeats += 1
+                return
+            elif seq != track.seq + 1:
+                track.gaps += 1
+            track.seq = seq
+        track.messages += 1
+        data = frame.get("data")
+        if not isinstance(data, dict):
+            return
+        if data.get("event") == "created" and isinstance(data.get("notification"), dict):
+            note = data["notification"]
+            self.notifications[str(note.get("id"))] += 1
+            sent = (note.get("data") or {}).get("sent_ms")
+            if isinstance(sent, (int, float)) and sent > 0:
+                self.note_latencies.append(time.time() * 1000 - sent)
+            return
+        stamp = data.get("timestamp")
+        if isinstance(stamp, (int, float)) and stamp > 0:
+            self.latencies.append(time.time() * 1000 - stamp)
+
+    async def _session(self) -> float | None:
+        """One socket's life; returns the server's reconnect delay (s), if it gave one."""
+        url = self.url if self.ticket is None else f"{self.url}?ticket={self.ticket()}"
+        async with websockets.connect(url, open_timeout=10, max_size=2**22) as ws:
+            self.connects += 1
+            for channel in self.channels:
+                track = self.tracks.get(channel)
+                frame: dict[str, Any] = {"type": "subscribe", "id": channel, "channel": channel}
+                if track is not None and track.epoch is not None:
+                    frame["since"] = {"epoch": track.epoch, "seq": track.seq}
+                await ws.send(json.dumps(frame))
+            async for raw in ws:
+                if self._stop:
+                    return None
+                frame = json.loads(raw)
+                kind, now = frame.get("type"), time.monotonic()
+                if kind == "message":
+                    self._on_message(frame, now)
+                elif kind == "ping":
+                    await ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
+                elif kind == "subscribed":
+                    self._on_subscribed(frame, now)
+                elif kind == "reconnect":
+                    return float(frame.get("after_ms") or 0) / 1000
+                elif kind == "error":
+                    self.errors[str(frame.get("code"))] += 1
+        return None
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stop:
+            delay: float | None = None
+            try:
+                delay = await self._session()
+                attempt = 0
+            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                self.errors[type(exc).__name__] += 1
+            except asyncio.CancelledError:
+                raise
+            if self.live:
+                self.outages.append((time.monotonic(), None))
+            self.subscribed.clear()
+            if self._stop:
+                return
+            if delay is None:
+                delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+                attempt += 1
+            await asyncio.sleep(min(delay, 5.0))
+
+
+def recovery_times(clients: list[Client], since: float = 0.0) -> list[float]:
+    """Seconds from losing a subscribed socket to every channel subscribed again."""
+    return [back - lost for c in clients for lost, back in c.outages if back is not None and lost >= since]
+
+
+def summary(clients: list[Client]) -> dict[str, Any]:
+    tracks = [t for c in clients for t in c.tracks.values()]
+    return {
+        "clients": len(clients),
+        "live": sum(c.live for c in clients),
+        "messages": sum(t.messages for t in tracks),
+        "gaps": sum(t.gaps for t in tracks),
+        "repeats": sum(t.repeats for t in tracks),
+        "resets": sum(t.resets for t in tracks),
+        "connects": sum(c.connects for c in clients),
+        "errors": dict(sum((c.errors for c in clients), Counter())),
+    }
