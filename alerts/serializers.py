@@ -26,8 +26,19 @@ class RulePatch(serializers.Serializer):  # type: ignore[type-arg]
     expires_at = serializers.IntegerField(required=False, allow_null=True)
 
 
-class RuleOut(RuleIn):
+class RuleOut(serializers.Serializer):  # type: ignore[type-arg]
+    """A rule as the API returns it (`payloads.rule_payload`): numbers are numbers, and
+    what a rule may not have is null."""
+
     id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    symbol = serializers.CharField(allow_null=True, help_text="null for portfolio kinds")
+    threshold = serializers.FloatField()
+    direction = serializers.ChoiceField(choices=Direction.choices)
+    window = serializers.IntegerField(allow_null=True, help_text="seconds, percent_move only")
+    cooldown = serializers.IntegerField(help_text="seconds")
+    mode = serializers.ChoiceField(choices=Mode.choices)
+    expires_at = serializers.IntegerField(allow_null=True, help_text="ms since the epoch")
     active = serializers.BooleanField()
     last_triggered_at = serializers.IntegerField(allow_null=True)
     last_trigger_price = serializers.FloatField(allow_null=True)

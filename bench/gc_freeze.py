@@ -1,4 +1,4 @@
-"""Effect of `gc.freeze()` + tuned thresholds on fan-out latency (DESIGN.md asks to measure it).
+"""Effect of `gc.freeze()` + tuned thresholds on fan-out latency (measured here, not assumed).
 
 3,000 subscribers on one channel of one uvicorn gateway, 6 msg/s for 6 s (18,000
 deliveries/s), twice with REALTIME_GC_FREEZE=1 (the default) and twice with 0, same run.

@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["bench.alerts_engine"],
     ["bench.reconnect_storm"],
     ["bench.push_fanout"],
+    ["bench.handshake"],
 ]
 
 

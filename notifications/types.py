@@ -23,7 +23,7 @@ class Priority(models.TextChoices):
     URGENT = "urgent", "Urgent"
 
 
-#: Delivery order within one flush: urgent first (DESIGN.md "urgent first, never batched").
+#: Delivery order within one flush: urgent first (docs/notifications.md "Priority").
 PRIORITY_RANK: dict[str, int] = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
 
 

@@ -128,7 +128,11 @@ class PushSubscriptionDetailView(APIView):
 class PushUnsubscribeView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=PushUnsubscribe, responses={204: None}, operation_id="notifications_push_unsubscribe")
+    @extend_schema(
+        request=PushUnsubscribe,
+        responses={204: None, 400: NotificationError},
+        operation_id="notifications_push_unsubscribe",
+    )
     def post(self, request: Request) -> Response:
         """Forget this browser's subscription (by endpoint); idempotent."""
         endpoint = request.data.get("endpoint") if isinstance(request.data, dict) else None

@@ -6,8 +6,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +20,16 @@ from .serializers import (
     LatestPricesSerializer,
     MarketOverviewSerializer,
     PriceUpdateSerializer,
+)
+
+#: The coded error shape of these views (and of DRF's own errors, realtime_project/api_errors.py).
+PriceError = inline_serializer(
+    "PriceError",
+    {
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(required=False),
+    },
 )
 
 
@@ -43,7 +53,7 @@ class LatestPricesView(APIView):
 class SymbolPriceView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(operation_id="prices_symbol", responses=PriceUpdateSerializer)
+    @extend_schema(operation_id="prices_symbol", responses={200: PriceUpdateSerializer, 404: PriceError})
     def get(self, request: Request, symbol: str) -> Response:
         name = _symbol(symbol)
         update = selectors.latest_price(name) if name else None
@@ -62,7 +72,7 @@ class PriceHistoryView(APIView):
             OpenApiParameter("end", int, description="ms since the epoch (exclusive); default now"),
             OpenApiParameter("limit", int, description="max candles (1-1440, default 60), newest kept"),
         ],
-        responses=HistorySerializer,
+        responses={200: HistorySerializer, 400: PriceError, 404: PriceError},
     )
     def get(self, request: Request, symbol: str) -> Response:
         name = _symbol(symbol)
@@ -90,7 +100,7 @@ def _from_ms(ms: int) -> datetime:
 class MarketOverviewView(APIView):
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(operation_id="prices_market_overview", responses=MarketOverviewSerializer)
+    @extend_schema(operation_id="prices_market_overview", responses={200: MarketOverviewSerializer, 404: PriceError})
     def get(self, request: Request) -> Response:
         overview = selectors.market_overview()
         if overview is None:
@@ -103,6 +113,6 @@ class SourceHealthView(APIView):
 
     permission_classes = [permissions.IsAdminUser]
 
-    @extend_schema(operation_id="prices_sources_health", responses=dict[str, Any])
+    @extend_schema(operation_id="prices_sources_health", responses={200: dict[str, Any], 403: PriceError})
     def get(self, request: Request) -> Response:
         return Response(selectors.readiness())

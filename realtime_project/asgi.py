@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP to Django, `/ws/` to the gateway consumer.
 
 Run it with `python manage.py serve` (uvicorn websockets-sansio by default, or
-`--server daphne`); `daphne realtime_project.asgi:application` also works.
+`--server daphne`); `daphne realtime_project.asgi:application` also works (set
+`DB_POOL=1` then: `serve` turns the database connection pool on by itself).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from realtime_project.gateway.admission import ConnectionLimitMiddleware  # noqa: E402
 from realtime_project.gateway.auth import SessionUserMiddleware  # noqa: E402  (needs Django set up)
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
 from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
@@ -49,7 +51,8 @@ application = ProtocolTypeRouter(
         # Static files (the dashboard bundle) are served by the app itself, so one
         # process is the whole product; behind a CDN or whitenoise this is bypassed.
         "http": ASGIStaticFilesHandler(django_asgi_app),
-        # Origins are checked by the consumer (non-browser clients send none).
-        "websocket": RawSendMiddleware(SessionUserMiddleware(_websocket)),
+        # Connection limits first (a refused handshake costs no session lookup); origins
+        # are checked by the consumer (non-browser clients send none).
+        "websocket": ConnectionLimitMiddleware(RawSendMiddleware(SessionUserMiddleware(_websocket))),
     }
 )

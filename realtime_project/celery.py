@@ -2,7 +2,8 @@
 
 Beat's schedule lives in the database (django-celery-beat) so staff see and change it
 in the admin; apps declare their default periodic tasks in `<app>/schedule.py` and
-`manage.py migrate` installs missing ones (see realtime_project/scheduling.py).
+`manage.py setup_schedule` (which `make run` and `make cluster` run after migrating)
+installs the missing ones (see realtime_project/scheduling.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The project's server launcher: uvicorn (production) or daphne, with drain and deflate.
 
-- uvicorn with `--ws websockets-sansio`: the production gateway (DESIGN.md: 82,500
-  deliveries/s vs daphne's 1,900 for the same hub). permessage-deflate is negotiated
+- uvicorn with `--ws websockets-sansio`: the production gateway (measured before this
+  project: 82,500 deliveries/s vs daphne's 1,900 for the same hub). permessage-deflate is negotiated
   by default; the transport frame limit is REALTIME["MAX_MESSAGE_BYTES"].
 - daphne: supported for development and deployments that need it. Daphne never
   negotiates permessage-deflate (django/daphne#331) although its autobahn factory can;
@@ -35,7 +35,7 @@ GC_THRESHOLDS = (50_000, 20, 20)
 def tune_gc() -> None:
     """Freeze start-up objects out of the collector and collect less often.
 
-    DESIGN.md measured full collections over ~1 M tracked objects pausing a gateway
+    Full collections over ~1 M tracked objects were measured pausing a gateway
     with 5,000 connections for 0.5-0.84 s. Everything alive after start-up (Django,
     modules, settings) lives for the whole process: `gc.freeze()` moves it to a
     permanent generation the collector never scans. Disable with REALTIME_GC_FREEZE=0
@@ -200,6 +200,8 @@ def uvicorn_protocol_class(*, compression: bool = True) -> Any:
         #: Whether to offer permessage-deflate. uvicorn's own `ws_per_message_deflate` is
         #: turned off for this class, so its constructor builds no deflate factory of its own.
         deflate = True
+        #: Whether this connection's invalid UTF-8 was logged (once per connection).
+        invalid_utf8_logged = False
 
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(config, *args, **kwargs)
@@ -228,8 +230,116 @@ def uvicorn_protocol_class(*, compression: bool = True) -> Any:
             self.response = None  # type: ignore[assignment]
             super().start_keepalive()
 
+        def send_receive_event_to_app(self) -> None:
+            # uvicorn's own, except for a text message that is not UTF-8: uvicorn logs an
+            # ERROR with a traceback for each one (a log flood anyone can cause). Here it
+            # is one WARNING line per connection, and the close is 1007 as before.
+            if self.curr_msg_data_type != "text" or self.close_sent:
+                super().send_receive_event_to_app()
+                return
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            self.frames = []
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                if not self.invalid_utf8_logged:
+                    self.invalid_utf8_logged = True
+                    logger.warning("closing WebSocket from %s: text frame is not valid UTF-8 (1007)", self.client)
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+                # A denial response (connection limits) ends the handshake; uvicorn does
+                # not note it and would log "returned without completing handshake".
+                self.handshake_complete = True
+
     GatewayWebSocketsProtocol.deflate = compression
     return GatewayWebSocketsProtocol
+
+
+class _HeadTimeout(asyncio.Protocol):
+    """Drops a client that has not sent its whole request head within `head_timeout`
+    seconds of connecting or of starting a request (mixed into uvicorn's HTTP protocols,
+    before them)."""
+
+    head_timeout = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    client: Any
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None and self.head_timeout > 0:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            logger.info("dropped %s: request head not received within %ss", self.client, self.head_timeout)
+            self.transport.abort()
+
+
+def uvicorn_http_class(kind: str, head_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (`kind`: auto, httptools or h11) with a request-head
+    timeout: slow-headers clients are dropped. uvicorn has none of its own (its keep-alive
+    timer only runs between requests, and any byte received cancels it)."""
+    if kind not in ("auto", "httptools", "h11"):
+        raise ValueError(f"REALTIME_HTTP must be auto, httptools or h11, not {kind!r}")
+    if kind != "h11":
+        try:
+            import httptools  # noqa: F401
+        except ImportError:  # pragma: no cover - httptools is pinned
+            kind = "h11"
+    if kind == "h11":
+        import h11
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        class H11HeadTimeout(_HeadTimeout, H11Protocol):
+            def handle_events(self) -> None:
+                super().handle_events()
+                # h11 leaves IDLE once a request's head is complete (an upgrade included).
+                if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                    self._arm_head_timer()
+                else:
+                    self._disarm_head_timer()
+
+        H11HeadTimeout.head_timeout = head_timeout
+        return H11HeadTimeout
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HttpToolsHeadTimeout(_HeadTimeout, HttpToolsProtocol):
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm_head_timer()
+
+        def on_headers_complete(self) -> None:
+            # Before an upgrade is handed over to the WebSocket protocol.
+            self._disarm_head_timer()
+            super().on_headers_complete()
+
+    HttpToolsHeadTimeout.head_timeout = head_timeout
+    return HttpToolsHeadTimeout
 
 
 def run_uvicorn(
@@ -269,7 +379,9 @@ def run_uvicorn(
         app,
         host=host,
         port=port,
-        ws="websockets-sansio" if context_takeover else uvicorn_protocol_class(compression=compression),
+        # The gateway's protocol class in both cases; with context takeover, uvicorn's own
+        # deflate factory (ws_per_message_deflate) negotiates instead of the class's.
+        ws=uvicorn_protocol_class(compression=compression and not context_takeover),
         ws_max_size=gateway_settings().max_message_bytes,
         # With the gateway's protocol class, deflate is negotiated by the class itself.
         ws_per_message_deflate=compression and bool(context_takeover),
@@ -280,7 +392,7 @@ def run_uvicorn(
         # REALTIME_EVENT_LOOP: "auto" (uvloop when installed), "uvloop" or "asyncio";
         # measured in docs/benchmarks.md (bench/live_path.py --loop).
         loop=os.environ.get("REALTIME_EVENT_LOOP", "auto"),
-        http=os.environ.get("REALTIME_HTTP", "auto"),
+        http=uvicorn_http_class(os.environ.get("REALTIME_HTTP", "auto"), gateway_settings().handshake_timeout),
         log_config=None,
         log_level=log_level,
         timeout_graceful_shutdown=int(gateway_settings().drain_grace_seconds) + 3,
@@ -332,6 +444,7 @@ def run_daphne(host: str, port: int, *, compression: bool = True, app: str = DEF
     reactor: Any = twisted_reactor  # Twisted's reactor is installed dynamically
 
     limit = gateway_settings().max_message_bytes
+    head_timeout = gateway_settings().handshake_timeout
     server: Server
 
     def begin_drain() -> None:
@@ -350,12 +463,38 @@ def run_daphne(host: str, port: int, *, compression: bool = True, app: str = DEF
 
     def ready() -> None:
         server.ws_factory.protocol = gateway_protocol_class()
+        # A protocol violation (e.g. a text frame that is not UTF-8) is closed with its
+        # code (1007), as uvicorn does, not by dropping the TCP connection.
+        server.ws_factory.setProtocolOptions(failByDrop=False)
+        build_http = server.http_factory.buildProtocol
+
+        def build_with_head_timeout(addr: Any) -> Any:
+            protocol = build_http(addr)
+            if protocol is not None and head_timeout > 0:
+                reactor.callLater(head_timeout, drop_without_head, protocol)
+            return protocol
+
+        # Daphne has no request-head timeout either (Twisted's idle timeout is reset by
+        # every byte): a connection whose first request head is not complete in time is
+        # dropped. Set on the factory instance: daphne offers no hook for its protocol.
+        server.http_factory.buildProtocol = build_with_head_timeout
         if compression:
             server.ws_factory.setProtocolOptions(perMessageCompressionAccept=accept_deflate)
         signal.signal(signal.SIGTERM, lambda *a: reactor.callFromThread(begin_drain))
         signal.signal(signal.SIGINT, lambda *a: reactor.callFromThread(begin_drain))
         reactor.callWhenRunning(lambda: asyncio.ensure_future(_start_hub()))
         logger.info("daphne listening on %s:%s (permessage-deflate %s)", host, port, "on" if compression else "off")
+
+    def drop_without_head(protocol: Any) -> None:
+        channel = getattr(protocol, "_channel", protocol)  # Twisted's generic HTTP/1.1-or-2 wrapper
+        transport = channel.transport
+        if transport is None or not channel.connected or not hasattr(channel, "requests"):
+            return  # gone, or HTTP/2 (never a WebSocket upgrade here)
+        # No request yet, or one whose head/body is still arriving (`_command` lives from
+        # the request line until the whole request is in; an upgrade has completed it).
+        if not channel.requests or hasattr(channel, "_command"):
+            logger.info("dropped %s: request head not received within %ss", transport.getPeer(), head_timeout)
+            transport.abortConnection()
 
     server = Server(
         application=application,

@@ -114,6 +114,22 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
+# A connection pool (psycopg_pool, through Django's own `pool` option) in the gateway
+# processes: `manage.py serve` turns DB_POOL on. Without it,
+# every database call (a session-cookie lookup, a ticket's user, a snapshot) opened and
+# closed its own PostgreSQL connection, and a crowd of handshakes queued behind
+# connection set-ups (issue #12: 13.8 s). Persistent connections (DB_CONN_MAX_AGE) are
+# no answer under ASGI: each HTTP request runs in a thread of its own, whose connection
+# would be left open. Celery workers (forked) and the other commands keep plain
+# connections.
+DB_POOL = env_bool("DB_POOL", False) and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if DB_POOL:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", "8")),
+        "timeout": float(os.environ.get("DB_POOL_TIMEOUT", "10")),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the server, the embedded scheduler and a shell read while one writes.
     DATABASES["default"].setdefault("OPTIONS", {})
@@ -246,6 +262,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every error has a `code` (realtime_project/api_errors.py).
+    "EXCEPTION_HANDLER": "realtime_project.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
 }

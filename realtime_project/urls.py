@@ -38,3 +38,6 @@ urlpatterns = [
     path("notifications/unsubscribe/<str:token>/", notification_pages.unsubscribe, name="notifications-unsubscribe"),
     path("", gateway_views.dashboard, name="dashboard"),
 ]
+
+# A URL under /api/ that matches no route (a malformed path parameter) is a JSON 404.
+handler404 = "realtime_project.api_errors.not_found"

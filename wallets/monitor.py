@@ -24,7 +24,7 @@ from .models import Chain, TxStatus, WatchedTransaction
 from .payloads import units
 from .publishing import publish_transaction
 from .rpc import ChainClient, Reverted, RpcError
-from .selectors import chain_get, open_transactions, user_ids_for_addresses
+from .selectors import chain_get, open_transactions, owner_user_ids_for_addresses
 
 logger = logging.getLogger("wallets.monitor")
 
@@ -83,19 +83,30 @@ class TransactionMonitor:
         if tx is None:
             return False
         if user_id is not None:
+            if not tx.watchers.filter(pk=user_id).exists():
+                return False  # not this user's watch: nothing to stop, nothing deleted
             tx.watchers.remove(user_id)
             if tx.watchers.exists():
                 return True
         tx.delete()
         return True
 
-    def get_status(self, tx_hash: str, chain: int) -> dict[str, Any] | None:
+    def get_status(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> dict[str, Any] | None:
+        """The transaction's status; with `user_id`, only if that user watches it or
+        proved they own its sender or recipient (None otherwise, as for an unknown one)."""
         from .payloads import transaction_data
 
         tx_hash = normalise_tx_hash(tx_hash)
         chain_get(chain_id=chain)
         tx = WatchedTransaction.objects.select_related("chain").filter(chain__chain_id=chain, hash=tx_hash).first()
-        return None if tx is None else transaction_data(tx)
+        if tx is None:
+            return None
+        if user_id is not None and not (
+            tx.watchers.filter(pk=user_id).exists()
+            or user_id in owner_user_ids_for_addresses([tx.from_address, tx.to_address])
+        ):
+            return None
+        return transaction_data(tx)
 
     # --- polling ----------------------------------------------------------------------------
 
@@ -230,7 +241,10 @@ class TransactionMonitor:
 
 def transaction_event(tx: WatchedTransaction) -> dict[str, Any]:
     """The event given to transaction listeners (cross-app contract)."""
-    user_ids = set(tx.watchers.values_list("id", flat=True)) | user_ids_for_addresses([tx.from_address, tx.to_address])
+    # Watchers, and the proven owners of either side: not who linked one watch-only.
+    user_ids = set(tx.watchers.values_list("id", flat=True)) | owner_user_ids_for_addresses(
+        [tx.from_address, tx.to_address]
+    )
     return {
         "event": "confirmed" if tx.status == TxStatus.CONFIRMED else "failed",
         "user_ids": sorted(user_ids),

@@ -1,5 +1,13 @@
-"""Where wallet frames go: `wallet:{EIP-55 address}`, always after the transaction commits,
-durably (the gateway's outbox: never lost to a Redis outage, never sent twice)."""
+"""Where wallet frames go, always after the transaction commits, durably (the gateway's
+outbox: never lost to a Redis outage, never sent twice).
+
+`wallet:{EIP-55 address}`: everything about the address, for users who proved they own
+it (a verified link). `wallet_public:{address}`: the public chain activity of the
+address (balances, transfers, approvals and their warnings, NFTs, internal transfers,
+backfill progress, reorg removals), also sent there when someone linked it watch-only —
+never the transaction-watch frames, nor a snapshot's pending (watched) transactions
+(docs/wallets.md "Who sees what").
+"""
 
 from __future__ import annotations
 
@@ -7,34 +15,59 @@ from typing import Any
 
 from django.utils import timezone
 
-from realtime_project.gateway.api import publish_many_on_commit, publish_on_commit
+from realtime_project.gateway.api import publish_many_on_commit
 
 from .models import WatchedTransaction
 from .payloads import transaction_data
-from .selectors import linked_addresses
+from .selectors import linked_addresses, public_snapshot, watch_only_addresses
 
 
 def wallet_channel(address: str) -> str:
     return f"wallet:{address}"
 
 
+def public_channel(address: str) -> str:
+    return f"wallet_public:{address}"
+
+
 def publish_update(payload: dict[str, Any]) -> None:
-    """Queue a WalletUpdate on its address's channel (sent only if the transaction commits)."""
-    publish_on_commit(wallet_channel(payload["address"]), payload, durable=True)
+    """Queue a WalletUpdate on its address's channels (sent only if the transaction commits)."""
+    publish_updates([payload])
 
 
 def publish_updates(payloads: list[dict[str, Any]]) -> None:
     """Queue many WalletUpdates as one batch (one history round trip and one layer
     message per gateway), sent only if the transaction commits."""
-    if payloads:
-        publish_many_on_commit([(wallet_channel(p["address"]), p) for p in payloads], durable=True)
+    if not payloads:
+        return
+    watched = watch_only_addresses(p["address"] for p in payloads)
+    routed: list[tuple[str, dict[str, Any]]] = []
+    for p in payloads:
+        address = p["address"]
+        routed.append((wallet_channel(address), p))
+        if address in watched:
+            routed.append((public_channel(address), public_snapshot(p) if p.get("type") == "snapshot" else p))
+    publish_many_on_commit(routed, durable=True)
 
 
 def publish_transaction(tx: WatchedTransaction) -> None:
-    """Queue a `transaction` frame on the linked wallets of the sender and the recipient."""
+    """Queue a `transaction` frame (a watched transaction's status) for the proven owners
+    of the sender and the recipient: their full channels only."""
     data = transaction_data(tx)
     now_ms = int(timezone.now().timestamp() * 1000)
-    for address in sorted(linked_addresses([tx.from_address, tx.to_address])):
-        publish_update(
-            {"type": "transaction", "address": address, "chain": tx.chain.chain_id, "data": data, "timestamp": now_ms}
-        )
+    publish_many_on_commit(
+        [
+            (
+                wallet_channel(address),
+                {
+                    "type": "transaction",
+                    "address": address,
+                    "chain": tx.chain.chain_id,
+                    "data": data,
+                    "timestamp": now_ms,
+                },
+            )
+            for address in sorted(linked_addresses([tx.from_address, tx.to_address]))
+        ],
+        durable=True,
+    )

@@ -50,7 +50,30 @@ def wallets_of(*, user_id: int) -> QuerySet[Wallet]:
 
 
 def user_owns_address(*, user_id: int, address: str) -> bool:
+    """The user linked the address (verified or watch-only)."""
     return Wallet.objects.filter(user_id=user_id, address=address).exists()
+
+
+def link_of(*, user_id: int, address: str) -> str | None:
+    """How the user linked the address: "verified", "watch_only", or None (not linked)."""
+    rows = set(Wallet.objects.filter(user_id=user_id, address=address).values_list("watch_only", flat=True))
+    if not rows:
+        return None
+    return "verified" if False in rows else "watch_only"
+
+
+def watch_only_addresses(addresses: Iterable[str]) -> set[str]:
+    """Those of `addresses` that someone linked watch-only (their public channel has readers)."""
+    return set(Wallet.objects.filter(address__in=set(addresses), watch_only=True).values_list("address", flat=True))
+
+
+def owner_user_ids_for_addresses(addresses: Iterable[str]) -> set[int]:
+    """Users who proved they own one of `addresses` (any case): verified links only, since
+    watch-only links need no proof and nothing private follows them."""
+    from .addresses import checksum_lower
+
+    wanted = {checksum_lower(a.lower()) for a in addresses if a}
+    return set(Wallet.objects.filter(address__in=wanted, watch_only=False).values_list("user_id", flat=True))
 
 
 def activity_for(*, address: str, chain_id: int | None = None, kind: str | None = None) -> QuerySet[WalletActivity]:
@@ -70,11 +93,6 @@ def verified_owner_ids(*, address: str) -> list[int]:
         .values_list("user_id", flat=True)
         .distinct()
     )
-
-
-def user_ids_for_addresses(addresses: Iterable[str]) -> set[int]:
-    linked = linked_addresses(addresses)
-    return set(Wallet.objects.filter(address__in=linked).values_list("user_id", flat=True))
 
 
 def transaction_get(*, chain_id: int, tx_hash: str) -> WatchedTransaction | None:
@@ -150,6 +168,12 @@ def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, 
         }
         for a in wanted
     }
+
+
+def public_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as a watch-only link sees it: without the pending (watched)
+    transactions, which are the proven owner's."""
+    return {**snapshot, "pending": []}
 
 
 def holdings_of(*, user_id: int) -> list[dict[str, Any]]:

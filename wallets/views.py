@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
 from .monitor import TransactionMonitor
+from .schemas import ActivityPage, ChainList, Challenge, TransactionStatus, WalletList, errors
 from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
 from .serializers import (
     ActivitySerializer,
@@ -62,14 +64,20 @@ class WalletsView(APIView):
 
 
 class ChainsView(WalletsView):
+    @extend_schema(responses={200: ChainList})
     def get(self, request: Request) -> Response:
         return Response({"chains": ChainSerializer(enabled_chains(), many=True).data})
 
 
 class WalletListView(WalletsView):
+    @extend_schema(responses={200: WalletList})
     def get(self, request: Request) -> Response:
         return Response({"wallets": WalletSerializer(wallets_of(user_id=_uid(request)), many=True).data})
 
+    @extend_schema(
+        request=LinkSerializer,
+        responses={201: WalletSerializer, **errors(400, 404, 409)},
+    )
     def post(self, request: Request) -> Response:
         s = LinkSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -83,12 +91,14 @@ class WalletListView(WalletsView):
 
 
 class WalletDetailView(WalletsView):
+    @extend_schema(responses={204: None, **errors(404)})
     def delete(self, request: Request, wallet_id: int) -> Response:
         wallet_unlink(user_id=_uid(request), wallet_id=wallet_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ChallengeView(WalletsView):
+    @extend_schema(request=ChallengeSerializer, responses={201: Challenge, **errors(400, 404)})
     def post(self, request: Request) -> Response:
         s = ChallengeSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -112,6 +122,10 @@ class ChallengeView(WalletsView):
 
 
 class VerifyView(WalletsView):
+    @extend_schema(
+        request=VerifySerializer,
+        responses={200: WalletSerializer, **errors(400, 403, 404, 409)},
+    )
     def post(self, request: Request) -> Response:
         s = VerifySerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -135,6 +149,18 @@ class ActivityPagination(CursorPagination):
 class ActivityView(WalletsView):
     """`?address=0x…` (one of yours), optional `chain` and `kind`; newest first, cursor-paginated."""
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("address", str, required=True, description="one of your linked addresses"),
+            OpenApiParameter("chain", int, required=False),
+            OpenApiParameter(
+                "kind", str, required=False, enum=["balance", "transaction", "approval", "nft", "internal"]
+            ),
+            OpenApiParameter("cursor", str, required=False),
+            OpenApiParameter("page_size", int, required=False),
+        ],
+        responses={200: ActivityPage, **errors(400, 403)},
+    )
     def get(self, request: Request) -> Response:
         address = checksum(request.query_params.get("address", ""))
         if not user_owns_address(user_id=_uid(request), address=address):
@@ -154,6 +180,7 @@ class ActivityView(WalletsView):
 
 
 class TransactionWatchView(WalletsView):
+    @extend_schema(request=WatchSerializer, responses={201: TransactionStatus, **errors(400, 404)})
     def post(self, request: Request) -> Response:
         s = WatchSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -166,14 +193,20 @@ class TransactionWatchView(WalletsView):
 
 
 class TransactionDetailView(WalletsView):
+    """One watched transaction, as the caller sees it: theirs if they watch it or proved they
+    own its sender or recipient; anyone else gets the same 404 as for an unknown hash."""
+
+    @extend_schema(responses={200: TransactionStatus, **errors(400, 404)})
     def get(self, request: Request, chain_id: int, tx_hash: str) -> Response:
         normalised = normalise_tx_hash(tx_hash)
-        data = TransactionMonitor().get_status(normalised, chain_id)
+        data = TransactionMonitor().get_status(normalised, chain_id, user_id=_uid(request))
         if data is None:
             return error("not_found", "this transaction is not watched", 404)
         return Response(data)
 
+    @extend_schema(responses={204: None, **errors(400, 404)})
     def delete(self, request: Request, chain_id: int, tx_hash: str) -> Response:
+        """Stop watching it (only the caller's own watch)."""
         found = transaction_unwatch(user_id=_uid(request), chain_id=chain_id, tx_hash=tx_hash)
         if not found:
             return error("not_found", "this transaction is not watched", 404)

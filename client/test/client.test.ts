@@ -363,6 +363,14 @@ describe("bad server input", () => {
     expect(client.getStatus().nextRetryAt! - timers.now()).toBe(5_000);
   });
 
+  it("waits at least the rate-limit delay after close 1013 (gateway full)", () => {
+    const { client, sockets, timers } = setup({ random: () => 0 });
+    client.connect();
+    sockets.current.open();
+    sockets.current.serverClose(CloseCode.TryAgainLater);
+    expect(client.getStatus().nextRetryAt! - timers.now()).toBe(5_000);
+  });
+
   it("reconnects when the server never sends welcome", () => {
     const { client, sockets, timers } = setup();
     client.connect();

@@ -12,7 +12,7 @@ keys). In embedded mode the in-memory history and layer do the same in-process.
 Sync callers (Celery tasks, views, admin actions) publish through one long-lived
 event loop per process in a background thread, never `async_to_sync` per call: that
 costs 2-9 ms of CPU per call and, with channels-redis, opens connections per loop and
-breaks on closed loops (django/channels_redis#125, #332; DESIGN.md measured facts).
+breaks on closed loops (django/channels_redis#125, #332).
 The thread is recreated after fork (Celery prefork workers).
 """
 

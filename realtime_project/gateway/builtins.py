@@ -3,7 +3,8 @@
 `subscribe`, `unsubscribe`, `ping` and `auth` pass through the same middleware (rate
 limit, metrics) as app messages. `pong`, the answer to the server's heartbeat (one per
 connection per interval: most of the frames a gateway receives), is a bare route: it
-costs no tokens, needs no sign-in, and its metric is the RTT it records.
+pays only the intake charge every frame pays in the consumer (so a flood of pongs is
+refused and closed like any other), needs no sign-in, and its metric is the RTT it records.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from .auth import authenticate_ticket
 from .clock import now_ms
 from .conf import gateway_settings
-from .errors import ErrorCode, GatewayError
-from .metrics import RTT
+from .errors import ErrorCode, GatewayError, TooManyConnections
+from .metrics import OUT_AUTHENTICATED, OUT_PONG, OUT_UNSUBSCRIBED, RTT
 from .namespaces import Principal, Snapshotter, namespaces
 from .protocol import (
     ChannelName,
@@ -88,13 +89,15 @@ async def unsubscribe(request: Request) -> Any:
         public = channel.name
     if not await _hub(request).unsubscribe(request.connection, public):
         raise GatewayError("not subscribed to this channel", code=ErrorCode.NOT_SUBSCRIBED)
-    request.connection.enqueue(unsubscribed_frame(request.id, public))
+    if request.connection.enqueue(unsubscribed_frame(request.id, public)):
+        OUT_UNSUBSCRIBED.inc()
     return NO_REPLY
 
 
 @router.register("ping")
 async def ping(request: Request) -> Any:
-    request.connection.enqueue(pong_frame(request.id, now_ms()))
+    if request.connection.enqueue(pong_frame(request.id, now_ms())):
+        OUT_PONG.inc()
     return NO_REPLY
 
 
@@ -118,14 +121,20 @@ async def auth(request: Request) -> Any:
     principal, credential = await authenticate_ticket(request.data)
     hub = _hub(request)
     if principal.user_id != conn.user_id:
+        # The per-user limit applies to an upgrade as to a handshake with credentials.
+        limit = gateway_settings().max_connections_per_user
+        if principal.user_id is not None and len(hub.connections.connections_of(principal.user_id)) >= limit:
+            raise TooManyConnections()
         # A different identity: private channels of the previous one are dropped.
         for public, sub in list(conn.subscriptions.items()):
             if not sub.namespace.public:
                 await hub.unsubscribe(conn, public)
-                conn.enqueue(unsubscribed_frame(None, public, reason="auth_changed"))
+                if conn.enqueue(unsubscribed_frame(None, public, reason="auth_changed")):
+                    OUT_UNSUBSCRIBED.inc()
     await hub.set_principal(conn, principal)
     conn.credential, conn.validated_at = credential, hub.clock.monotonic()
-    conn.enqueue(authenticated_frame(request.id, principal.user_id))
+    if conn.enqueue(authenticated_frame(request.id, principal.user_id)):
+        OUT_AUTHENTICATED.inc()
     return NO_REPLY
 
 

@@ -27,12 +27,26 @@ DEFAULTS: dict[str, Any] = {
     # Transport limit: frames above this are refused by the server with close 1009.
     "MAX_MESSAGE_BYTES": 1024 * 1024,
     "MAX_SUBSCRIPTIONS": 100,
-    # Token bucket per connection for client frames: sustained rate and burst.
+    # Token bucket per connection for client frames: sustained rate and burst. Every
+    # inbound frame pays at intake, before it is decoded (so frames that fail to decode,
+    # pongs and oversized frames pay too): 1 token plus 1 per whole
+    # RATE_LIMIT_BYTES_PER_TOKEN bytes, at most the burst (a largest frame passes on a full bucket).
     "RATE_LIMIT_PER_SECOND": 20.0,
     "RATE_LIMIT_BURST": 40.0,
+    "RATE_LIMIT_BYTES_PER_TOKEN": 4096,
     # A client that keeps flooding after being told is closed with 4429.
     "FLOOD_CLOSE_AFTER": 100,
     "MAX_CONNECTIONS_PER_USER": 20,
+    # Open WebSockets (and handshakes in progress) per client address, and in all, on one
+    # gateway process; 0: no limit. Over either, the handshake is refused before any
+    # database work: HTTP 429 / 503 with Retry-After on uvicorn, close 4429 / 1013 on
+    # daphne (which cannot refuse with a status). Behind a load balancer, set uvicorn's
+    # FORWARDED_ALLOW_IPS to its address so the client's own address is the one counted.
+    "MAX_CONNECTIONS_PER_ADDRESS": 256,
+    "MAX_CONNECTIONS": 20_000,
+    # Seconds a client has to send its whole HTTP request head (the WebSocket upgrade
+    # included) after connecting: a slow-headers client is dropped (uvicorn and daphne).
+    "HANDSHAKE_TIMEOUT": 10.0,
     # Frames queued for one connection before it is a slow consumer (closed with 4409).
     "SEND_QUEUE_SIZE": 2_000,
     # Allowed browser origins (scheme://host[:port]), exact; empty: derived from
@@ -41,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     # mode only (development servers); production accepts exactly this list.
     "ALLOWED_ORIGINS": [],
     "TICKET_TTL": 60,
+    # /readyz details and /metrics: served to staff sessions and to `Authorization: Bearer
+    # <OPS_TOKEN>` (Prometheus, an operator's script); anyone else gets /readyz's bare
+    # status (load balancers) and a 403 on /metrics. Embedded mode serves them openly.
+    "OPS_TOKEN": "",
     # Redis for history/presence; empty: in-memory (embedded mode).
     "HISTORY_REDIS_URL": "",
     "KEY_PREFIX": "rt",
@@ -76,6 +94,13 @@ class GatewaySettings:
     drain_grace_seconds: float = 2.0
     presence_ttl: float = 30.0
     gateway_id: str = ""
+    rate_limit_bytes_per_token: int = 4096
+    max_connections_per_address: int = 256
+    max_connections: int = 20_000
+    handshake_timeout: float = 10.0
+    ops_token: str = ""
+    #: Embedded mode: /readyz details and /metrics for anyone (a developer's machine).
+    ops_public: bool = False
     #: Embedded mode: loopback origins on any port are allowed (development servers).
     loopback_any_port: bool = False
 
@@ -156,6 +181,12 @@ def gateway_settings() -> GatewaySettings:
         drain_grace_seconds=float(merged["DRAIN_GRACE_SECONDS"]),
         presence_ttl=float(merged["PRESENCE_TTL"]),
         gateway_id=gateway_id,
+        rate_limit_bytes_per_token=max(1, int(merged["RATE_LIMIT_BYTES_PER_TOKEN"])),
+        max_connections_per_address=int(merged["MAX_CONNECTIONS_PER_ADDRESS"]),
+        max_connections=int(merged["MAX_CONNECTIONS"]),
+        handshake_timeout=float(merged["HANDSHAKE_TIMEOUT"]),
+        ops_token=str(merged["OPS_TOKEN"]),
+        ops_public=not bool(getattr(settings, "PRODUCTION", False)),
         loopback_any_port=not bool(getattr(settings, "PRODUCTION", False)),
     )
     _cache = (id(raw), value)

@@ -4,7 +4,7 @@ Every outgoing frame of a connection goes through `Connection.enqueue` (one chok
 for writes, as in python-websockets): it is written at once when the connection is
 idle, and otherwise queued (bounded) behind the send in progress.
 A connection whose queue overflows is a slow consumer: it is closed with 4409 and
-recovers on reconnect, and it never slows the others (DESIGN.md "Hub").
+recovers on reconnect, and it never slows the others.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .credentials import Credential
 from .direct import DirectWriter, SharedFrame, TransportControl
 from .errors import CloseCode
 from .heartbeat import Heartbeat
+from .metrics import DROPPED_DELIVERIES, SLOW_CONSUMERS
 from .namespaces import ANONYMOUS, Principal
 from .ratelimit import TokenBucket
 
@@ -117,6 +118,8 @@ class Connection:
         Returns False (and closes the connection with 4409) on overflow.
         """
         if self.close_code is not None:
+            if self.close_code == CloseCode.SLOW_CONSUMER:
+                DROPPED_DELIVERIES.inc()
             return False
         if self._writer is None and self._started and not self._queue:
             return self._send_now(text)
@@ -125,6 +128,8 @@ class Connection:
             queue = self._queue = deque()
         if len(queue) >= self.queue_limit:
             logger.warning("slow consumer %s: send queue full (%d frames), closing", self.id, self.queue_limit)
+            SLOW_CONSUMERS.inc()
+            DROPPED_DELIVERIES.inc(len(queue) + 1)  # what it held, and this frame
             queue.clear()  # the close frame goes ahead of nothing the gateway held
             self.close(CloseCode.SLOW_CONSUMER)
             return False

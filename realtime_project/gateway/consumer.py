@@ -2,7 +2,7 @@
 
 Unlike a stock Channels consumer it owns no channel-layer channel (the hub joins groups
 once per process) and does not hop to a thread before every frame to close old
-database connections (27-53 % of server time in the measurements of DESIGN.md);
+database connections (27-53 % of server time when it was measured);
 handlers that touch the database run through `database_sync_to_async`, which does it.
 """
 
@@ -31,12 +31,13 @@ from .clock import SYSTEM_CLOCK, now_ms
 from .conf import gateway_settings
 from .connections import Connection
 from .direct import RAW_SEND_KEY, direct_writer, set_text_hook, transport_control
-from .errors import CloseCode, ErrorCode, GatewayError, TooLarge
+from .errors import CloseCode, GatewayError, RateLimited, TooLarge, TooManyConnections
 from .heartbeat import Heartbeat
 from .hub import Hub
-from .metrics import CONNECTIONS, CONNECTIONS_CLOSED, CONNECTIONS_OPENED, ERRORS
+from .metrics import CONNECTIONS, CONNECTIONS_CLOSED, CONNECTIONS_OPENED, ERRORS, OUT_ERROR, OUT_REPLY, OUT_WELCOME
+from .middleware import charge, intake_cost
 from .namespaces import ANONYMOUS, Principal
-from .protocol import decode_frame, error_text, reply_frame, safe_id, welcome_frame
+from .protocol import decode_frame, error_text, frame_size, peek_id, reply_frame, safe_id, welcome_frame
 from .ratelimit import TokenBucket
 from .router import NO_REPLY, Request, router
 from .runtime import get_hub
@@ -148,10 +149,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             principal.user_id is not None
             and len(hub.connections.connections_of(principal.user_id)) > settings.max_connections_per_user
         ):
-            self._error(GatewayError("too many connections for this user", code=ErrorCode.RATE_LIMITED), None)
-            conn.close(CloseCode.RATE_LIMITED)
+            self._error(TooManyConnections(), None)
             return
-        conn.enqueue(self._welcome(conn, principal))
+        if conn.enqueue(self._welcome(conn, principal)):
+            OUT_WELCOME.inc()
 
     def _welcome(self, conn: Connection, principal: Principal) -> str:
         settings = gateway_settings()
@@ -190,17 +191,25 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         conn, hub = self.conn, self.hub
         if conn is None or hub is None or conn.closing:
             return
-        conn.last_seen = self.clock.monotonic()
+        now = conn.last_seen = self.clock.monotonic()
         conn.frames_in += 1
+        settings = gateway_settings()
         frame: dict[str, Any] | None = None
         try:
-            if text_data is not None and len(text_data) > gateway_settings().max_frame_bytes:
-                raise TooLarge(f"frame exceeds {gateway_settings().max_frame_bytes} bytes")
+            # Every frame pays before it is decoded: one that fails to decode, a pong, an
+            # oversized one costs tokens too, and a flood of them is closed with 4429.
+            size = frame_size(text_data, bytes_data)
+            charge(conn, intake_cost(size, settings), now, settings.flood_close_after)
+            if size > settings.max_frame_bytes:
+                raise TooLarge(f"frame exceeds {settings.max_frame_bytes} bytes")
             frame = decode_frame(text_data, bytes_data)
             request = Request(conn, frame, context={"hub": hub})
             result = await router.dispatch(request)
+        except RateLimited as exc:
+            self._error(exc, safe_id(frame) if frame is not None else peek_id(text_data))
+            return
         except GatewayError as exc:
-            self._error(exc, safe_id(frame))
+            self._error(exc, safe_id(frame) if frame is not None else exc.frame_id)
             return
         except Exception:
             logger.exception("handler failed for frame type %r", (frame or {}).get("type"))
@@ -208,8 +217,10 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             return
         if result is NO_REPLY:
             return
-        if request.id is not None or result is not None:
-            conn.enqueue(reply_frame(request.id, request.type, result))
+        if (request.id is not None or result is not None) and conn.enqueue(
+            reply_frame(request.id, request.type, result)
+        ):
+            OUT_REPLY.inc()
 
     def _read_pong(self, data: bytes) -> bool:
         """A heartbeat answer, handled where uvicorn reads it (the gateway's protocol class
@@ -227,6 +238,11 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if frame["type"] != "pong":
             return False
         now = hub.clock.monotonic()
+        # A pong pays the intake charge like every frame; with no tokens left it takes the
+        # ordinary path, which refuses it (`rate_limited`, then the flood close).
+        if not conn.bucket.take(now, intake_cost(len(data), gateway_settings())):
+            return False
+        conn.rejected_streak = 0
         conn.last_seen = now
         conn.frames_in += 1
         record_pong(conn, frame, now)
@@ -235,7 +251,8 @@ class GatewayConsumer(AsyncWebsocketConsumer):
     def _error(self, exc: GatewayError, frame_id: str | int | None) -> None:
         ERRORS.labels(exc.code.value).inc()
         if self.conn is not None:
-            self.conn.enqueue(error_text(exc, frame_id))
+            if self.conn.enqueue(error_text(exc, frame_id)):
+                OUT_ERROR.inc()
             if exc.close_code is not None:
                 self.conn.close(exc.close_code)
 

@@ -248,7 +248,7 @@ def shared_deflate_kind(extensions: list[Any]) -> FrameKind:
 
 
 class RawSendMiddleware:
-    """Outermost WebSocket middleware: keeps the server's `send` in the scope.
+    """WebSocket middleware (outermost after the connection limits): keeps the server's `send` in the scope.
 
     Channels' session middleware wraps `send` (it checks the session on every message);
     the gateway writes its frames with the server's own `send`, which also lets it

@@ -14,6 +14,7 @@ import random
 from .conf import gateway_settings
 from .errors import CloseCode
 from .hub import Hub
+from .metrics import OUT_RECONNECT
 from .protocol import reconnect_frame
 
 logger = logging.getLogger("realtime.drain")
@@ -27,7 +28,8 @@ async def drain(hub: Hub, reason: str = "server_restart", rng: random.Random | N
     conns = list(hub.connections)
     for conn in conns:
         after_ms = int(rng.uniform(0, settings.drain_max_delay_ms))
-        conn.enqueue(reconnect_frame(reason, after_ms))
+        if conn.enqueue(reconnect_frame(reason, after_ms)):
+            OUT_RECONNECT.inc()
         conn.close(CloseCode.SERVICE_RESTART)
     if conns:
         await asyncio.gather(*(c.wait_closed(settings.drain_grace_seconds) for c in conns))

@@ -33,9 +33,11 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    INVALID_DATA = 1007
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
     HEARTBEAT_TIMEOUT = 4408
@@ -48,6 +50,9 @@ class GatewayError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL
     default_message: str = "internal error"
+    #: The client's `id` when the frame was rejected before it was fully decoded (e.g. a
+    #: malformed `type`): the error echoes it.
+    frame_id: str | int | None = None
 
     def __init__(
         self,
@@ -104,3 +109,12 @@ class RateLimited(GatewayError):
 class Unavailable(GatewayError):
     code = ErrorCode.UNAVAILABLE
     default_message = "temporarily unavailable"
+
+
+class TooManyConnections(RateLimited):
+    """Over `MAX_CONNECTIONS_PER_USER` on this gateway: the connection is closed with 4429."""
+
+    default_message = "too many connections for this user"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, close_code=CloseCode.RATE_LIMITED)

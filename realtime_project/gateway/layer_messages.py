@@ -2,7 +2,7 @@
 
 This module is the one place that knows how a publication travels from a publisher to
 the hub of every gateway process (pure: no I/O, no Django, no Channels). Channels groups
-implement subscriptions (DESIGN.md): each gateway process joins a channel's group once;
+implement subscriptions: each gateway process joins a channel's group once;
 `send_to_user` reaches the per-user group; `publish_many` batches reach every process
 through one batch group.
 """

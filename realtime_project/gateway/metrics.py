@@ -9,10 +9,20 @@ CONNECTIONS_OPENED = Counter("realtime_connections_opened_total", "WebSocket con
 CONNECTIONS_CLOSED = Counter(
     "realtime_connections_closed_total", "WebSocket connections closed by the server", ["code"]
 )
+CONNECTIONS_REFUSED = Counter(
+    "realtime_connections_refused_total", "WebSocket handshakes refused by a connection limit", ["reason"]
+)
 SUBSCRIPTIONS = Gauge("realtime_subscriptions", "Active channel subscriptions on this process")
 CHANNELS = Gauge("realtime_channels", "Channels this process has joined (one group each)")
 FRAMES_IN = Counter("realtime_frames_in_total", "Client frames received", ["type"])
-FRAMES_OUT = Counter("realtime_frames_out_total", "Frames queued to clients", ["type"])
+FRAMES_OUT = Counter("realtime_frames_out_total", "Frames sent or queued to clients, by type", ["type"])
+#: Bound once (a label lookup per frame would cost more than the increment).
+OUT_WELCOME, OUT_REPLY, OUT_ERROR, OUT_MESSAGE, OUT_PING, OUT_PONG = (
+    FRAMES_OUT.labels(kind) for kind in ("welcome", "reply", "error", "message", "ping", "pong")
+)
+OUT_SUBSCRIBED, OUT_UNSUBSCRIBED, OUT_AUTHENTICATED, OUT_RECONNECT = (
+    FRAMES_OUT.labels(kind) for kind in ("subscribed", "unsubscribed", "authenticated", "reconnect")
+)
 ERRORS = Counter("realtime_errors_total", "Error frames sent, by code", ["code"])
 PUBLICATIONS = Counter("realtime_publications_total", "Publications fanned out by this process")
 SHARED_FRAMES = Counter(
@@ -34,7 +44,11 @@ GAPS_REPAIRED = Counter("realtime_gaps_repaired_total", "Publications fetched fr
 GAPS_UNRECOVERED = Counter(
     "realtime_gaps_unrecovered_total", "Publications lost from both the layer and history (clients resync)"
 )
-SLOW_CONSUMERS = Counter("realtime_slow_consumers_total", "Connections closed for a full send queue")
+SLOW_CONSUMERS = Counter("realtime_slow_consumers_total", "Connections closed for a full send queue (4409)")
+DROPPED_DELIVERIES = Counter(
+    "realtime_dropped_deliveries_total",
+    "Frames a slow consumer never got: its queue when it was closed, and frames for it after",
+)
 LAYER_ERRORS = Counter("realtime_layer_errors_total", "Channel layer incidents (e.g. Redis unreachable)")
 RTT = Histogram(
     "realtime_rtt_seconds",

@@ -20,7 +20,7 @@ from .protocol import ChannelName
 
 
 class Recovery(enum.StrEnum):
-    """How a resubscribing client catches up (DESIGN.md "History and recovery")."""
+    """How a resubscribing client catches up (docs/protocol.md, `subscribe` with `since`)."""
 
     #: Only the newest value matters: replay from history, else send the latest value.
     SNAPSHOT = "snapshot"
@@ -44,7 +44,9 @@ class Principal:
 
 ANONYMOUS = Principal(None)
 
-Authoriser = Callable[[Principal, ChannelName], "bool | Awaitable[bool]"]
+#: True/False, or the internal channel this principal gets for the channel (e.g. a
+#: narrower one for a weaker right): the subscription keeps the client's channel name.
+Authoriser = Callable[[Principal, ChannelName], "bool | ChannelName | Awaitable[bool | ChannelName]"]
 #: Snapshot: (principal, internal channel) -> the data a (re)subscriber starts from
 #: (JSON-serialisable) or None. Durable namespaces rebuild it from the database.
 Snapshotter = Callable[[Principal, ChannelName], "Awaitable[Any]"]
@@ -120,13 +122,15 @@ class NamespaceRegistry:
         channel = self.normalise(channel)
         if not ns.public and not principal.authenticated:
             raise Unauthenticated(f"sign in to subscribe to {ns.name} channels")
+        internal = ns.resolve(principal, channel) if ns.resolve is not None else channel
         if ns.authorise is not None:
             allowed = ns.authorise(principal, channel)
             if inspect.isawaitable(allowed):
                 allowed = await allowed
             if not allowed:
                 raise Forbidden("you may not subscribe to this channel", details={"channel": channel.name})
-        internal = ns.resolve(principal, channel) if ns.resolve is not None else channel
+            if isinstance(allowed, ChannelName):
+                internal = allowed
         return ns, internal
 
     def for_internal(self, internal: str) -> Namespace | None:

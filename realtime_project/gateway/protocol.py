@@ -89,11 +89,44 @@ def decode_frame(text: str | None, data: bytes | None = None) -> JsonObj:
             frame.pop("id")
             raise BadRequest(f"id longer than {MAX_ID_LENGTH} characters")
     frame_type = frame.get("type")
+    error = None
     if frame_type is None:
-        raise BadRequest("missing type")
-    if not isinstance(frame_type, str) or not TYPE_RE.match(frame_type):
-        raise BadRequest("type must be a name like 'subscribe' or 'app.action'")
+        error = BadRequest("missing type")
+    elif not isinstance(frame_type, str) or not TYPE_RE.match(frame_type):
+        error = BadRequest("type must be a name like 'subscribe' or 'app.action'")
+    if error is not None:
+        error.frame_id = frame_id  # valid by now: the error echoes it
+        raise error
     return frame
+
+
+def frame_size(text: str | None, data: bytes | None) -> int:
+    """Size of a client frame in bytes (UTF-8), as the rate limiter charges it."""
+    if text is None:
+        return 0 if data is None else len(data)
+    n = len(text)  # a lower bound of the UTF-8 size: exact for ASCII, encode only when it matters
+    return n if n <= 1024 else len(text.encode("utf-8", "surrogatepass"))
+
+
+#: A refused frame's `id` is echoed (so the client fails that request at once) only for
+#: frames this small: decoding a large refused frame would be the work refusing it saves.
+PEEK_ID_MAX_BYTES: Final = 1024
+
+
+def peek_id(text: str | None) -> str | int | None:
+    """The `id` of a small frame that was refused before decoding, if it has a valid one."""
+    if text is None or len(text) > PEEK_ID_MAX_BYTES:
+        return None
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(frame, dict):
+        return None
+    value = frame.get("id")
+    if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+        return None
+    return safe_id(frame)
 
 
 def safe_id(frame: JsonObj | None) -> str | int | None:
@@ -304,10 +337,12 @@ __all__ = [
     "encode_payload",
     "error_frame",
     "error_text",
+    "frame_size",
     "message_frame",
     "parse_channel",
     "parse_max_rate",
     "parse_since",
+    "peek_id",
     "ping_frame",
     "pong_frame",
     "reconnect_frame",

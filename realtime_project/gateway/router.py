@@ -44,7 +44,8 @@ class Route:
     handler: Handler
     schema: Schema | None = None
     auth: bool = False
-    #: Tokens taken from the connection's rate-limit bucket per frame of this type.
+    #: Tokens a frame of this type costs: every frame pays 1 (plus its size) at intake,
+    #: before it is decoded; a cost above 1 is charged the difference once routed.
     cost: float = 1.0
     is_async: bool = True
     #: Dispatched without middleware (no auth check, rate limit or metrics): for the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -15,28 +17,59 @@ from rest_framework.views import APIView
 
 from .api import publish, validate_channel
 from .auth import issue_ticket
+from .conf import gateway_settings
 from .credentials import SESSION, TOKEN, Credential
 from .health import readiness
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers HTTP. Never touches dependencies."""
+    """Liveness: the process answers HTTP. Never touches dependencies. Public."""
     return JsonResponse({"status": "ok"})
 
 
+def _ops_token_given(request: HttpRequest) -> bool:
+    token = gateway_settings().ops_token
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+
+
+async def _ops_allowed(request: HttpRequest) -> bool:
+    """Operational details: embedded mode, the ops token, or a staff session."""
+    if gateway_settings().ops_public or _ops_token_given(request):
+        return True
+    user = await request.auser()
+    return bool(user.is_authenticated and user.is_staff)
+
+
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database and channel layer reachable; connection counts; app checks."""
+    """Readiness: database and channel layer reachable; connection counts; app checks.
+
+    The details (gateway id, database vendor, user counts, chain ids, sources) are for
+    operators; a load balancer's unauthenticated probe gets the bare status and code."""
     ready, body = await readiness()
+    if not await _ops_allowed(request):
+        body = {"status": body["status"]}
     return JsonResponse(body, status=200 if ready else 503)
 
 
-def metrics(request: HttpRequest) -> HttpResponse:
+async def metrics(request: HttpRequest) -> HttpResponse:
+    if not await _ops_allowed(request):
+        return JsonResponse(
+            {"code": "forbidden", "detail": "metrics need the ops token (Authorization: Bearer) or a staff session"},
+            status=403,
+        )
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 @ensure_csrf_cookie  # the page's POSTs (push subscription) send it back as X-CSRFToken
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html", {})
+
+
+#: DRF's and this module's errors (realtime_project/api_errors.py).
+ApiError = inline_serializer(
+    "ApiError", {"code": serializers.CharField(), "detail": serializers.JSONField(), "message": serializers.CharField()}
+)
 
 
 class TicketThrottle(UserRateThrottle):
@@ -51,14 +84,16 @@ class WsTicketView(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer(
-            "WsTicket",
-            {
-                "ticket": serializers.CharField(),
-                "expires_in": serializers.IntegerField(),
-                "url": serializers.CharField(),
-            },
-        ),
+        responses={
+            201: inline_serializer(
+                "WsTicket",
+                {
+                    "ticket": serializers.CharField(),
+                    "expires_in": serializers.IntegerField(),
+                    "url": serializers.CharField(),
+                },
+            )
+        },
     )
     def post(self, request: Request) -> Response:
         user_id = request.user.pk
@@ -91,7 +126,11 @@ class PublishView(APIView):
 
     @extend_schema(
         request=PublishSerializer,
-        responses=inline_serializer("Published", {"seq": serializers.IntegerField(), "epoch": serializers.CharField()}),
+        responses={
+            201: inline_serializer("Published", {"seq": serializers.IntegerField(), "epoch": serializers.CharField()}),
+            400: ApiError,
+            403: ApiError,
+        },
     )
     def post(self, request: Request) -> Response:
         body = PublishSerializer(data=request.data)

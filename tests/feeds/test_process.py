@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.servers import ops_request
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SAMPLE = {
@@ -28,7 +30,7 @@ SAMPLE = {
 
 def readyz(url: str) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as resp:
+        with urllib.request.urlopen(ops_request(f"{url}/readyz"), timeout=5) as resp:
             return json.loads(resp.read())  # type: ignore[no-any-return]
     except urllib.error.HTTPError as exc:  # 503 still carries the report
         return json.loads(exc.read())  # type: ignore[no-any-return]

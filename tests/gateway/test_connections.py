@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from realtime_project.gateway import connections
 from realtime_project.gateway.connections import Connection, ConnectionManager
@@ -207,6 +208,22 @@ class TestSendQueue:
         conn.start()
         await conn.wait_closed(2)
         assert t.events == [("close", 4409)]  # the stale frames were dropped, the client resyncs
+
+    async def test_a_slow_consumer_counts_once_and_every_dropped_delivery(self) -> None:
+        def sample(name: str) -> float:
+            return REGISTRY.get_sample_value(name) or 0.0
+
+        consumers, dropped = sample("realtime_slow_consumers_total"), sample("realtime_dropped_deliveries_total")
+        conn = make_connection(Transport(), queue_limit=3)
+        for i in range(3):
+            conn.enqueue(f"f{i}")
+        for i in range(5):  # the overflowing frame, then four more for the closed consumer
+            assert conn.enqueue(f"late{i}") is False
+        other = make_connection(Transport())
+        other.close(CloseCode.NORMAL)
+        assert other.enqueue("not a slow consumer") is False  # refused, but dropped by no one slow
+        assert sample("realtime_slow_consumers_total") == consumers + 1
+        assert sample("realtime_dropped_deliveries_total") == dropped + 3 + 5
 
     async def test_queue_limit_counts_unsent_frames_only(self) -> None:
         t = Transport()

@@ -74,6 +74,10 @@ async def test_welcome_frame_fields() -> None:
         ("{}", "bad_request"),
         ('{"type": 5}', "bad_request"),
         ('{"type": "no such"}', "bad_request"),
+        # A malformed type still echoes the frame's id (issue #12, finding 14).
+        ('{"type": "no.such.type", "id": "u1"}', "bad_request"),
+        ('{"type": 7, "id": 3}', "bad_request"),
+        ('{"id": "no-type"}', "bad_request"),
         ('{"type": "nosuch.thing", "id": 4}', "unknown_type"),
         ('{"type": "subscribe", "id": 5}', "bad_request"),
         ('{"type": "subscribe", "id": 6, "channel": 7}', "bad_request"),
@@ -190,23 +194,73 @@ async def test_flood_over_rate_limit_gets_rate_limited_and_others_unaffected() -
 
 
 async def test_persistent_flood_closes_with_4429(settings) -> None:  # type: ignore[no-untyped-def]
-    from realtime_project.gateway import middleware
-    from realtime_project.gateway.router import router
+    settings.REALTIME = {
+        **settings.REALTIME,
+        "RATE_LIMIT_PER_SECOND": 0.01,
+        "RATE_LIMIT_BURST": 1,
+        "FLOOD_CLOSE_AFTER": 3,
+    }
+    client = await connected()
+    await client.request({"type": "ping", "id": 0})
+    replies = [await client.request({"type": "ping", "id": i}) for i in range(3)]
+    assert [r["code"] for r in replies] == ["rate_limited"] * 3
+    assert [r["id"] for r in replies] == [0, 1, 2]  # small refused frames still echo their id
+    assert "slow down" in replies[0]["message"] and "closing" in replies[2]["message"]
+    closed = await client.comm.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": 4429}
 
-    limiter = next(m for m in router.middleware if isinstance(m, middleware.RateLimit))
-    old = limiter.close_after
-    limiter.close_after = 3
-    settings.REALTIME = {**settings.REALTIME, "RATE_LIMIT_PER_SECOND": 0.01, "RATE_LIMIT_BURST": 1}
-    try:
-        client = await connected()
-        await client.request({"type": "ping", "id": 0})
-        replies = [await client.request({"type": "ping", "id": i}) for i in range(3)]
-        assert [r["code"] for r in replies] == ["rate_limited"] * 3
-        assert "slow down" in replies[0]["message"] and "closing" in replies[2]["message"]
-        closed = await client.comm.receive_output(timeout=2)
-        assert closed == {"type": "websocket.close", "code": 4429}
-    finally:
-        limiter.close_after = old
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{",  # fails to decode
+        '{"type": "pong", "id": "s1"}',  # pongs are frames like any other
+        "[" + ",".join(["1234567"] * 7_500) + "]",  # 60 KB that are not an object
+    ],
+)
+async def test_every_frame_spends_tokens_and_a_flood_of_any_kind_is_closed(settings, frame: str) -> None:  # type: ignore[no-untyped-def]
+    settings.REALTIME = {**settings.REALTIME, "FLOOD_CLOSE_AFTER": 10}
+    client = await connected()
+    for _ in range(200):
+        await client.send(frame)
+    codes: list[str] = []
+    while True:
+        out = await client.comm.receive_output(timeout=3)
+        if out["type"] == "websocket.close":
+            break
+        codes.append(json.loads(out["text"])["code"])
+    assert out["code"] == 4429
+    # Answered until the burst (40 tokens; a 60 KB frame costs 16) was spent, then 10
+    # refusals in a row, then nothing more: not 200 answers.
+    assert codes.count("rate_limited") == 10 and len(codes) <= 50, codes
+    assert await client.nothing(0.2)
+
+
+async def test_the_per_user_limit_applies_to_auth_frames(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REALTIME = {**settings.REALTIME, "MAX_CONNECTIONS_PER_USER": 2}
+    alice, bob = await _user("alice"), await _user("bob")
+    signed_in = [await connected(path=f"/ws/?ticket={issue_ticket(alice.pk)[0]}") for _ in range(2)]
+    assert all(c.welcome and c.welcome["user"]["id"] == alice.pk for c in signed_in)
+    # A third socket opened anonymously and upgraded with a ticket is refused and closed.
+    upgrader = await connected()
+    error = await upgrader.request({"type": "auth", "id": "a1", "ticket": issue_ticket(alice.pk)[0]})
+    assert error == {
+        "type": "error",
+        "id": "a1",
+        "code": "rate_limited",
+        "message": "too many connections for this user",
+    }
+    assert await upgrader.comm.receive_output(timeout=2) == {"type": "websocket.close", "code": 4429}
+    # Another user upgrades as before; the first user's sockets are untouched.
+    other = await connected()
+    reply = await other.request({"type": "auth", "id": "b1", "ticket": issue_ticket(bob.pk)[0]})
+    assert reply["type"] == "authenticated" and reply["user"] == {"id": bob.pk}
+    assert (await signed_in[0].request({"type": "ping", "id": 1}))["type"] == "pong"
+    # Re-authenticating as the same user on a counted socket is not a new connection.
+    again = await signed_in[1].request({"type": "auth", "id": "a2", "ticket": issue_ticket(alice.pk)[0]})
+    assert again["type"] == "authenticated"
+    for c in [*signed_in, other]:
+        await c.close()
 
 
 async def test_forged_and_expired_ticket_close_4401(settings) -> None:  # type: ignore[no-untyped-def]
@@ -351,3 +405,31 @@ async def test_publisher_payload_not_serialisable_sends_nothing() -> None:
     assert pub.seq == 1  # the failed calls consumed no seq
     assert (await client.recv())["seq"] == 1
     await client.close()
+
+
+async def test_frames_out_are_counted_by_type() -> None:
+    from prometheus_client import REGISTRY
+
+    kinds = ("welcome", "pong", "subscribed", "message", "error", "unsubscribed")
+
+    def counts() -> dict[str, float]:
+        return {k: REGISTRY.get_sample_value("realtime_frames_out_total", {"type": k}) or 0.0 for k in kinds}
+
+    before = counts()
+    client = await connected()
+    await client.request({"type": "ping", "id": 1})
+    await subscribe(client, "prices:OUTX")
+    await apublish("prices:OUTX", {"p": 1})
+    assert (await client.recv())["type"] == "message"
+    await client.request({"type": "nosuch.thing", "id": 2})
+    await client.request({"type": "unsubscribe", "id": 3, "channel": "prices:OUTX"})
+    after = counts()
+    await client.close()
+    assert {k: after[k] - before[k] for k in kinds} == {
+        "welcome": 1,
+        "pong": 1,
+        "subscribed": 1,
+        "message": 1,
+        "error": 1,
+        "unsubscribed": 1,
+    }

@@ -15,6 +15,7 @@ from websockets.frames import Frame, Opcode
 
 from realtime_project.gateway.api import publish
 from realtime_project.gateway.direct import SharedFrame, direct_writer, shared_deflate_kind, text_frame
+from tests.support.servers import ops_request
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -70,7 +71,7 @@ def test_only_uvicorn_connections_get_a_direct_writer() -> None:
 
 
 def _shared_frames(http_url: str) -> float:
-    with urllib.request.urlopen(f"{http_url}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(ops_request(f"{http_url}/metrics"), timeout=5) as response:
         text = response.read().decode()
     match = re.search(r"^realtime_shared_frames_total ([0-9.e+]+)$", text, re.M)
     return float(match.group(1)) if match else 0.0

@@ -1,4 +1,4 @@
-"""Router middleware: auth_required, RateLimit (injected clock, flood close 4429), metrics."""
+"""Router middleware: auth_required, the intake charge and RateLimit (injected clock, flood close 4429), metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from realtime_project.gateway import middleware
 from realtime_project.gateway.clock import FakeClock
+from realtime_project.gateway.conf import gateway_settings
 from realtime_project.gateway.connections import Connection
 from realtime_project.gateway.errors import (
     BadRequest,
@@ -20,7 +21,7 @@ from realtime_project.gateway.errors import (
     UnknownType,
 )
 from realtime_project.gateway.heartbeat import Heartbeat
-from realtime_project.gateway.middleware import RateLimit, auth_required
+from realtime_project.gateway.middleware import RateLimit, auth_required, charge, intake_cost
 from realtime_project.gateway.namespaces import ANONYMOUS, Principal
 from realtime_project.gateway.ratelimit import TokenBucket
 from realtime_project.gateway.router import Request, Router
@@ -127,114 +128,136 @@ class TestAuthRequired:
         assert await r.dispatch(Request(conn, {"type": "app.private"})) == "secret"
 
 
-class TestRateLimit:
-    async def test_burst_then_rate_limited_with_retry_after(self, clock: FakeClock) -> None:
-        r, handled = build_router(RateLimit(clock=clock))
+def charge_now(conn: Connection, clock: FakeClock, cost: float = 1.0, close_after: int = 100) -> None:
+    charge(conn, cost, clock.monotonic(), close_after)
+
+
+class TestIntakeCharge:
+    """`charge`: what the consumer takes from every frame before decoding it."""
+
+    def test_burst_then_rate_limited_with_retry_after(self, clock: FakeClock) -> None:
         conn = make_connection(clock, rate=4, burst=3)
         for _ in range(3):
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock)
         with pytest.raises(RateLimited) as exc:
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock)
         assert exc.value.code is ErrorCode.RATE_LIMITED
         assert exc.value.details == {"retry_after_ms": 251}  # one token at 4/s = 250 ms, rounded up
-        assert len(handled) == 3
+        assert exc.value.close_code is None
         assert conn.rejected_streak == 1
         assert not conn.closing
 
-    async def test_refill_with_the_injected_clock(self, clock: FakeClock) -> None:
-        r, handled = build_router(RateLimit(clock=clock))
+    def test_refill_with_the_injected_clock(self, clock: FakeClock) -> None:
         conn = make_connection(clock, rate=2, burst=1)
-        await r.dispatch(Request(conn, {"type": "app.open"}))
+        charge_now(conn, clock)
         with pytest.raises(RateLimited):
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock)
         clock.advance(0.25)
         with pytest.raises(RateLimited) as exc:
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock)
         assert exc.value.details == {"retry_after_ms": 251}
         clock.advance(0.25)
-        assert await r.dispatch(Request(conn, {"type": "app.open"})) == "ok"
+        charge_now(conn, clock)
         assert conn.rejected_streak == 0
-        assert len(handled) == 2
 
-    async def test_route_cost(self, clock: FakeClock) -> None:
-        r, handled = build_router(RateLimit(clock=clock))
-        conn = make_connection(clock, rate=10, burst=15)
-        assert await r.dispatch(Request(conn, {"type": "app.costly"})) == "costly"
-        with pytest.raises(RateLimited) as exc:
-            await r.dispatch(Request(conn, {"type": "app.costly"}))
-        assert exc.value.details == {"retry_after_ms": 501}  # 5 tokens missing at 10/s
-        assert await r.dispatch(Request(conn, {"type": "app.open"})) == "ok"  # 1 token still fits
-        assert handled == ["app.costly", "app.open"]
-
-    async def test_zero_cost_route_is_never_limited(self, clock: FakeClock) -> None:
-        r, _ = build_router(RateLimit(clock=clock))
+    def test_flood_asks_for_close_4429_at_the_threshold(self, clock: FakeClock) -> None:
         conn = make_connection(clock, rate=1, burst=1)
-        for _ in range(500):
-            assert await r.dispatch(Request(conn, {"type": "app.free"})) == "free"
-        assert conn.bucket.tokens == 1
-
-    async def test_unknown_types_cost_one_token(self, clock: FakeClock) -> None:
-        r, _ = build_router(RateLimit(clock=clock))
-        conn = make_connection(clock, rate=1, burst=2)
-        for _ in range(2):
-            with pytest.raises(UnknownType):
-                await r.dispatch(Request(conn, {"type": "app.nope"}))
-        with pytest.raises(RateLimited):
-            await r.dispatch(Request(conn, {"type": "app.nope"}))
-
-    async def test_flood_asks_for_close_4429_at_the_threshold(self, clock: FakeClock) -> None:
-        r, _ = build_router(RateLimit(clock=clock, close_after=5))
-        conn = make_connection(clock, rate=1, burst=1)
-        await r.dispatch(Request(conn, {"type": "app.open"}))
+        charge_now(conn, clock, close_after=5)
         for streak in range(1, 5):
             with pytest.raises(RateLimited) as exc:
-                await r.dispatch(Request(conn, {"type": "app.open"}))
+                charge_now(conn, clock, close_after=5)
             assert conn.rejected_streak == streak
             assert exc.value.close_code is None
             assert exc.value.message == "too many frames; slow down"
         # The 5th rejection in a row: still an error frame, then the consumer closes with 4429.
         with pytest.raises(RateLimited) as exc:
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock, close_after=5)
         assert exc.value.close_code == CloseCode.RATE_LIMITED == 4429
-        assert exc.value.code is ErrorCode.RATE_LIMITED
         assert exc.value.message == "too many frames; closing"
         assert exc.value.details == {"retry_after_ms": 1001}
-        # The middleware itself leaves the connection open: the error frame must go out first.
+        # The charge itself leaves the connection open: the error frame must go out first.
         assert conn.close_code is None and conn.queued == 0
 
-    async def test_accepted_frame_resets_the_streak(self, clock: FakeClock) -> None:
-        r, _ = build_router(RateLimit(clock=clock, close_after=3))
+    def test_accepted_frame_resets_the_streak(self, clock: FakeClock) -> None:
         conn = make_connection(clock, rate=1, burst=1)
         for _ in range(4):
-            await r.dispatch(Request(conn, {"type": "app.open"}))
+            charge_now(conn, clock, close_after=3)
             for _ in range(2):
                 with pytest.raises(RateLimited) as exc:
-                    await r.dispatch(Request(conn, {"type": "app.open"}))
+                    charge_now(conn, clock, close_after=3)
                 assert exc.value.close_code is None  # never 3 rejections in a row
             clock.advance(1.0)
         assert conn.rejected_streak == 2
 
-    async def test_default_threshold_is_100(self, clock: FakeClock) -> None:
-        limiter = RateLimit(clock=clock)
-        assert limiter.close_after == 100
-        r, _ = build_router(limiter)
-        conn = make_connection(clock, rate=1, burst=1)
-        await r.dispatch(Request(conn, {"type": "app.open"}))
-        codes = []
-        for _ in range(101):
-            with pytest.raises(RateLimited) as exc:
-                await r.dispatch(Request(conn, {"type": "app.open"}))
-            codes.append(exc.value.close_code)
-        assert codes[:99] == [None] * 99
-        assert codes[99:] == [4429, 4429]  # a client still sending after the close request gets it again
-
-    async def test_buckets_are_per_connection(self, clock: FakeClock) -> None:
-        r, _ = build_router(RateLimit(clock=clock))
+    def test_buckets_are_per_connection(self, clock: FakeClock) -> None:
         a, b = make_connection(clock, rate=1, burst=1), make_connection(clock, rate=1, burst=1)
-        await r.dispatch(Request(a, {"type": "app.open"}))
+        charge_now(a, clock)
         with pytest.raises(RateLimited):
-            await r.dispatch(Request(a, {"type": "app.open"}))
-        assert await r.dispatch(Request(b, {"type": "app.open"})) == "ok"
+            charge_now(a, clock)
+        charge_now(b, clock)
+
+    def test_zero_cost_takes_nothing(self, clock: FakeClock) -> None:
+        conn = make_connection(clock, rate=1, burst=1)
+        for _ in range(10):
+            charge_now(conn, clock, cost=0)
+        assert conn.bucket.tokens == 1
+
+    @pytest.mark.parametrize(
+        ("size", "cost"),
+        [(0, 1.0), (4095, 1.0), (4096, 2.0), (60 * 1024, 16.0), (64 * 1024, 17.0), (1 << 20, 40.0)],
+    )
+    def test_intake_cost_grows_with_size_up_to_the_burst(self, size: int, cost: float) -> None:
+        settings = gateway_settings()
+        assert (settings.rate_limit_burst, settings.rate_limit_bytes_per_token) == (40.0, 4096)
+        assert intake_cost(size, settings) == pytest.approx(cost)
+
+    def test_largest_frames_pass_on_a_full_bucket_but_a_flood_of_them_is_refused(self, clock: FakeClock) -> None:
+        settings = gateway_settings()
+        conn = make_connection(clock, rate=20, burst=40)
+        big = intake_cost(60 * 1024, settings)
+        charge_now(conn, clock, big)
+        charge_now(conn, clock, big)
+        with pytest.raises(RateLimited):
+            charge_now(conn, clock, big)  # the third 60 KB frame in a burst
+        clock.advance(1.0)  # 20 tokens back: one more
+        charge_now(conn, clock, big)
+
+
+class TestRateLimitMiddleware:
+    """The extra cost of costly frame types, once routed (1 token was paid at intake)."""
+
+    async def test_route_cost_above_one_is_charged_the_difference(self, clock: FakeClock) -> None:
+        r, handled = build_router(RateLimit(clock=clock))
+        conn = make_connection(clock, rate=10, burst=15)
+        assert await r.dispatch(Request(conn, {"type": "app.costly"})) == "costly"  # 9 extra
+        assert conn.bucket.tokens == pytest.approx(6)
+        with pytest.raises(RateLimited) as exc:
+            await r.dispatch(Request(conn, {"type": "app.costly"}))
+        assert exc.value.details == {"retry_after_ms": 301}  # 3 tokens missing at 10/s
+        assert handled == ["app.costly"]
+
+    async def test_ordinary_free_and_unknown_types_cost_nothing_more(self, clock: FakeClock) -> None:
+        r, _ = build_router(RateLimit(clock=clock))
+        conn = make_connection(clock, rate=1, burst=1)
+        for _ in range(50):
+            assert await r.dispatch(Request(conn, {"type": "app.open"})) == "ok"
+            assert await r.dispatch(Request(conn, {"type": "app.free"})) == "free"
+            with pytest.raises(UnknownType):
+                await r.dispatch(Request(conn, {"type": "app.nope"}))
+        assert conn.bucket.tokens == 1
+
+    async def test_flood_threshold_applies(self, clock: FakeClock) -> None:
+        limiter = RateLimit(clock=clock, close_after=2)
+        assert RateLimit(clock=clock).close_after == 100
+        r, _ = build_router(limiter)
+        conn = make_connection(clock, rate=1, burst=10)
+        await r.dispatch(Request(conn, {"type": "app.costly"}))
+        codes = []
+        for _ in range(3):
+            with pytest.raises(RateLimited) as exc:
+                await r.dispatch(Request(conn, {"type": "app.costly"}))
+            codes.append(exc.value.close_code)
+        assert codes == [None, 4429, 4429]
 
     async def test_rejected_frames_never_reach_later_middleware(self, clock: FakeClock) -> None:
         seen: list[str] = []
@@ -244,11 +267,11 @@ class TestRateLimit:
             return await call_next(request)
 
         r, _ = build_router(RateLimit(clock=clock), spy)
-        conn = make_connection(clock, rate=1, burst=1)
-        await r.dispatch(Request(conn, {"type": "app.open"}))
+        conn = make_connection(clock, rate=1, burst=10)
+        await r.dispatch(Request(conn, {"type": "app.costly"}))
         with pytest.raises(RateLimited):
-            await r.dispatch(Request(conn, {"type": "app.open"}))
-        assert seen == ["app.open"]
+            await r.dispatch(Request(conn, {"type": "app.costly"}))
+        assert seen == ["app.costly"]
 
 
 def _sample(name: str, labels: dict[str, str]) -> float:
@@ -306,7 +329,7 @@ class TestMetrics:
         r.use(middleware.metrics)
         r.use(RateLimit(clock=clock))
         r.use(auth_required)
-        r.register(kind, auth=True)(_ok)
+        r.register(kind, auth=True, cost=2)(_ok)
         conn = make_connection(clock, rate=1, burst=1)
         with pytest.raises(Unauthenticated):
             await r.dispatch(Request(conn, {"type": kind}))

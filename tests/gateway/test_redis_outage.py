@@ -15,6 +15,7 @@ import websockets
 
 from realtime_project.gateway.api import publish
 from tests.support.redis_server import RedisServer, use_private_redis
+from tests.support.servers import ops_request
 from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest
 
 def readyz(base: str) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+        with urllib.request.urlopen(ops_request(f"{base}/readyz"), timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 
 from realtime_project.gateway.api import publish, send_to_user
 from realtime_project.gateway.auth import issue_ticket
+from tests.support.servers import ops_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
 
@@ -42,7 +43,7 @@ async def subscribe(ws: Any, channel: str, *, snapshot: bool = False, **extra: A
 
 
 def cluster_readyz(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+    with urllib.request.urlopen(ops_request(f"{base}/readyz"), timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
 
 

@@ -18,6 +18,7 @@ from alerts.engine import AlertEngine
 from notifications.models import Notification
 from prices.models import Source, Symbol
 from tests.support.feeds_process import FeedsProcess
+from tests.support.servers import ops_request
 
 from .fakes import FakeExchanges, Fault
 from .venues import FakeVenue
@@ -211,7 +212,7 @@ def _get(url: str) -> str:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(ops_request(url), timeout=5) as resp:
             return resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.read().decode()

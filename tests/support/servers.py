@@ -45,6 +45,16 @@ def production_env() -> dict[str, str]:
     return {"SECRET_KEY": settings.SECRET_KEY, "SECURE_SSL_REDIRECT": "0"}
 
 
+#: The ops token of the test servers (production mode hides /readyz details and /metrics
+#: from everyone else): `ops_request(url)` sends it.
+OPS_TOKEN = "test-ops-token"
+
+
+def ops_request(url: str) -> urllib.request.Request:
+    """A GET of /readyz or /metrics as an operator (the test servers' ops token)."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {OPS_TOKEN}"})
+
+
 def server_env(
     *,
     redis: str | None = None,
@@ -58,6 +68,7 @@ def server_env(
     env["DATABASE_URL"] = test_database_url()
     env.update(production_env())
     env["DJANGO_SETTINGS_MODULE"] = "realtime_project.settings"
+    env["REALTIME_OPS_TOKEN"] = OPS_TOKEN
     env["PYTHONUNBUFFERED"] = "1"
     env["LOG_FORMAT"] = "text"
     env["EMBEDDED_SCHEDULER"] = "off"

@@ -78,7 +78,10 @@ def test_pending_included_confirmations_confirmed(evm: Evm, chain: Any, user: An
 
 def test_failed_with_revert_reason(evm: Evm, chain: Any, user: Any, events: list[Any]) -> None:
     a1, a2 = evm.accounts[1:3]
-    link(user, a1)
+    # The sender's proven owner is notified (a watch-only link of it is not: issue #12).
+    wallet = link(user, a1)
+    wallet.watch_only = False
+    wallet.save(update_fields=["watch_only"])
     token = evm.deploy("TestERC20", "Test Token", "TT", 18)
     tx_hash = evm.call(token.functions.transfer(a2, 5), 1, gas=100_000)
     monitor = TransactionMonitor()

@@ -22,6 +22,7 @@ from rest_framework.authtoken.models import Token
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.feeds_process import FeedsProcess
+from tests.support.servers import ops_request
 from tests.wallets.conftest import link
 from tests.wallets.nodes import Anvil, rpc
 from wallets.models import WalletActivity
@@ -64,7 +65,7 @@ def pay(node: Anvil, to: str, eth: int) -> str:
 
 def readyz(url: str) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as resp:
+        with urllib.request.urlopen(ops_request(f"{url}/readyz"), timeout=5) as resp:
             return json.loads(resp.read())  # type: ignore[no-any-return]
     except urllib.error.HTTPError as exc:  # 503 still carries the report
         return json.loads(exc.read())  # type: ignore[no-any-return]

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from realtime_project.gateway.api import publish_on_commit
-
 from ..addresses import checksum_lower
 from ..approvals import approvals_roll_back
 from ..balances import read_balances
 from ..listener import BlockListener
 from ..models import Balance, Chain, ChainCursor, ScannedBlock, TxStatus, WalletActivity, WatchedTransaction
 from ..payloads import balance_update, removed_update
-from ..publishing import publish_transaction, wallet_channel
+from ..publishing import publish_transaction, publish_update
 from ..selectors import stored_balances
 
 logger = logging.getLogger("wallets.reorg")
@@ -83,9 +81,7 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
         orphaned.delete()
         ScannedBlock.objects.filter(chain=chain, number__gt=number).delete()
         for row in rows:
-            publish_on_commit(
-                wallet_channel(row.payload["address"]), removed_update(row.payload, timestamp_ms=now_ms), durable=True
-            )
+            publish_update(removed_update(row.payload, timestamp_ms=now_ms))
         known = stored_balances(chain=chain, pairs=pairs)
         for (address, token), amount in sorted(balances.items()):
             before = known.get((address, token))
@@ -104,10 +100,10 @@ def roll_back(*, chain: Chain, listener: BlockListener, expected: tuple[int, str
                 timestamp_ms=now_ms,
             )
             Balance.objects.filter(pk=row_b.pk).update(amount=amount, block_number=number)
-            publish_on_commit(wallet_channel(payload["address"]), payload, durable=True)
+            publish_update(payload)
         _unconfirm_transactions(chain, number)
         for frame in approvals_roll_back(chain=chain, ancestor=number, timestamp_ms=now_ms):
-            publish_on_commit(wallet_channel(frame["address"]), frame, durable=True)
+            publish_update(frame)
         ChainCursor.objects.filter(pk=cursor.pk).update(
             block_number=number, block_hash=block_hash, updated_at=timezone.now()
         )

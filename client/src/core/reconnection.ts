@@ -19,7 +19,7 @@ export interface ReconnectionOptions {
   maxServerDelayMs?: number;
   /** A connection is "stable" after this long; only then does the attempt counter reset. */
   stableAfterMs?: number;
-  /** Minimum delay after close 4429 (rate limited): reconnecting at once would be refused again. */
+  /** Minimum delay after close 4429 (rate limited) or 1013 (try again later): reconnecting at once would be refused again. */
   rateLimitedDelayMs?: number;
   /** Called when it is time to open a new socket. */
   onRetry: () => void;
@@ -92,7 +92,10 @@ export class ReconnectionManager {
       return Math.min(after, this.maxServerDelayMs);
     }
     const delay = fullJitter(this.attemptCount, this.random, this.backoff);
-    if (hint.closeCode === CloseCode.RateLimited) return Math.max(delay, this.rateLimitedDelayMs);
+    // 4429 (rate limited) and 1013 (gateway full): reconnecting at once would be refused again.
+    if (hint.closeCode === CloseCode.RateLimited || hint.closeCode === CloseCode.TryAgainLater) {
+      return Math.max(delay, this.rateLimitedDelayMs);
+    }
     return delay;
   }
 

@@ -16,6 +16,7 @@ from typing import Any
 from ..direct import SharedFrame
 from ..history import HistoryStore, Position, plan_recovery, recover
 from ..history import Recovery as HistoryRecovery
+from ..metrics import OUT_MESSAGE, OUT_SUBSCRIBED
 from ..namespaces import Recovery
 from ..protocol import Since, message_frame, subscribed_frame
 from .fanout import FanOut
@@ -121,17 +122,19 @@ async def catch_up(
         else:
             frames += await snapshot_frames(history, state, sub, position.epoch, position.seq, snapshot, now)
     sub.epoch = position.epoch
-    conn.enqueue(
+    if conn.enqueue(
         subscribed_frame(
             reply_id, sub.public, epoch=position.epoch, seq=position.seq, recovered=recovered, max_rate=max_rate
         )
-    )
-    for frame in frames:
-        conn.enqueue(frame)
+    ):
+        OUT_SUBSCRIBED.inc()
+    sent = sum(conn.enqueue(frame) for frame in frames)
     # Flush what was published while we were reading history, in order, no dups.
     buffered, sub.buffer = sub.buffer or [], None
     for pub in buffered:
-        fanout.deliver(sub, pub, SharedFrame(message_frame(sub.public, pub.payload, pub.seq, pub.epoch)))
+        sent += fanout.deliver(sub, pub, SharedFrame(message_frame(sub.public, pub.payload, pub.seq, pub.epoch)))
+    if sent:
+        OUT_MESSAGE.inc(sent)
 
 
 async def snapshot_frames(

@@ -14,9 +14,8 @@ import time
 from ..clock import Clock
 from ..connections import Connection
 from ..direct import SharedFrame
-from ..errors import CloseCode
 from ..history import Publication
-from ..metrics import PUBLICATIONS, PUBLISH_LATENCY, SHARED_FRAMES, SLOW_CONSUMERS
+from ..metrics import OUT_MESSAGE, PUBLICATIONS, PUBLISH_LATENCY, SHARED_FRAMES
 from ..protocol import message_frame
 from .state import ChannelState, Subscription
 
@@ -34,31 +33,34 @@ class FanOut:
         frame = SharedFrame(message_frame(state.public, pub.payload, pub.seq, pub.epoch))
         PUBLICATIONS.inc()
         deliver = self.deliver
+        sent = 0
         for sub in tuple(state.subscribers):
-            deliver(sub, pub, frame)
+            sent += deliver(sub, pub, frame)
+        if sent:
+            OUT_MESSAGE.inc(sent)  # once per publication, not per delivery
         if frame.framed:
             SHARED_FRAMES.inc()
 
-    def deliver(self, sub: Subscription, pub: Publication, frame: SharedFrame) -> None:
+    def deliver(self, sub: Subscription, pub: Publication, frame: SharedFrame) -> int:
+        """Deliver to one subscriber; returns how many frames went out or were queued (0, 1)."""
         if sub.buffer is not None:
             sub.buffer.append(pub)
-            return
+            return 0
         if pub.seq <= sub.seq and pub.epoch == sub.epoch:
-            return
+            return 0
         sub.seq, sub.epoch = pub.seq, pub.epoch
         conflator = sub.conflator
         if conflator is None:
-            if not sub.conn.send_shared(frame) and sub.conn.close_code == CloseCode.SLOW_CONSUMER:
-                SLOW_CONSUMERS.inc()
-            return
+            return int(sub.conn.send_shared(frame))
         now = self.clock.monotonic()
         out = conflator.offer(frame.text, now)
         if out is not None:
-            sub.conn.enqueue(out)
-        elif not conflator.armed:
+            return int(sub.conn.enqueue(out))
+        if not conflator.armed:
             conflator.armed = True
             loop = asyncio.get_running_loop()
             loop.call_later(max(0.0, conflator.due_at - now), self.flush_conflated, sub)
+        return 0
 
     def flush_conflated(self, sub: Subscription) -> None:
         conflator = sub.conflator
@@ -70,7 +72,8 @@ class FanOut:
         now = self.clock.monotonic()
         frame = conflator.flush(now)
         if frame is not None:
-            sub.conn.enqueue(frame)
+            if sub.conn.enqueue(frame):
+                OUT_MESSAGE.inc()
         elif conflator.pending is not None:  # the timer fired a hair early: re-arm
             conflator.armed = True
             asyncio.get_running_loop().call_later(max(0.0, conflator.due_at - now), self.flush_conflated, sub)
@@ -80,7 +83,6 @@ class FanOut:
         if not conns:
             return
         frame = message_frame(USER_CHANNEL, payload, None, None)
-        for conn in conns:
-            conn.enqueue(frame)
+        OUT_MESSAGE.inc(sum(conn.enqueue(frame) for conn in conns))
         if ts:
             PUBLISH_LATENCY.observe(max(0.0, time.time() - ts))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..direct import SharedFrame
 from ..errors import CloseCode, Unavailable
 from ..heartbeat import Action, Quality
-from ..metrics import LAYER_ERRORS, QUALITY
+from ..metrics import LAYER_ERRORS, OUT_ERROR, OUT_PING, QUALITY
 from ..protocol import error_text, ping_frame
 
 if TYPE_CHECKING:
@@ -137,10 +137,12 @@ def check_heartbeats(hub: Hub) -> None:
             frame = pings.get(ping_id)
             if frame is None:
                 frame = pings[ping_id] = SharedFrame(ping_frame(ping_id, server_time))
-            conn.send_shared(frame)
+            if conn.send_shared(frame):
+                OUT_PING.inc()
         elif action is Action.CLOSE:
             logger.info("connection %s: heartbeat timeout, closing", conn.id)
-            conn.enqueue(error_text(Unavailable("heartbeat timeout"), None))
+            if conn.enqueue(error_text(Unavailable("heartbeat timeout"), None)):
+                OUT_ERROR.inc()
             conn.close(CloseCode.HEARTBEAT_TIMEOUT)
             continue
         wheel.file(conn, heartbeat.due_at())
