@@ -178,7 +178,8 @@ def test_dashboard_page_and_bundle_are_served_by_the_server(
 def _link_wallet(user_id: int, address: str) -> None:
     from wallets.models import Wallet
 
-    Wallet.objects.create(user_id=user_id, address=address, label="main")
+    # Proven (verified): watched transactions are the owner's, not a watch-only link's.
+    Wallet.objects.create(user_id=user_id, address=address, label="main", watch_only=False)
 
 
 def test_wallet_activity_and_pending_transactions_are_live(
