@@ -1,7 +1,7 @@
 """A signed-in handshake while 2,000 anonymous clients connect (issue #12, finding 4).
 
 Usage:
-    /work/tools/benchlock .venv/bin/python -m bench.handshake [--clients 2000] [--json out.json]
+    .venv/bin/python -m bench.handshake [--clients 2000] [--json out.json]
 
 What it does: a real uvicorn gateway in production mode (Redis, PostgreSQL: a throwaway
 database on the local server, migrated), then, per scenario, a fresh gateway process:

@@ -24,7 +24,7 @@ with bursts of all symbols at once, each venue message stamped with its send tim
 Usage: .venv/bin/python -m bench.prices_streams [--symbols 500] [--clients 1000] [--subs 50]
            [--seconds 60] [--mean-interval 4] [--burst-every 10] [--json out.json]
            [--only streams,rest] [--profile feed.speedscope.json]
-Run it under /work/tools/benchlock. Needs Redis on 127.0.0.1:6379 and cc.
+Run it alone on the machine (no other load). Needs Redis on 127.0.0.1:6379 and cc.
 """
 
 from __future__ import annotations
