@@ -23,9 +23,6 @@ DEFAULTS: dict[str, Any] = {
     # Portfolio values need wallet balances (a database read per user): evaluated at
     # most this often, not on every tick.
     "PORTFOLIO_INTERVAL": 30.0,
-    # Used only while the prices app provides no `known_symbols()` (it is built in
-    # parallel): symbols rules may name.
-    "FALLBACK_SYMBOLS": ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "AVAX", "DOT", "MATIC", "LINK", "LTC"],
     # The engine re-reads everything (not just the changes) at least this often.
     "FULL_RELOAD_SECONDS": 3_600.0,
 }
@@ -40,7 +37,6 @@ class AlertSettings:
     max_window: int
     max_percent: float
     portfolio_interval: float
-    fallback_symbols: frozenset[str]
     full_reload_seconds: float
 
 
@@ -54,6 +50,5 @@ def alert_settings() -> AlertSettings:
         max_window=int(merged["MAX_WINDOW"]),
         max_percent=float(merged["MAX_PERCENT"]),
         portfolio_interval=float(merged["PORTFOLIO_INTERVAL"]),
-        fallback_symbols=frozenset(s.upper() for s in merged["FALLBACK_SYMBOLS"]),
         full_reload_seconds=float(merged["FULL_RELOAD_SECONDS"]),
     )

@@ -29,7 +29,7 @@ from .conf import alert_settings
 from .index import AlertIndex, Key, Taken
 from .kinds import Direction, Kind
 from .models import AlertRule
-from .sources import HoldingsSource, PricesAppSource, PriceSource, WalletsAppHoldings
+from .readers import HoldingsReader, PriceReader, PricesAppReader, WalletsAppReader
 from .validation import validate_rule
 
 logger = logging.getLogger("alerts.engine")
@@ -78,12 +78,12 @@ class AlertEngine:
     def __init__(
         self,
         *,
-        prices: PriceSource | None = None,
-        holdings: HoldingsSource | None = None,
+        prices: PriceReader | None = None,
+        holdings: HoldingsReader | None = None,
         clock: Clock = timezone.now,
     ) -> None:
-        self.prices: PriceSource = prices or PricesAppSource()
-        self.holdings: HoldingsSource = holdings or WalletsAppHoldings()
+        self.prices: PriceReader = prices or PricesAppReader()
+        self.holdings: HoldingsReader = holdings or WalletsAppReader()
         self.clock = clock
         self.index = AlertIndex()
         #: Last price seen per symbol (crossings compare the previous and current tick).
@@ -162,8 +162,7 @@ class AlertEngine:
         index from the database, and the last published price of every symbol as the
         previous tick, so a crossing between the old leader's last batch and this
         process's first one still fires. Returns the rules loaded."""
-        quotes = getattr(self.prices, "latest_quotes", None)
-        latest: dict[str, tuple[float, int | None]] = quotes() if quotes is not None else {}
+        latest = self.prices.latest_quotes()
         with self._lock:
             count = self.load(now)
             self._synced_at = time.monotonic()

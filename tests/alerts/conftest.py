@@ -27,7 +27,7 @@ class Clock:
 
 
 class HistoryPrices:
-    """A `PriceSource` over hand-written history (the prices app's history in miniature):
+    """A `PriceReader` over hand-written history (the prices app's history in miniature):
     `price_at` returns the newest recorded price at or before `when`."""
 
     def __init__(self, symbols: set[str] | None = None) -> None:
@@ -48,6 +48,9 @@ class HistoryPrices:
 
     def latest_prices(self) -> dict[str, Decimal]:
         return dict(self.latest)
+
+    def latest_quotes(self) -> dict[str, tuple[float, int | None]]:
+        return {}
 
     def known_symbols(self) -> set[str]:
         return set(self.symbols)

@@ -18,6 +18,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ADD = "/admin/alerts/alertrule/add/"
 
 
+@pytest.fixture(autouse=True)
+def tracked_symbols() -> None:
+    """Rules name tracked symbols (a transactional test's flush empties the seeded ones)."""
+    from prices.models import Symbol
+
+    for symbol in ("BTC", "ETH"):
+        Symbol.objects.get_or_create(symbol=symbol)
+
+
 @pytest.fixture
 def staff_client() -> Client:
     staff = get_user_model().objects.create_user("op", password="pw-staff-123456", is_staff=True, is_superuser=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from alerts.sources import PricesAppSource
+from alerts.readers import PricesAppReader
 from notifications.models import Notification
 
 from .conftest import batch
@@ -61,5 +61,5 @@ def test_portfolio_values_never_use_a_stale_price() -> None:
                                                                "degraded": False}, published_at=now)  # fmt: skip
     LatestPrice.objects.create(symbol=eth, price=5, payload={"symbol": "ETH", "price": 5.0, "stale": True,
                                                              "degraded": True}, published_at=now)  # fmt: skip
-    prices = PricesAppSource().latest_prices()
+    prices = PricesAppReader().latest_prices()
     assert prices["BTC"] == 100 and "ETH" not in prices  # stale: a portfolio holding ETH has no value now

@@ -219,6 +219,12 @@ def _rules_of(user_id: int) -> list[tuple[str, str, float]]:
     return [(r.symbol, r.kind, float(r.threshold)) for r in AlertRule.objects.filter(user_id=user_id)]
 
 
+def _track_symbol(symbol: str) -> None:
+    from prices.models import Symbol
+
+    Symbol.objects.get_or_create(symbol=symbol)
+
+
 def test_alert_form_creates_a_rule_through_the_socket(
     live_server_factory: Any,
     redis_settings: Any,
@@ -227,6 +233,7 @@ def test_alert_form_creates_a_rule_through_the_socket(
     new_page: Any,
     signed_in_user: tuple[int, str],
 ) -> None:
+    in_thread(_track_symbol, "ETH")  # rules name tracked symbols (a flush emptied the seeded ones)
     user_id, session = signed_in_user
     server = start_server(live_server_factory, redis_url, key_prefix)
     page = new_page(server, session=session)
