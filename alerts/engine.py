@@ -470,11 +470,6 @@ def get_engine() -> AlertEngine:
         return _engine
 
 
-def on_price_batch(batch: dict[str, Any]) -> None:
-    """Evaluate one PriceBatch with the process's engine."""
-    get_engine().evaluate(batch)
-
-
 def on_feeds_elected(**_: Any) -> None:
     """`realtime_project.feeds.feeds_elected`: this process now evaluates prices."""
     get_engine().rebuild()
@@ -491,7 +486,6 @@ __all__ = [
     "Evaluation",
     "get_engine",
     "on_feeds_elected",
-    "on_price_batch",
     "on_prices_published",
     "portfolio_value",
     "price_alert",

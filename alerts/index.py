@@ -186,26 +186,6 @@ class AlertIndex:
                         out.append(Taken(bucket.key, ids, price, previous))
         return out
 
-    def percent_windows(self, symbol: str) -> list[int]:
-        """Windows with armed percent rules for `symbol` (what to look up this tick)."""
-        windows = self._percent.get(symbol)
-        if not windows:
-            return []
-        return [w for w, slots in windows.items() if any(b is not None and b.ids for b in slots)]
-
-    def match_percent(self, symbol: str, window: int, change: float, price: float) -> list[Taken]:
-        """Take the percent rules of (symbol, window) that a `change` % move fires."""
-        slots = self._percent.get(symbol, {}).get(window)
-        if slots is None:
-            return _NONE_TAKEN
-        out: list[Taken] = []
-        for bucket, value in zip(slots, (change, -change, abs(change)), strict=True):
-            if bucket is not None and value > 0 and bucket.ids:
-                ids = bucket.take_at_most(value)
-                if ids:
-                    out.append(Taken(bucket.key, ids, change, price))
-        return out
-
     def match_percents(self, symbol: str, price: float, reference: Callable[[int], float | None]) -> list[Taken]:
         """All percent windows of `symbol` at once: `reference(window)` (the price one
         window ago) is asked only for windows that still have armed rules."""

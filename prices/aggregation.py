@@ -70,14 +70,6 @@ class AggregatedPrice(NamedTuple):
 _new_price = tuple.__new__
 
 
-def median(values: list[float]) -> float:
-    """Median of a non-empty list (sorts it in place)."""
-    values.sort()
-    n = len(values)
-    mid = n // 2
-    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def _median_without(ordered: list[float], k: int) -> float:
     """Median of the sorted list `ordered` without its element at index `k` (no copy, no sort)."""
     n = len(ordered) - 1

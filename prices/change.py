@@ -49,6 +49,3 @@ class ChangeFilter:
 
     def last(self, symbol: str) -> Published | None:
         return self._last.get(symbol)
-
-    def forget(self, symbol: str) -> None:
-        self._last.pop(symbol, None)

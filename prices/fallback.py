@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,7 +185,3 @@ class RestPoller:
             }
             for s in self.sources
         }
-
-
-def problems_of(poll: Poll) -> Counter[str]:
-    return Counter(poll.result.problems) if poll.result is not None else Counter()

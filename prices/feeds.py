@@ -71,7 +71,6 @@ class PricesFeed:
         self.streams: dict[str, VenueStream] = {}
         self.simulated: SimulatedStream | None = None
         self.poller: RestPoller | None = None
-        self.plans = 0
         self._liveness_changed = asyncio.Event()
 
     async def _db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -90,7 +89,6 @@ class PricesFeed:
             while True:
                 conf = prices_settings()
                 plan = await self._db(stream_plan, conf)
-                self.plans += 1
                 if not plan.sources:
                     # Nothing to stream or poll (every source off): stand aside for the
                     # REST tick and look again later.

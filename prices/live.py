@@ -51,7 +51,6 @@ class RecentTrades:
 
     def __init__(self, size: int) -> None:
         self._trades: deque[dict[str, Any]] = deque(maxlen=size)
-        self.version = 0
 
     def add(self, venue: str, symbol: str, trade: TradeEvent | Trade) -> None:
         self._trades.appendleft(
@@ -64,7 +63,6 @@ class RecentTrades:
                 "time": trade.time,
             }
         )
-        self.version += 1
 
     def latest(self) -> list[dict[str, Any]]:
         return sorted(self._trades, key=lambda t: t["time"], reverse=True)
@@ -317,7 +315,3 @@ class LivePrices:
         except Exception:
             logger.exception("could not save %d prices; they stay published", len(updates))
             self.stats["save_failures"] += 1
-
-    def aggregates(self) -> dict[str, AggregatedPrice]:
-        """Every symbol's current aggregate (movers, health), without publishing."""
-        return self.aggregator.aggregate(self.symbol_ids, now=self.clock.time())

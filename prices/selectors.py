@@ -142,13 +142,6 @@ def enabled_sources(conf: PricesSettings | None = None) -> list[Source]:
     return [row for row in Source.objects.filter(enabled=True) if source_allowed(row.kind, conf)]
 
 
-def source_by_kind(kind: str, conf: PricesSettings | None = None) -> Source | None:
-    for row in enabled_sources(conf):
-        if row.kind == kind:
-            return row
-    return None
-
-
 def active_symbol_ids() -> dict[str, int]:
     return dict(Symbol.objects.filter(active=True).values_list("symbol", "id"))
 

@@ -111,29 +111,3 @@ class CoinGeckoSource(PriceSource):
         if not (cap > 0 and volume >= 0 and 0 <= dominance <= 100):
             raise BadResponse("figures out of range", code="bad_values")
         return {"total_market_cap": cap, "total_volume": volume, "btc_dominance": dominance}
-
-    def markets(self, ids: list[str]) -> list[dict[str, Any]]:
-        """`/coins/markets` rows (price, market cap, 1 h and 24 h change) for coin ids."""
-        body = self._get(
-            "/coins/markets",
-            {"vs_currency": "usd", "ids": ",".join(ids), "per_page": "250", "price_change_percentage": "1h,24h"},
-        )
-        if not isinstance(body, list):
-            raise BadResponse("not a list", code="bad_shape")
-        rows: list[dict[str, Any]] = []
-        for row in body:
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                continue
-            change_1h = row.get("price_change_percentage_1h_in_currency", row.get("price_change_percentage_1h"))
-            rows.append(
-                {
-                    "id": row["id"],
-                    "price": optional_number(row.get("current_price")),
-                    "market_cap": optional_number(row.get("market_cap")),
-                    "change1h": optional_number(change_1h),
-                    "change24h": optional_number(
-                        row.get("price_change_percentage_24h_in_currency", row.get("price_change_percentage_24h"))
-                    ),
-                }
-            )
-        return rows

@@ -53,11 +53,17 @@ def test_percent_buckets_by_window_and_direction() -> None:
     index.add(("pct_up", "ETH", 3600), 5.0, 1)
     index.add(("pct_down", "ETH", 3600), 5.0, 2)
     index.add(("pct_any", "ETH", 3600), 6.0, 3)
-    assert index.percent_windows("ETH") == [3600]
-    taken = index.match_percent("ETH", 3600, -6.5, 93.5)
+    asked: list[int] = []
+
+    def an_hour_ago(window: int) -> float:
+        asked.append(window)
+        return 100.0
+
+    taken = index.match_percents("ETH", 93.5, an_hour_ago)  # -6.5 %
     assert sorted(i for t in taken for i in t.ids) == [2, 3]
-    assert index.match_percent("ETH", 3600, 5.5, 105.5)[0].ids == [1]
-    assert index.percent_windows("ETH") == []
+    assert index.match_percents("ETH", 105.5, an_hour_ago)[0].ids == [1]  # +5.5 %
+    assert asked == [3600, 3600]
+    assert index.match_percents("ETH", 50.0, an_hour_ago) == [] and asked == [3600, 3600]  # none armed: not asked
 
 
 def test_bulk_load_equals_inserts() -> None:

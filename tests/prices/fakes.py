@@ -193,24 +193,6 @@ class FakeExchanges:
                     "updated_at": int(time.time()),
                 }
             }
-        if path == "/coingecko/coins/markets":
-            ids = query.get("ids", [""])[0].split(",")
-            rows = []
-            for i, coin in enumerate(ids):
-                a = m.coingecko.get(coin)
-                if a is None:
-                    continue
-                row: dict[str, Any] = {
-                    "id": coin,
-                    "symbol": coin[:3],
-                    "current_price": a.price,
-                    "market_cap": a.price * 1e6,
-                    "price_change_percentage_24h": a.change,
-                }
-                # Real rows carry the *_in_currency name; the docs the bare one: serve both.
-                row["price_change_percentage_1h_in_currency" if i % 2 == 0 else "price_change_percentage_1h"] = 0.25
-                rows.append(row)
-            return 200, rows
         if path == "/binance/api/v3/ticker/24hr":
             symbols = json.loads(query["symbols"][0])
             if any(s not in m.binance for s in symbols):

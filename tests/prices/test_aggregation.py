@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from prices.aggregation import PriceAggregator, median
+from prices.aggregation import PriceAggregator
 from prices.quotes import Quote, QuoteRejected
 from prices.twap import Twap
 
@@ -37,15 +37,10 @@ def q(source: str, price: float, t: float = T0, symbol: str = "BTC", **kw: objec
     return Quote(symbol, source, price, int(t * 1000), **kw)  # type: ignore[arg-type]
 
 
-def test_median_odd_and_even() -> None:
-    assert median([3.0, 1.0, 2.0]) == 2.0
-    assert median([4.0, 1.0, 3.0, 2.0]) == 2.5
-    assert median([7.0]) == 7.0
-
-
 def test_median_without_one_equals_the_median_of_the_others() -> None:
     import random
     from bisect import bisect_left
+    from statistics import median
 
     from prices.aggregation import _median_without
 

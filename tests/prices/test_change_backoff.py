@@ -27,8 +27,6 @@ def test_first_deviation_heartbeat_and_flags() -> None:
     f.mark(price(100.1), 10)
     assert f.last("BTC") is not None and f.last("BTC").price == 100.1  # type: ignore[union-attr]
     assert f.reason(price(100.1), 69) is None  # heartbeat counts from the last publication
-    f.forget("BTC")
-    assert f.reason(price(100.1), 70) == "first"
     with pytest.raises(ValueError):
         ChangeFilter(deviation_bps=1, heartbeat=0)
 

@@ -143,7 +143,7 @@ async def test_live_venues_keep_quiet_quotes_fresh(live: LivePrices, clock: Manu
     for _ in range(10):  # 10 minutes without a ticker (a quiet product), the streams alive
         await clock.advance(60)
         live.sweep({"coinbase": {"ETH"}, "kraken": {"ETH"}})
-    price = live.aggregates()["ETH"]
+    price = live.aggregator.aggregate(live.symbol_ids, now=clock.time())["ETH"]
     assert not price.stale and price.sources == ("coinbase", "kraken")
 
 

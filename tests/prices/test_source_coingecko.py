@@ -145,14 +145,3 @@ def test_global_figures(exchanges: FakeExchanges) -> None:
     exchanges.fault("/coingecko/global", Fault(body=json.dumps({"data": {"total_market_cap": {}}}).encode()))
     with pytest.raises(BadResponse):
         source(exchanges).global_stats()
-
-
-def test_coins_markets_parses_both_1h_field_names(exchanges: FakeExchanges) -> None:
-    exchanges.set_price("BTC", 70187.0, change=3.125)
-    exchanges.set_price("ETH", 3500.0)
-    rows = source(exchanges).markets(["bitcoin", "ethereum"])
-    assert [(r["id"], r["change1h"], r["change24h"]) for r in rows] == [
-        ("bitcoin", 0.25, 3.125),
-        ("ethereum", 0.25, 1.5),
-    ]
-    assert exchanges.requests[-1][1]["price_change_percentage"] == ["1h,24h"]
