@@ -329,3 +329,62 @@ def test_persisted_rows_match_the_published_updates(
     published_btc = next(u for u in batches[-1]["updates"] if u["symbol"] == "BTC")
     btc = Candle.objects.filter(symbol__symbol="BTC").order_by("-start").first()
     assert btc is not None and btc.samples >= 1 and float(btc.close) == published_btc["price"] == 102_000.0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("seeded_defaults")
+def test_a_slow_alert_evaluation_never_delays_the_tick(
+    exchanges: FakeExchanges, ticker: PriceTicker, batches: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alerts engine evaluates a publication on the bus's thread: while its history
+    read hangs, ticks go on publishing (the tick's lock is not held), and the rule fires
+    once the read answers."""
+    import threading
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from alerts import engine as engine_module
+    from alerts.readers import PricesAppReader
+    from alerts.wiring import SUBSCRIPTION
+    from notifications.models import Notification
+    from prices.events import PricesPublished
+    from realtime_project.events import bus
+
+    class HangingHistory(PricesAppReader):
+        """The prices app's history, behind a query that answers only when released."""
+
+        def __init__(self) -> None:
+            self.asked = threading.Event()
+            self.release = threading.Event()
+
+        def price_at(self, symbol: str, when: Any) -> Any:
+            self.asked.set()
+            assert self.release.wait(10), "never released"
+            return super().price_at(symbol, when)
+
+    history = HangingHistory()
+    monkeypatch.setattr(engine_module, "_engine", engine_module.AlertEngine(prices=history))
+    [evaluation] = [s for s in bus.subscriptions(PricesPublished) if s.name == SUBSCRIPTION]
+    user = get_user_model().objects.create_user("slow-alerts", password=None)
+    btc = Symbol.objects.get(symbol="BTC")
+    an_hour_ago = (timezone.now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    Candle.objects.create(symbol=btc, start=an_hour_ago, open=90_000, high=90_000, low=90_000, close=90_000)
+    engine_module.get_engine().register_alert(
+        user_id=user.pk, kind="percent_move", symbol="BTC", threshold="5", direction="up", window=3600
+    )
+    try:
+        market(exchanges)
+        first = ticker.tick()
+        assert history.asked.wait(10), "the evaluation never started"  # and now hangs on its read
+        for symbol, price in {"BTC": 101_000.0, "ETH": 3_600.0}.items():
+            exchanges.set_price(symbol, price)
+        second = ticker.tick()  # the tick's lock is free; the publisher never waits
+        assert first.published and second.published and len(batches) == 2
+        assert not Notification.objects.filter(user=user).exists()
+    finally:
+        history.release.set()
+    assert evaluation.drain(10)
+    [alert] = Notification.objects.filter(user=user, type="price_alert")
+    assert alert.data["change_percent"] > 5
