@@ -287,7 +287,7 @@ describe("bad server input", () => {
     }
     // Welcome does not reset the counter (only STABLE_AFTER_MS of uptime does): the
     // delays grow to the cap instead of hammering the server.
-    expect(delays).toEqual([500, 1000, 2000, 4000, 4000, 4000, 4000, 4000]);
+    expect(delays).toEqual([250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
     expect(sockets.sockets).toHaveLength(9);
   });
 
@@ -333,7 +333,7 @@ describe("bad server input", () => {
     sockets.accept();
     timers.advance(5000);
     sockets.current.serverClose(1011);
-    expect(client.getStatus().nextRetryAt! - timers.now()).toBe(500);
+    expect(client.getStatus().nextRetryAt! - timers.now()).toBe(250);
   });
 
   it("honours reconnect.after_ms and clamps an absurd one", () => {

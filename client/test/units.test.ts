@@ -13,12 +13,12 @@ import { fileURLToPath } from "node:url";
 
 describe("backoff", () => {
   it("full jitter stays in [0, min(cap, base*2^n)] and the first retry is fast", () => {
-    expect(backoffCeiling(0)).toBe(500);
-    expect(backoffCeiling(1)).toBe(1000);
-    expect(backoffCeiling(3)).toBe(4000);
+    expect(backoffCeiling(0)).toBe(250);
+    expect(backoffCeiling(1)).toBe(500);
+    expect(backoffCeiling(4)).toBe(4000);
     expect(backoffCeiling(50)).toBe(4000);
     expect(fullJitter(0, () => 0)).toBe(0);
-    expect(fullJitter(0, () => 0.999)).toBeLessThan(500);
+    expect(fullJitter(0, () => 0.999)).toBeLessThan(250);
     for (let i = 0; i < 200; i++) {
       const d = fullJitter(i % 10, Math.random);
       expect(d).toBeGreaterThanOrEqual(0);
@@ -27,8 +27,8 @@ describe("backoff", () => {
   });
 
   it("survives a broken random source", () => {
-    expect(fullJitter(2, () => NaN)).toBe(1000);
-    expect(fullJitter(2, () => 7)).toBe(2000);
+    expect(fullJitter(3, () => NaN)).toBe(1000);
+    expect(fullJitter(3, () => 7)).toBe(2000);
   });
 });
 
