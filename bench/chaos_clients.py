@@ -3,9 +3,10 @@ WebSocket clients that keep one socket through the balancer, resubscribe with `s
 after any disconnect, and account for every frame.
 
 Each client behaves like the TypeScript client (client/src/core): it answers pings,
-honours `reconnect` frames, reconnects with full-jitter backoff (fast here: 50 ms base,
-1 s cap, so recovery times measure the product, not the client's patience), and resumes
-each channel from its last `{epoch, seq}`. It records:
+honours `reconnect` frames, reconnects with the same full-jitter backoff (first retry
+within 250 ms, doubling to a 4 s cap, the attempt counter reset once a socket has lived
+5 s: `backoff.ts`, `reconnection.ts`), so availability is what browsers would get, and
+resumes each channel from its last `{epoch, seq}`. It records:
 
 - per channel: the last position, seq **gaps** and **repeats** within an epoch, and the
   resets the server announced (`recovered: false`, a new epoch from seq 1): a reset is
@@ -29,8 +30,11 @@ from typing import Any
 
 import websockets
 
-#: Reconnect backoff (full jitter): base, cap (seconds).
-BACKOFF_BASE, BACKOFF_CAP = 0.05, 1.0
+#: Reconnect backoff (full jitter), as the browser client's DEFAULT_BACKOFF
+#: (client/src/core/backoff.ts): base, cap (seconds).
+BACKOFF_BASE, BACKOFF_CAP = 0.25, 4.0
+#: A socket that lived this long resets the attempt counter (the client's STABLE_AFTER_MS).
+STABLE_AFTER = 5.0
 
 
 @dataclass
@@ -170,13 +174,15 @@ class Client:
         attempt = 0
         while not self._stop:
             delay: float | None = None
+            connects, started = self.connects, time.monotonic()
             try:
                 delay = await self._session()
-                attempt = 0
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 self.errors[type(exc).__name__] += 1
             except asyncio.CancelledError:
                 raise
+            if self.connects > connects and time.monotonic() - started >= STABLE_AFTER:
+                attempt = 0  # a socket that lived: the next drop retries fast again
             if self.live:
                 self.outages.append((time.monotonic(), None))
             self.subscribed.clear()
@@ -186,6 +192,15 @@ class Client:
                 delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
                 attempt += 1
             await asyncio.sleep(min(delay, 5.0))
+
+
+async def stop_all(clients: list[Client], tasks: list[asyncio.Task[Any]]) -> None:
+    """Stop the clients and cancel their tasks (and any other of the run's), then wait."""
+    for client in clients:
+        client.stop()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def recovery_times(clients: list[Client], since: float = 0.0) -> list[float]:

@@ -11,8 +11,8 @@ What it does:
    installs the schedule, activates `--symbols` symbols on the simulated market and creates
    `--signed-in` users.
 2. Starts the production topology on one machine exactly as `make cluster` does
-   (`realtime_project/cluster.py`: supervisord running deploy/supervisord.conf, HAProxy in
-   front of two gateways, two feed processes on one lease, the workers, two beats), on free
+   (`realtime_project/cluster.py`: supervisord running deploy/supervisord.conf, two HAProxy
+   instances on one address in front of two gateways, two feed processes on one lease, the workers, two beats), on free
    ports, with the simulated market as its only source.
 3. Connects `--clients` browser-like clients through the balancer (bench/chaos_clients.py:
    answer pings, honour `reconnect`, resubscribe with `since`): each subscribes to
@@ -20,7 +20,7 @@ What it does:
    notifications. This process writes notifications at `--rate` per second (the product's
    NotificationHub, as a worker would), round robin over the signed-in users.
 4. Every `--kill-every` seconds it `kill -9`s the process group of one program chosen at
-   random (seeded) among every program of the cluster, the balancer included.
+   random (seeded) among every program of the cluster, the balancers included.
 5. Measures:
    - **availability**: the fraction of client-seconds (sampled every 0.5 s) with a live
      socket subscribed to all its channels whose newest data is no older than 2 s;
@@ -56,7 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chaos_clients import Client, summary  # noqa: E402
+from bench.chaos_clients import Client, stop_all, summary  # noqa: E402
 
 #: Data older than this makes a client-second unavailable.
 MAX_AGE = 2.0
@@ -270,11 +270,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
         out["duration_s"] = round(time.monotonic() - started, 1)
     finally:
         running = False
-        for client in clients:
-            client.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_all(clients, tasks)
         out["cluster_stop_code"] = await asyncio.to_thread(cluster.stop, 120)
         out["logs"] = str(spec.log_dir)
 

@@ -1,5 +1,5 @@
-"""The supervised cluster: two gateways behind HAProxy, workers, two beats and two feed
-processes (one of each active by lease, the other a standby).
+"""The supervised cluster: two gateways behind two HAProxy instances on one address,
+workers, two beats and two feed processes (one of each active by lease, the other a standby).
 
 `deploy/supervisord.conf` describes the processes and `deploy/haproxy.cfg.template` the
 balancer (the same file docs/scaling.md shows). This module renders the balancer's
@@ -21,12 +21,20 @@ From Python (tests, benchmarks)::
         cluster.status()                    # {"gateway1": ProcessInfo(state, pid), ...}
         old = cluster.kill("feeds")         # SIGKILL to its process group: supervisord
         cluster.wait_running(["feeds"], exclude_pids={old})   # restarts it
-        cluster.balancer_servers()          # {"gateways/gw1": "UP", ...} (HAProxy's view)
-        cluster.balancer_sessions()         # {"gateways/gw1": 1, ...} open sessions
+        cluster.balancer_servers()          # {"gateways/gw1": "UP", ...} (both HAProxys' view)
+        cluster.balancer_sessions()         # {"gateways/gw1": 1, ...} open sessions (both)
+        cluster.balancer_clients("haproxy2")  # client connections one balancer holds
         cluster.ctl("restart", "beat")      # any supervisorctl command
     # leaving the block: stop() sends SIGTERM to supervisord, which stops every program
     # in reverse priority order (feeds and beat, workers, gateways draining, HAProxy) and
     # exits 0; stop() raises if it does not within its timeout.
+
+Two balancers, `haproxy` and `haproxy2`, listen on the same address (HAProxy binds with
+SO_REUSEPORT on Linux, so the kernel spreads new connections over both): the one-machine
+analogue of two balancers behind a floating address. Killing one drops only the clients it
+carried, and they reconnect through the other at once, without waiting for its restart.
+Both are rendered from the one template, each with its own stats socket
+(`run_dir/haproxy.sock`, `run_dir/haproxy2.sock`).
 
 `Cluster(spec, programs=["haproxy", "gateway1", "gateway2"])` starts only those programs
 (a filtered copy of the supervisor configuration in `run_dir`). Programs' environment:
@@ -64,6 +72,9 @@ SUPERVISORD_CONF = DEPLOY / "supervisord.conf"
 HAPROXY = "/usr/sbin/haproxy"
 #: The gateways' address behind the balancer (deploy/supervisord.conf binds them there).
 GATEWAY_HOST = "127.0.0.1"
+#: The balancers' programs in deploy/supervisord.conf: each runs `run_dir/<name>.cfg` and
+#: answers on `run_dir/<name>.sock`; both listen on the cluster's one address.
+BALANCERS = ("haproxy", "haproxy2")
 
 
 def render_haproxy(
@@ -134,6 +145,14 @@ class Cluster:
     def socket_path(self) -> Path:
         return self.spec.run_dir / "supervisor.sock"
 
+    @property
+    def balancers(self) -> list[str]:
+        """The balancer programs this cluster runs (both, unless `programs` leaves one out)."""
+        return [b for b in BALANCERS if self.programs is None or b in self.programs]
+
+    def stats_socket(self, balancer: str) -> Path:
+        return self.spec.run_dir / f"{balancer}.sock"
+
     def log_path(self, program: str) -> Path:
         return self.spec.log_dir / f"{program}.log"
 
@@ -153,17 +172,18 @@ class Cluster:
         return env
 
     def render(self) -> None:
-        """Write haproxy.cfg (and the filtered supervisor configuration) into run_dir."""
+        """Write haproxy.cfg and haproxy2.cfg (and the filtered supervisor configuration) into run_dir."""
         spec = self.spec
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log_dir.mkdir(parents=True, exist_ok=True)
-        haproxy = render_haproxy(
-            bind=f"{spec.host}:{spec.port}",
-            gateways=[f"{GATEWAY_HOST}:{port}" for port in spec.gateways],
-            check_host="localhost",
-            stats_socket=str(spec.run_dir / "haproxy.sock"),
-        )
-        (spec.run_dir / "haproxy.cfg").write_text(haproxy)
+        for balancer in BALANCERS:  # the same template, a stats socket each
+            haproxy = render_haproxy(
+                bind=f"{spec.host}:{spec.port}",
+                gateways=[f"{GATEWAY_HOST}:{port}" for port in spec.gateways],
+                check_host="localhost",
+                stats_socket=str(self.stats_socket(balancer)),
+            )
+            (spec.run_dir / f"{balancer}.cfg").write_text(haproxy)
         if self.programs is not None:
             self.config_path.write_text(filter_programs(SUPERVISORD_CONF.read_text(), self.programs))
 
@@ -192,11 +212,11 @@ class Cluster:
         deadline = time.monotonic() + timeout
         self.wait_running(timeout=timeout)
         names = self.status()
-        if "haproxy" not in names:
+        if not self.balancers:
             return
         gateways = [f"gateways/gw{i}" for i, name in enumerate(("gateway1", "gateway2"), 1) if name in names]
         while True:
-            servers = self._try(self.balancer_servers) or {}
+            servers = self._try(self.balancer_servers) or {}  # every balancer agrees: UP
             if all(servers.get(g) == "UP" for g in gateways) and self._healthz():
                 return
             if time.monotonic() > deadline:
@@ -278,18 +298,31 @@ class Cluster:
             check=False,
         )
 
-    def balancer_servers(self) -> dict[str, str]:
-        """HAProxy's view: {"backend/server": "UP" | "DOWN" | ...} from its stats socket."""
-        return balancer_servers(self.spec.run_dir / "haproxy.sock")
-
-    def balancer_sessions(self) -> dict[str, int]:
-        """Current sessions (an open WebSocket is one) per "backend/server"."""
-        rows = balancer_stats(self.spec.run_dir / "haproxy.sock")
+    def balancer_servers(self, balancer: str | None = None) -> dict[str, str]:
+        """The balancers' view: {"backend/server": "UP" | "DOWN" | ...} from one balancer's
+        stats socket, or (default) from every balancer: a state they all report, else
+        theirs joined with "/" ("UP/DOWN" while one has not seen a change yet)."""
+        views = [balancer_servers(self.stats_socket(b)) for b in ([balancer] if balancer else self.balancers)]
         return {
-            f"{r['pxname']}/{r['svname']}": int(r["scur"] or 0)
-            for r in rows
-            if r["svname"] not in ("FRONTEND", "BACKEND")
+            name: "/".join(dict.fromkeys(view.get(name, "?") for view in views))
+            for name in dict.fromkeys(name for view in views for name in view)
         }
+
+    def balancer_sessions(self, balancer: str | None = None) -> dict[str, int]:
+        """Current sessions (an open WebSocket is one) per "backend/server", summed over
+        the balancers (default) or of one."""
+        sessions: dict[str, int] = {}
+        for b in [balancer] if balancer else self.balancers:
+            for r in balancer_stats(self.stats_socket(b)):
+                if r["svname"] not in ("FRONTEND", "BACKEND"):
+                    key = f"{r['pxname']}/{r['svname']}"
+                    sessions[key] = sessions.get(key, 0) + int(r["scur"] or 0)
+        return sessions
+
+    def balancer_clients(self, balancer: str) -> int:
+        """Client connections one balancer holds now (its frontend's current sessions)."""
+        rows = balancer_stats(self.stats_socket(balancer))
+        return sum(int(r["scur"] or 0) for r in rows if r["svname"] == "FRONTEND")
 
     def tail_logs(self, lines: int = 30) -> str:
         parts = []
@@ -391,8 +424,10 @@ def banner(spec: ClusterSpec, env: Mapping[str, str]) -> str:
     return "\n".join(
         [
             f"Cluster: http://{spec.host}:{spec.port}/  (dashboard, API /api/, admin /admin/, WebSocket /ws/)",
-            f"  HAProxy -> gateways on {GATEWAY_HOST}:{g1} and {GATEWAY_HOST}:{g2} (leastconn, checks /readyz)",
-            "  supervisord: gateway1 gateway2 worker prices beat beat2 feeds feeds2 haproxy, each restarted on exit",
+            f"  HAProxy x2 (haproxy, haproxy2: both on that address) -> gateways on {GATEWAY_HOST}:{g1} and"
+            f" {GATEWAY_HOST}:{g2} (leastconn, checks /readyz)",
+            "  supervisord: gateway1 gateway2 worker prices beat beat2 feeds feeds2 haproxy haproxy2,"
+            " each restarted on exit",
             "  (beat and feeds: one of each active by a lease in Redis, the other a standby)",
             f"  Prices: {prices}",
             f"  Logs: {spec.log_dir}/<program>.log   Status: make cluster-status   Stop: Ctrl-C",
@@ -420,12 +455,13 @@ def _status(args: argparse.Namespace) -> int:
         return 3
     result = cluster.ctl("status")
     print(result.stdout, end="")
-    try:
-        servers = cluster.balancer_servers()
-    except OSError as exc:
-        print(f"HAProxy: stats socket unavailable ({exc})")
-    else:
-        print("HAProxy: " + "  ".join(f"{name} {state}" for name, state in sorted(servers.items())))
+    for balancer in cluster.balancers:
+        try:
+            servers = cluster.balancer_servers(balancer)
+        except OSError as exc:
+            print(f"{balancer}: stats socket unavailable ({exc})")
+        else:
+            print(f"{balancer}: " + "  ".join(f"{name} {state}" for name, state in sorted(servers.items())))
     # supervisorctl: 0 all running, 3 some not.
     return result.returncode
 

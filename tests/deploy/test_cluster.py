@@ -1,5 +1,6 @@
-"""The supervised cluster for real: deploy/supervisord.conf under supervisord, HAProxy from
-deploy/haproxy.cfg.template in front of two gateways, the workers, beat and the feed process.
+"""The supervised cluster for real: deploy/supervisord.conf under supervisord, two HAProxy
+instances from deploy/haproxy.cfg.template on one address in front of two gateways, the
+workers, beat and the feed process.
 
 One address serves the whole product, a WebSocket through it gets the feed process's
 (simulated) prices and a publication, Chromium shows the dashboard with the simulated
@@ -10,6 +11,7 @@ supervisor, and the stop is clean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -31,7 +33,7 @@ from tests.support.cluster import cluster_spec, seed_prices
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e, pytest.mark.browser]
 
-PROGRAMS = {"haproxy", "gateway1", "gateway2", "worker", "prices", "beat", "beat2", "feeds", "feeds2"}
+PROGRAMS = {"haproxy", "haproxy2", "gateway1", "gateway2", "worker", "prices", "beat", "beat2", "feeds", "feeds2"}
 
 
 def get(url: str) -> tuple[int, bytes, Message]:
@@ -85,8 +87,9 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
     try:
         status = cluster.status()
         assert set(status) == PROGRAMS and {s.state for s in status.values()} == {"RUNNING"}, status
-        assert cluster.balancer_servers()["gateways/gw1"] == "UP"
-        assert cluster.balancer_servers()["gateways/gw2"] == "UP"
+        for balancer in ("haproxy", "haproxy2"):  # two on the one address, each checking
+            servers = cluster.balancer_servers(balancer)
+            assert servers["gateways/gw1"] == servers["gateways/gw2"] == "UP", (balancer, servers)
 
         # The whole product at one address: health, dashboard, API, admin.
         code, body, _ = await asyncio.to_thread(get, f"{cluster.url}/healthz")
@@ -98,13 +101,17 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
         code, _, headers = await asyncio.to_thread(get, f"{cluster.url}/admin/")
         assert code == 302 and "/admin/login/" in headers["location"]
 
-        # WebSockets through the balancer, spread over both gateways (leastconn); the feed
-        # process streams the simulated market, labelled as such.
-        async with websockets.connect(cluster.ws_url) as a, websockets.connect(cluster.ws_url) as b:
-            welcomes = [await recv(a), await recv(b)]
-            assert [w["type"] for w in welcomes] == ["welcome", "welcome"]
+        # WebSockets through the balancers, each spreading its own over both gateways
+        # (leastconn); the feed process streams the simulated market, labelled as such.
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [await stack.enter_async_context(websockets.connect(cluster.ws_url)) for _ in range(10)]
+            assert [(await recv(ws))["type"] for ws in sockets] == ["welcome"] * 10
+            for balancer in ("haproxy", "haproxy2"):
+                sessions = cluster.balancer_sessions(balancer)
+                assert abs(sessions["gateways/gw1"] - sessions["gateways/gw2"]) <= 1, (balancer, sessions)
             sessions = cluster.balancer_sessions()
-            assert sessions["gateways/gw1"] == sessions["gateways/gw2"] == 1, sessions
+            assert sessions["gateways/gw1"] + sessions["gateways/gw2"] == 10, sessions
+            a, b = sockets[:2]
             await a.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:btc"}))
             price = await until(a, lambda f: f["type"] == "message" and f["channel"] == "prices:BTC")
             assert price["data"]["source"] == "simulated" and price["data"]["symbol"] == "BTC"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis as redis_sync
 
-from bench.chaos_clients import Client, recovery_times, summary
+from bench.chaos_clients import Client, recovery_times, stop_all, summary
 from realtime_project.cluster import Cluster
 from realtime_project.lease import DURATION as LEASE_DURATION
 from tests.support.cluster import cluster_spec, seed_prices
@@ -167,11 +167,7 @@ async def test_each_process_kind_killed_in_turn_comes_back_and_nothing_is_lost(
         )
         received = {nid: sum(c.notifications[nid] for c in clients) for nid in sent}
     finally:
-        for client in clients:
-            client.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_all(clients, tasks)
         await asyncio.to_thread(cluster.stop)
 
     stats = summary(clients)

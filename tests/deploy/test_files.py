@@ -134,6 +134,7 @@ def test_systemd_units_run_the_supervisor_configurations_processes() -> None:
         commands[path.name.split(".")[0]] = normalise(service["ExecStart"][0])
     programs = {name: normalise(command) for name, command in supervisor_programs().items()}
     assert programs.pop("haproxy")[0].endswith("HAPROXY)s")
+    assert programs.pop("haproxy2")[0].endswith("HAPROXY)s")  # the second balancer
     assert programs.pop("gateway1") == programs.pop("gateway2") == commands.pop("realtime-gateway@")
     # The standbys run the same command (a second host runs the same unit).
     assert programs.pop("feeds2") == programs["feeds"] and programs.pop("beat2") == programs["beat"]
