@@ -25,9 +25,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import selectors, services
+from .choices import Direction, Kind
 from .conf import alert_settings
 from .index import AlertIndex, Key, Taken
-from .kinds import Direction, Kind
 from .models import AlertRule
 from .readers import HoldingsReader, PriceReader, PricesAppReader, WalletsAppReader
 from .validation import validate_rule

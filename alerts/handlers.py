@@ -9,14 +9,12 @@ from realtime_project.gateway.router import Request, router
 
 from .errors import AlertError, RuleNotFound
 from .payloads import rule_payload
-from .requests import parse_create
-
-CREATE_FIELDS = ("kind", "symbol", "threshold", "direction", "window", "cooldown", "mode", "expires_at")
+from .validation import FIELDS, parse_create
 
 
 def create_schema(frame: dict[str, Any]) -> dict[str, Any]:
     try:
-        return parse_create({k: frame[k] for k in CREATE_FIELDS if k in frame})
+        return parse_create({k: frame[k] for k in FIELDS if k in frame})
     except AlertError as exc:
         raise BadRequest(exc.message, details={"field": exc.field}) from None
 

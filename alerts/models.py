@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .kinds import Direction, Kind, Mode
+from .choices import Direction, Kind, Mode
 
 
 class AlertRule(models.Model):

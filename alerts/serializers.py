@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from .kinds import Direction, Kind, Mode
+from .choices import Direction, Kind, Mode
 
 
 class RuleIn(serializers.Serializer):  # type: ignore[type-arg]

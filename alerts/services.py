@@ -12,11 +12,11 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
 
+from .choices import Mode
 from .conf import alert_settings
 from .errors import InvalidRule, RuleLimitExceeded, RuleNotFound
-from .kinds import Mode
 from .models import AlertRule, AlertsRevision
-from .validation import RuleInput, _seconds
+from .validation import RuleInput, parse_seconds
 
 #: Claims are sent in chunks (SQLite limits bound parameters per statement).
 CLAIM_CHUNK = 500
@@ -85,7 +85,7 @@ def alert_rule_update(*, user_id: int, rule_id: int, changes: dict[str, Any], no
                 raise InvalidRule("mode must be once or repeat", field="mode")
             rule.mode = changes["mode"]
         if "cooldown" in changes:
-            seconds = _seconds(changes["cooldown"], "cooldown")
+            seconds = parse_seconds(changes["cooldown"], "cooldown")
             if seconds is None or not 0 <= seconds <= alert_settings().max_cooldown:
                 raise InvalidRule("cooldown out of range", field="cooldown")
             rule.cooldown = timedelta(seconds=seconds)

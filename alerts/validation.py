@@ -1,19 +1,29 @@
-"""Rule validation shared by the REST API, the socket actions, the admin and the engine."""
+"""Input validation of the alerts app, shared by the REST API, the socket actions, the
+admin and the engine: client input (a REST body or a socket frame) to `validate_rule`
+arguments (`parse_create`, `parse_time`), and `validate_rule` itself.
+
+Times arrive as ms since the epoch (the protocol's convention) or ISO 8601 strings;
+durations (`window`, `cooldown`) as seconds.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
+
+from .choices import DIRECTED_KINDS, PORTFOLIO_KINDS, Direction, Kind, Mode
 from .conf import alert_settings
 from .errors import InvalidRule
-from .kinds import DIRECTED_KINDS, PORTFOLIO_KINDS, Direction, Kind, Mode
 
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
+#: Fields a client may send to create a rule.
+FIELDS = {"kind", "symbol", "threshold", "direction", "window", "cooldown", "mode", "expires_at"}
 #: Fits the model's DecimalField(max_digits=30, decimal_places=10).
 MAX_THRESHOLD = Decimal("1e19")
 
@@ -47,7 +57,7 @@ def _decimal(value: Any, field: str) -> Decimal:
     return number.quantize(Decimal("1e-10"))
 
 
-def _seconds(value: Any, field: str) -> int | None:
+def parse_seconds(value: Any, field: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -101,7 +111,7 @@ def validate_rule(
         raise InvalidRule("direction must be up, down or either", field="direction")
     if kind not in DIRECTED_KINDS and direction != Direction.EITHER:
         raise InvalidRule(f"{kind} rules take no direction", field="direction")
-    window_s = _seconds(window, "window")
+    window_s = parse_seconds(window, "window")
     if kind == Kind.PERCENT_MOVE:
         if window_s is None:
             raise InvalidRule("a percent move needs a window (seconds)", field="window")
@@ -112,7 +122,7 @@ def validate_rule(
     mode = mode or Mode.ONCE
     if mode not in Mode.values:
         raise InvalidRule("mode must be once or repeat", field="mode")
-    cooldown_s = _seconds(cooldown, "cooldown")
+    cooldown_s = parse_seconds(cooldown, "cooldown")
     if cooldown_s is None:
         cooldown_s = conf.default_cooldown if mode == Mode.REPEAT else 0
     if not 0 <= cooldown_s <= conf.max_cooldown:
@@ -132,3 +142,37 @@ def validate_rule(
         mode=mode,
         expires_at=expires_at,
     )
+
+
+def parse_time(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidRule(f"{field} must be ms since the epoch or an ISO 8601 time", field=field)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or not 0 < value < 1e14:
+            raise InvalidRule(f"{field} is out of range", field=field)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None or parsed.tzinfo is None:
+            raise InvalidRule(f"{field} must be an ISO 8601 time with a timezone", field=field)
+        return parsed
+    raise InvalidRule(f"{field} must be ms since the epoch or an ISO 8601 time", field=field)
+
+
+def parse_create(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRule("expected an object")
+    unknown = set(body) - FIELDS
+    if unknown:
+        raise InvalidRule(f"unknown field {sorted(unknown)[0]}", field=sorted(unknown)[0])
+    for required in ("kind", "threshold"):
+        if required not in body:
+            raise InvalidRule(f"{required} is required", field=required)
+    out = dict(body)
+    out["expires_at"] = parse_time(body.get("expires_at"), "expires_at")
+    out.setdefault("symbol", "")
+    if out["symbol"] is None:
+        out["symbol"] = ""
+    return out

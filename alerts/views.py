@@ -15,8 +15,8 @@ from . import selectors, services
 from .engine import get_engine
 from .errors import AlertError
 from .payloads import rule_payload
-from .requests import parse_create, parse_time
 from .serializers import AlertErrorOut, Deleted, RuleEnvelope, RuleIn, RuleList, RulePatch
+from .validation import parse_create, parse_time
 
 
 def _uid(request: Request) -> int:

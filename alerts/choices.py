@@ -1,4 +1,4 @@
-"""Rule kinds, directions and modes."""
+"""Choices of the alerts app: rule kinds, directions and modes."""
 
 from __future__ import annotations
 
