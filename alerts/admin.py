@@ -11,11 +11,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import services
 from .conf import alert_settings
 from .engine import get_engine
 from .errors import InvalidRule
 from .models import AlertRule
+from .services.rules import alert_rule_delete, alert_rule_update
 from .validation import validate_rule
 
 #: What may change after creation (the rest is the rule's place in every index).
@@ -125,7 +125,7 @@ class AlertRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             )
             obj.pk, obj._state.adding = rule.pk, False
             return
-        services.alert_rule_update(
+        alert_rule_update(
             user_id=obj.user_id,
             rule_id=obj.pk,
             changes={k: getattr(obj, k) for k in form.changed_data if k in MUTABLE},
@@ -133,18 +133,16 @@ class AlertRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
     def delete_model(self, request: HttpRequest, obj: AlertRule) -> None:
-        services.alert_rule_delete(user_id=obj.user_id, rule_id=obj.pk, now=timezone.now())
+        alert_rule_delete(user_id=obj.user_id, rule_id=obj.pk, now=timezone.now())
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
         for rule in queryset.filter(deleted_at__isnull=True):
-            services.alert_rule_delete(user_id=rule.user_id, rule_id=rule.pk, now=timezone.now())
+            alert_rule_delete(user_id=rule.user_id, rule_id=rule.pk, now=timezone.now())
 
     @admin.action(description="Deactivate selected rules")
     def deactivate(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
         for rule in queryset.filter(deleted_at__isnull=True, active=True):
-            services.alert_rule_update(
-                user_id=rule.user_id, rule_id=rule.pk, changes={"active": False}, now=timezone.now()
-            )
+            alert_rule_update(user_id=rule.user_id, rule_id=rule.pk, changes={"active": False}, now=timezone.now())
 
     @admin.action(description="Delete selected rules")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:

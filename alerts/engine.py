@@ -24,12 +24,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import selectors, services
+from . import selectors
 from .choices import Direction, Kind
 from .conf import alert_settings
 from .index import AlertIndex, Key, Taken
 from .models import AlertRule
 from .readers import HoldingsReader, PriceReader, PricesAppReader, WalletsAppReader
+from .services.claims import alert_rules_claim
+from .services.rules import alert_rule_create, alert_rule_delete
 from .validation import validate_rule
 
 logger = logging.getLogger("alerts.engine")
@@ -211,7 +213,7 @@ class AlertEngine:
         """Validate, persist and index a rule (other processes pick it up on sync)."""
         now = self.clock()
         rule_input = validate_rule(now=now, known_symbols=self.prices.known_symbols(), **fields)
-        rule = services.alert_rule_create(user_id=user_id, rule=rule_input)
+        rule = alert_rule_create(user_id=user_id, rule=rule_input)
         with self._lock:
             if self._revision >= 0:
                 transaction.on_commit(lambda: self._apply_committed(rule.pk))
@@ -224,7 +226,7 @@ class AlertEngine:
                 self._apply(rule, self.clock())
 
     def delete_alert(self, *, user_id: int, rule_id: int) -> AlertRule:
-        rule = services.alert_rule_delete(user_id=user_id, rule_id=rule_id, now=self.clock())
+        rule = alert_rule_delete(user_id=user_id, rule_id=rule_id, now=self.clock())
         with self._lock:
             self._forget(rule)
         return rule
@@ -303,7 +305,7 @@ class AlertEngine:
             for rule_id in group.ids:
                 values[rule_id] = group
         with transaction.atomic():
-            fired = services.alert_rules_claim(
+            fired = alert_rules_claim(
                 rule_ids=list(values),
                 batch_ts=batch_ts,
                 now=now,

@@ -12,6 +12,6 @@ from django.utils import timezone
 def purge_deleted_rules() -> int:
     """Soft-deleted rows are kept a day so every engine's delta sees the deletion first
     (engines fully reload at least hourly, ALERTS["FULL_RELOAD_SECONDS"])."""
-    from .services import alert_rules_purge_deleted
+    from .services.rules import alert_rules_purge_deleted
 
     return alert_rules_purge_deleted(before=timezone.now() - timedelta(days=1))

@@ -11,11 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
+from . import selectors
 from .engine import get_engine
 from .errors import AlertError
 from .payloads import rule_payload
 from .serializers import AlertErrorOut, Deleted, RuleEnvelope, RuleIn, RuleList, RulePatch
+from .services.rules import alert_rule_update
 from .validation import parse_create, parse_time
 
 
@@ -66,9 +67,7 @@ class RuleDetailView(APIView):
                 return Response({"code": "bad_request", "message": "expected an object"}, status=400)
             if "expires_at" in changes:
                 changes["expires_at"] = parse_time(changes["expires_at"], "expires_at")
-            rule = services.alert_rule_update(
-                user_id=_uid(request), rule_id=rule_id, changes=changes, now=timezone.now()
-            )
+            rule = alert_rule_update(user_id=_uid(request), rule_id=rule_id, changes=changes, now=timezone.now())
         except AlertError as exc:
             return error(exc)
         return Response({"rule": rule_payload(rule)})

@@ -1,0 +1,1 @@
+"""Writes of the alerts app (`<entity>_<action>` services)."""
