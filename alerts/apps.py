@@ -1,5 +1,5 @@
-"""App config: registers the socket actions, the price batch listener, the takeover hook
-and a health check."""
+"""App config: registers the socket actions, the subscription to price publications, the
+takeover hook and the readiness check."""
 
 from django.apps import AppConfig
 
@@ -17,9 +17,10 @@ class AlertsConfig(AppConfig):
             tasks,  # noqa: F401  (the embedded scheduler looks tasks up by name)
         )
         from .engine import on_feeds_elected
-        from .wiring import connect_prices, readiness
+        from .health import readiness
+        from .subscriptions import subscribe_to_prices
 
-        connect_prices()
+        subscribe_to_prices()
         # The feed process that takes over from another rebuilds the index from the database.
         feeds_elected.connect(on_feeds_elected, dispatch_uid="alerts.rebuild_on_takeover")
         register_check("alerts", readiness)

@@ -478,7 +478,7 @@ def on_feeds_elected(**_: Any) -> None:
 
 
 def on_prices_published(event: Any) -> None:
-    """The `PricesPublished` subscriber (`alerts/wiring.py`), on the bus's thread."""
+    """The `PricesPublished` subscriber (`alerts/subscriptions.py`), on the bus's thread."""
     get_engine().evaluate(event.batch(), max_sync_age=EVENT_SYNC_INTERVAL)
 
 

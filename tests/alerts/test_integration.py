@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from alerts.engine import AlertEngine, on_prices_published
-from alerts.wiring import SUBSCRIPTION
+from alerts.subscriptions import SUBSCRIPTION
 from notifications.models import Notification
 from prices.api import PricesPublished
 from realtime_project.events import bus

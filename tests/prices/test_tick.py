@@ -347,7 +347,7 @@ def test_a_slow_alert_evaluation_never_delays_the_tick(
 
     from alerts import engine as engine_module
     from alerts.readers import PricesAppReader
-    from alerts.wiring import SUBSCRIPTION
+    from alerts.subscriptions import SUBSCRIPTION
     from notifications.models import Notification
     from prices.events import PricesPublished
     from realtime_project.events import bus
