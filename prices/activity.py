@@ -1,4 +1,4 @@
-"""Which process aggregates prices now: the feed process (streams) or the REST tick."""
+"""Which process aggregates prices now: the feed process (streams) or the REST tick (a cache flag)."""
 
 from __future__ import annotations
 

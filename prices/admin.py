@@ -10,8 +10,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from .conf import prices_settings
+from .health import STREAM_HEALTH_MAX_AGE
 from .models import Candle, LatestPrice, MarketOverview, Source, Symbol, SymbolMapping
-from .selectors import STREAM_HEALTH_MAX_AGE, source_allowed
+from .selectors import source_allowed
 from .services.sources import source_reset_health, source_set_enabled
 
 HEALTH_FIELDS = (

@@ -15,6 +15,6 @@ class PricesConfig(AppConfig):
             handlers,  # noqa: F401  (registers the prices and market namespaces)
             tasks,  # noqa: F401
         )
-        from .selectors import readiness
+        from .health import readiness
 
         register_check("prices", readiness)

@@ -21,9 +21,9 @@ from django.db import close_old_connections
 
 from realtime_project.events import bus
 
+from .activity import streams_mark_active, streams_mark_inactive
 from .conf import PricesSettings, prices_settings
 from .fallback import PolledSource, RestPoller
-from .health import streams_mark_active, streams_mark_inactive
 from .live import LivePrices
 from .publishing import apublish_overview, apublish_prices
 from .selectors import StreamPlan, global_figures, stream_plan, warm_prices

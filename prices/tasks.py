@@ -8,8 +8,8 @@ from typing import Any
 from celery import shared_task
 from django.core.cache import cache
 
+from .activity import streams_active
 from .conf import prices_settings
-from .health import streams_active
 from .services.history import candles_prune
 from .services.overview import market_overview_refresh
 from .services.tick import prices_tick

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from . import selectors
 from .handlers import SYMBOL_RE
+from .health import readiness
 from .serializers import (
     HistoryQuerySerializer,
     HistorySerializer,
@@ -115,4 +116,4 @@ class SourceHealthView(APIView):
 
     @extend_schema(operation_id="prices_sources_health", responses={200: dict[str, Any], 403: PriceError})
     def get(self, request: Request) -> Response:
-        return Response(selectors.readiness())
+        return Response(readiness())
