@@ -49,22 +49,6 @@ class AggregatedPrice(NamedTuple):
     #: The venue time (ms) of the newest quote in this aggregate: how old the data is.
     quoted_at: int | None = None
 
-    def as_update(self) -> dict[str, Any]:
-        """The PriceUpdate wire payload (docs/prices.md)."""
-        return {
-            "symbol": self.symbol,
-            "price": self.price,
-            "change24h": self.change24h,
-            "volume24h": self.volume24h,
-            "timestamp": self.timestamp,
-            "sources": list(self.sources),
-            "source": self.source,
-            "stale": self.stale,
-            "degraded": self.degraded,
-            "twap": self.twap,
-            "quoted_at": self.quoted_at,
-        }
-
 
 #: `AggregatedPrice(*fields)` without the generated `__new__`'s Python frame (500 per tick).
 _new_price = tuple.__new__

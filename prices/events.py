@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from .payloads import PriceBatch, PriceUpdate, price_batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,13 +17,13 @@ class PricesPublished:
     checks them.
     """
 
-    updates: tuple[dict[str, Any], ...]
+    updates: tuple[PriceUpdate, ...]
     #: Publication time, ms.
     timestamp: int
 
-    def batch(self) -> dict[str, Any]:
-        """The PriceBatch wire shape: `{"updates": [...], "timestamp": ms}`."""
-        return {"updates": list(self.updates), "timestamp": self.timestamp}
+    def batch(self) -> PriceBatch:
+        """The publication as the PriceBatch clients got."""
+        return price_batch(self.updates, self.timestamp)
 
     @staticmethod
     def merge(older: PricesPublished, newer: PricesPublished) -> PricesPublished:
@@ -32,7 +33,7 @@ class PricesPublished:
         newest one; a move out and back within the merged span is not seen (documented
         in docs/alerts.md).
         """
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, PriceUpdate] = {}
         for update in (*older.updates, *newer.updates):
-            latest[str(update.get("symbol"))] = update
+            latest[update["symbol"]] = update
         return PricesPublished(tuple(latest.values()), max(older.timestamp, newer.timestamp))

@@ -25,6 +25,7 @@ from .activity import streams_mark_active, streams_mark_inactive
 from .conf import PricesSettings, prices_settings
 from .fallback import PolledSource, RestPoller
 from .live import LivePrices
+from .payloads import MarketOverview
 from .publishing import apublish_overview, apublish_prices
 from .selectors import StreamPlan, global_figures, stream_plan, warm_prices
 from .services.overview import market_overview_save, overview_payload
@@ -205,7 +206,7 @@ class PricesFeed:
         assert live is not None
         clock = self.clock
         last_health = last_config = last_save = last_overview = last_overview_save = last_full = -1e9
-        overview: dict[str, Any] | None = None
+        overview: MarketOverview | None = None
         figures: tuple[dict[str, Any], str | None] = ({}, None)
         figures_at = -1e9
         while True:
@@ -314,7 +315,7 @@ class PricesFeed:
         )
 
 
-def _without_time(payload: dict[str, Any]) -> dict[str, Any]:
+def _without_time(payload: MarketOverview) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if k != "timestamp"}
 
 

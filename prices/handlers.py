@@ -16,15 +16,16 @@ from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, 
 from realtime_project.gateway.protocol import ChannelName
 
 from . import selectors
+from .payloads import PriceBatch, price_batch
 
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 
-def _latest_batch() -> dict[str, Any] | None:
+def _latest_batch() -> PriceBatch | None:
     updates = sorted(selectors.latest_prices().values(), key=lambda u: u["symbol"])
     if not updates:
         return None
-    return {"updates": updates, "timestamp": max(int(u.get("timestamp", 0)) for u in updates)}
+    return price_batch(updates, max(int(u.get("timestamp", 0)) for u in updates))
 
 
 async def prices_snapshot(principal: Principal, channel: ChannelName) -> dict[str, Any] | None:

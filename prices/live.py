@@ -34,6 +34,7 @@ from .change import ChangeFilter
 from .conf import PricesSettings
 from .events import PricesPublished
 from .lag import LagHistogram
+from .payloads import PriceUpdate, RecentTrade, price_update, recent_trade
 from .quotes import Quote, QuoteRejected
 from .services.history import CandleBook, latest_prices_save
 from .sources.base import Trade
@@ -42,7 +43,7 @@ from .streams.events import Tick, TradeEvent
 
 logger = logging.getLogger("prices.live")
 
-Publish = Callable[[list[dict[str, Any]], int], Awaitable[Any]]
+Publish = Callable[[list[PriceUpdate], int], Awaitable[Any]]
 Emit = Callable[[PricesPublished], None]
 
 
@@ -50,21 +51,12 @@ class RecentTrades:
     """The newest trades of every venue, for the market overview (newest first)."""
 
     def __init__(self, size: int) -> None:
-        self._trades: deque[dict[str, Any]] = deque(maxlen=size)
+        self._trades: deque[RecentTrade] = deque(maxlen=size)
 
     def add(self, venue: str, symbol: str, trade: TradeEvent | Trade) -> None:
-        self._trades.appendleft(
-            {
-                "symbol": symbol,
-                "venue": venue,
-                "price": trade.price,
-                "qty": trade.qty,
-                "side": trade.side,
-                "time": trade.time,
-            }
-        )
+        self._trades.appendleft(recent_trade(venue, symbol, trade))
 
-    def latest(self) -> list[dict[str, Any]]:
+    def latest(self) -> list[RecentTrade]:
         return sorted(self._trades, key=lambda t: t["time"], reverse=True)
 
 
@@ -106,7 +98,7 @@ class LivePrices:
         self._wake = asyncio.Event()
         self._last_flush = -1e9
         #: Latest published update per symbol, not yet written to the database.
-        self._unsaved: dict[str, dict[str, Any]] = {}
+        self._unsaved: dict[str, PriceUpdate] = {}
         #: Latest aggregate per symbol since the last save (the minute candles' samples: one
         #: per symbol and PERSIST_INTERVAL, as the REST tick sampled one per tick).
         self._unsaved_prices: dict[str, AggregatedPrice] = {}
@@ -239,7 +231,7 @@ class LivePrices:
         finally:
             await self.save(final=True)
 
-    async def flush(self) -> list[dict[str, Any]]:
+    async def flush(self) -> list[PriceUpdate]:
         """Aggregate the changed symbols, publish what the filter keeps; returns the updates."""
         if not self.dirty:
             return []
@@ -261,7 +253,7 @@ class LivePrices:
         if not changed:
             return []
         changed.sort(key=lambda p: p.symbol)
-        updates = [price.as_update() for price in changed]
+        updates = [price_update(price) for price in changed]
         timestamp = int(now * 1000)
         await self.publish(updates, timestamp)
         sent_ms = self.clock.time() * 1000

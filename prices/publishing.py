@@ -13,6 +13,8 @@ from typing import Any
 
 from realtime_project.gateway.api import apublish, apublish_many, publish_many
 
+from .payloads import MarketOverview, PriceBatch, PriceUpdate, price_batch
+
 BATCH_CHANNEL = "prices"
 OVERVIEW_CHANNEL = "market:overview"
 
@@ -21,14 +23,14 @@ def symbol_channel(symbol: str) -> str:
     return f"prices:{symbol}"
 
 
-def _items(updates: list[dict[str, Any]], timestamp: int) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
-    batch = {"updates": updates, "timestamp": timestamp}
+def _items(updates: list[PriceUpdate], timestamp: int) -> tuple[list[tuple[str, Any]], PriceBatch]:
+    batch = price_batch(updates, timestamp)
     items: list[tuple[str, Any]] = [(symbol_channel(u["symbol"]), u) for u in updates]
     items.append((BATCH_CHANNEL, batch))
     return items, batch
 
 
-def publish_prices(updates: list[dict[str, Any]], *, timestamp: int) -> dict[str, Any] | None:
+def publish_prices(updates: list[PriceUpdate], *, timestamp: int) -> PriceBatch | None:
     """Publish updates and their batch; returns the PriceBatch (None when nothing changed).
 
     Quiet ticks publish nothing at all: change-driven publishing is the point.
@@ -41,7 +43,7 @@ def publish_prices(updates: list[dict[str, Any]], *, timestamp: int) -> dict[str
     return batch
 
 
-async def apublish_prices(updates: list[dict[str, Any]], timestamp: int) -> dict[str, Any] | None:
+async def apublish_prices(updates: list[PriceUpdate], timestamp: int) -> PriceBatch | None:
     """`publish_prices` from the feed process's event loop."""
     if not updates:
         return None
@@ -50,5 +52,5 @@ async def apublish_prices(updates: list[dict[str, Any]], timestamp: int) -> dict
     return batch
 
 
-async def apublish_overview(payload: dict[str, Any]) -> None:
+async def apublish_overview(payload: MarketOverview) -> None:
     await apublish(OVERVIEW_CHANNEL, payload)

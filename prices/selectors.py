@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .conf import PricesSettings, prices_settings
 from .models import Candle, LatestPrice, MarketOverview, Source, SourceKind, Symbol, SymbolMapping
+from .payloads import PriceUpdate
 from .sources.base import SourceConfig
 
 if TYPE_CHECKING:
@@ -159,14 +160,15 @@ def known_symbols() -> set[str]:
     return set(Symbol.objects.filter(active=True).values_list("symbol", flat=True))
 
 
-def latest_prices() -> dict[str, dict[str, Any]]:
+def latest_prices() -> dict[str, PriceUpdate]:
+    """Every active symbol's last published PriceUpdate (stored as published)."""
     rows = LatestPrice.objects.filter(symbol__active=True).select_related("symbol")
-    return {row.symbol.symbol: row.payload for row in rows}
+    return {row.symbol.symbol: cast(PriceUpdate, row.payload) for row in rows}
 
 
-def latest_price(symbol: str) -> dict[str, Any] | None:
+def latest_price(symbol: str) -> PriceUpdate | None:
     row = LatestPrice.objects.filter(symbol__symbol=symbol.upper(), symbol__active=True).first()
-    return row.payload if row is not None else None
+    return cast(PriceUpdate, row.payload) if row is not None else None
 
 
 def price_at(symbol: str, when: datetime) -> Decimal | None:

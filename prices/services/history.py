@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from realtime_project.bulk import bulk_upsert
 
 from ..aggregation import AggregatedPrice
 from ..models import Candle, LatestPrice
+from ..payloads import PriceUpdate
 
 
 @dataclass(slots=True)
@@ -122,7 +122,7 @@ class CandleBook:
             self._flushed_at = None
 
 
-def latest_prices_save(*, updates: list[dict[str, Any]], symbol_ids: dict[str, int], now: datetime) -> int:
+def latest_prices_save(*, updates: list[PriceUpdate], symbol_ids: dict[str, int], now: datetime) -> int:
     """Upsert the published PriceUpdates (what snapshots, REST and other apps read), one statement."""
     rows = [(symbol_id, u["price"], u, now) for u in updates if (symbol_id := symbol_ids.get(u["symbol"])) is not None]
     return bulk_upsert(

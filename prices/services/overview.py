@@ -17,9 +17,11 @@ from typing import Any
 
 from realtime_project.gateway.api import publish
 
+from .. import payloads
 from ..aggregation import AggregatedPrice
 from ..conf import PricesSettings, prices_settings
 from ..models import MarketOverview, Source, SourceKind, SymbolMapping
+from ..payloads import Mover, RecentTrade, market_overview, recent_trade
 from ..publishing import OVERVIEW_CHANNEL
 from ..selectors import enabled_sources, latest_prices, source_config
 from ..sources.base import SourceError, Trade
@@ -88,16 +90,16 @@ def _trades(rows: list[Source], now: datetime, conf: PricesSettings) -> list[tup
     return []
 
 
-def _movers(conf: PricesSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rows = [
-        {"symbol": u["symbol"], "price": u["price"], "change24h": u["change24h"]}
+def _movers(conf: PricesSettings) -> tuple[list[Mover], list[Mover]]:
+    rows: list[Mover] = [
+        {"symbol": u["symbol"], "price": u["price"], "change24h": change}
         for u in latest_prices().values()
-        if isinstance(u.get("change24h"), int | float) and not u.get("stale")
+        if isinstance(change := u.get("change24h"), int | float) and not u.get("stale")
     ]
     return _rank(rows, conf.overview_movers)
 
 
-def _rank(rows: list[dict[str, Any]], n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _rank(rows: list[Mover], n: int) -> tuple[list[Mover], list[Mover]]:
     rows.sort(key=lambda r: (r["change24h"], r["symbol"]), reverse=True)
     gainers = [r for r in rows if r["change24h"] > 0][:n]
     losers = [r for r in reversed(rows) if r["change24h"] < 0][:n]
@@ -109,40 +111,38 @@ def overview_payload(
     figures: dict[str, Any],
     source: str | None,
     prices: Iterable[AggregatedPrice],
-    trades: list[dict[str, Any]],
+    trades: list[RecentTrade],
     conf: PricesSettings,
     now: float,
-) -> dict[str, Any]:
+) -> payloads.MarketOverview:
     """The overview from the streams: movers among every fresh aggregate, the newest trades.
 
     Global figures CoinGecko never gave are `null` (the dashboard shows "—").
     """
-    rows = [
+    rows: list[Mover] = [
         {"symbol": p.symbol, "price": p.price, "change24h": p.change24h}
         for p in prices
         if p.change24h is not None and not p.stale
     ]
     gainers, losers = _rank(rows, conf.overview_movers)
-    return {
-        "total_market_cap": figures.get("total_market_cap"),
-        "total_volume": figures.get("total_volume"),
-        "btc_dominance": figures.get("btc_dominance"),
-        "top_gainers": gainers,
-        "top_losers": losers,
-        "recent_trades": trades[: conf.overview_trades],
-        "timestamp": int(now * 1000),
-        "source": source or "aggregate",
-    }
+    return market_overview(
+        figures=figures,
+        source=source,
+        gainers=gainers,
+        losers=losers,
+        trades=trades[: conf.overview_trades],
+        timestamp=int(now * 1000),
+    )
 
 
-def market_overview_save(*, payload: dict[str, Any], now: float) -> None:
+def market_overview_save(*, payload: payloads.MarketOverview, now: float) -> None:
     """Store the overview the feed process published (snapshots and REST read it)."""
     MarketOverview.objects.update_or_create(
         key="overview", defaults={"payload": payload, "published_at": datetime.fromtimestamp(now, UTC)}
     )
 
 
-def market_overview_refresh(*, now: float | None = None, streams: bool = False) -> dict[str, Any] | None:
+def market_overview_refresh(*, now: float | None = None, streams: bool = False) -> payloads.MarketOverview | None:
     """Build the overview; persist and publish it when it changed. Returns it if published.
 
     With `streams` (a feed process publishes the overview) only the global figures
@@ -162,16 +162,14 @@ def market_overview_refresh(*, now: float | None = None, streams: bool = False) 
         return None
     gainers, losers = _movers(conf)
     trades = _trades(rows, now_dt, conf)
-    payload: dict[str, Any] = {
-        "total_market_cap": figures.get("total_market_cap"),
-        "total_volume": figures.get("total_volume"),
-        "btc_dominance": figures.get("btc_dominance"),
-        "top_gainers": gainers,
-        "top_losers": losers,
-        "recent_trades": [{**t.as_dict(), "venue": venue} for venue, t in trades],
-        "timestamp": int(now * 1000),
-        "source": source or "aggregate",
-    }
+    payload = market_overview(
+        figures=figures,
+        source=source,
+        gainers=gainers,
+        losers=losers,
+        trades=[recent_trade(venue, t.symbol, t) for venue, t in trades],
+        timestamp=int(now * 1000),
+    )
     previous = {k: v for k, v in (current.payload or {}).items() if k != "timestamp"}
     changed = previous != {k: v for k, v in payload.items() if k != "timestamp"}
     fields: dict[str, Any] = {"global_stats": current.global_stats, "global_fetched_at": current.global_fetched_at}

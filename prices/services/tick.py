@@ -27,6 +27,7 @@ from ..change import ChangeFilter
 from ..conf import PricesSettings, prices_settings
 from ..events import PricesPublished
 from ..models import LatestPrice, Source
+from ..payloads import PriceBatch, price_update
 from ..publishing import publish_prices
 from ..selectors import active_symbol_ids, enabled_sources, mappings_by_source, source_config
 from ..sources.base import FetchResult, PriceSource, SourceError
@@ -60,7 +61,7 @@ class TickReport:
     aggregated: int = 0
     published: list[str] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
-    batch: dict[str, Any] | None = None
+    batch: PriceBatch | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -189,7 +190,7 @@ class PriceTicker:
         report.unpriced = sorted(set(symbol_ids) - results.keys())
         outliers = aggregator.take_outliers()
         changed = [price for price in results.values() if filt.reason(price, now) is not None]
-        updates = [price.as_update() for price in changed]
+        updates = [price_update(price) for price in changed]
         report.published = [price.symbol for price in changed]
 
         # Reads first, then one transaction of writes only: one commit (fsync) per tick,

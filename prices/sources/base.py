@@ -95,9 +95,6 @@ class Trade:
     side: str  # "buy" | "sell" (the taker's side)
     time: int  # ms
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "price": self.price, "qty": self.qty, "side": self.side, "time": self.time}
-
 
 class PriceSource:
     """A source of quotes. Subclasses implement `fetch`; `trades`/`global_stats` are optional.

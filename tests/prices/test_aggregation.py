@@ -7,6 +7,7 @@ import math
 import pytest
 
 from prices.aggregation import PriceAggregator
+from prices.payloads import price_update
 from prices.quotes import Quote, QuoteRejected
 from prices.twap import Twap
 
@@ -313,11 +314,11 @@ def test_newest_quote_per_source_wins_and_older_ones_are_ignored() -> None:
     assert a.get_price("BTC").price == 105.0
 
 
-def test_as_update_is_the_wire_payload() -> None:
+def test_price_update_is_the_wire_payload() -> None:
     a = agg(Clock())
     a.on_price(q("a", 100.0, change24h=1.0, volume24h=5.0))
     a.on_price(q("b", 100.0))
-    assert a.get_price("BTC").as_update() == {
+    assert price_update(a.get_price("BTC")) == {  # type: ignore[arg-type]
         "symbol": "BTC",
         "price": 100.0,
         "change24h": 1.0,
