@@ -38,7 +38,8 @@ Both are rendered from the one template, each with its own stats socket
 
 `Cluster(spec, programs=["haproxy", "gateway1", "gateway2"])` starts only those programs
 (a filtered copy of the supervisor configuration in `run_dir`). Programs' environment:
-this process's, then `spec.env`. Logs: one file per program in `log_dir`. Tests build the
+this process's, then `spec.env`, then `spec.program_env[program]` (tests: one gateway's
+database through a proxy). Logs: one file per program in `log_dir`. Tests build the
 spec with `tests/support/cluster.py` `cluster_spec()` (free ports, the test database, the
 test's own Redis prefix, Celery queues and node names).
 """
@@ -104,6 +105,8 @@ class ClusterSpec:
     haproxy: str = HAPROXY
     #: Added to this process's environment for every program.
     env: dict[str, str] = field(default_factory=dict)
+    #: Added for one program only (tests: one gateway's database through a proxy).
+    program_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def gateways(self) -> tuple[int, int]:
@@ -139,7 +142,9 @@ class Cluster:
 
     @property
     def config_path(self) -> Path:
-        return SUPERVISORD_CONF if self.programs is None else self.spec.run_dir / "supervisord.conf"
+        if self.programs is None and not self.spec.program_env:
+            return SUPERVISORD_CONF
+        return self.spec.run_dir / "supervisord.conf"
 
     @property
     def socket_path(self) -> Path:
@@ -184,8 +189,11 @@ class Cluster:
                 stats_socket=str(self.stats_socket(balancer)),
             )
             (spec.run_dir / f"{balancer}.cfg").write_text(haproxy)
-        if self.programs is not None:
-            self.config_path.write_text(filter_programs(SUPERVISORD_CONF.read_text(), self.programs))
+        if self.config_path != SUPERVISORD_CONF:
+            conf = SUPERVISORD_CONF.read_text()
+            if self.programs is not None:
+                conf = filter_programs(conf, self.programs)
+            self.config_path.write_text(with_program_env(conf, spec.program_env))
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -382,6 +390,20 @@ def filter_programs(conf: str, programs: Iterable[str]) -> str:
             skipping = section.startswith("program:") and section.split(":", 1)[1] not in keep
         if not skipping:
             out.append(line)
+    return "".join(out)
+
+
+def with_program_env(conf: str, program_env: Mapping[str, Mapping[str, str]]) -> str:
+    """The supervisor configuration with an `environment=` line for each program in
+    `program_env` (added to what it inherits from supervisord)."""
+    out: list[str] = []
+    for line in conf.splitlines(keepends=True):
+        out.append(line)
+        if line.startswith("[program:"):
+            env = program_env.get(line.strip()[len("[program:") : -1])
+            if env:
+                pairs = ",".join(f'{key}="{value.replace("%", "%%")}"' for key, value in env.items())
+                out.append(f"environment={pairs}\n")
     return "".join(out)
 
 

@@ -23,6 +23,7 @@ from realtime_project.cluster import (
     cluster_env,
     filter_programs,
     render_haproxy,
+    with_program_env,
 )
 
 UNITS = DEPLOY / "systemd"
@@ -193,3 +194,10 @@ def test_a_subset_of_programs_keeps_the_rest_of_the_configuration() -> None:
     text = filter_programs(SUPERVISORD_CONF.read_text(), ["haproxy", "gateway1"])
     assert "[program:haproxy]" in text and "[program:gateway1]" in text and "[supervisord]" in text
     assert "[program:gateway2]" not in text and "manage.py feeds" not in text
+
+
+def test_one_program_gets_its_own_environment() -> None:
+    text = with_program_env(SUPERVISORD_CONF.read_text(), {"gateway1": {"DATABASE_URL": "postgres://h:1/db?x=%41"}})
+    section = text.split("[program:gateway1]\n", 1)[1].split("\n[", 1)[0]
+    assert 'environment=DATABASE_URL="postgres://h:1/db?x=%%41"' in section.splitlines()
+    assert text.count("environment=DATABASE_URL") == 1

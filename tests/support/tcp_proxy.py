@@ -1,9 +1,12 @@
-"""A TCP proxy in front of a real server that can cut a connection mid-call (fault tests)."""
+"""TCP proxies in front of real servers for fault tests: one that cuts a connection
+mid-call (`CuttingProxy`), one that makes the server unreachable on demand (`Gate`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import threading
 
 
 class CuttingProxy:
@@ -65,3 +68,67 @@ class CuttingProxy:
             w.close()
             with contextlib.suppress(Exception):
                 await w.wait_closed()
+
+
+class Gate:
+    """A TCP forwarder 127.0.0.1:port -> target on threads of its own (it outlives any
+    test's event loop), that can be shut: `shut()` cuts every open connection and closes
+    new ones at once (the server unreachable), `open()` lets them through again."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.is_open = True
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, name="gate-accept", daemon=True).start()
+
+    def shut(self) -> None:
+        with self._lock:
+            self.is_open = False
+            socks, self._socks = self._socks, set()
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def close(self) -> None:
+        self.shut()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(self.target, timeout=5) if self.is_open else None
+            except OSError:
+                upstream = None
+            if upstream is None:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._socks.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):  # the other direction's recv ends too, and closes dst
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                self._socks.discard(src)
+            src.close()
