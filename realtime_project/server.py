@@ -367,6 +367,11 @@ def run_uvicorn(
             await super().startup(sockets=sockets)
 
         async def shutdown(self, sockets: Any = None) -> None:
+            # Stop listening first: a balancer's connection attempts are refused and
+            # go to another gateway (HAProxy's redispatch), instead of reaching this one
+            # while it drains (a 403), however long the balancer takes to mark it down.
+            for server in self.servers:
+                server.close()
             # uvicorn closes every WebSocket with 1012 at once in its shutdown; tell
             # clients first and let them go with jitter, then let uvicorn finish.
             try:
