@@ -432,7 +432,7 @@ def stalled(target: dict[str, Any], env: dict[str, str], per_channel: int, secon
     s_pub = "S"
     port = urlsplit(target["url"]).port or 80
     for case in ("reading", "stalled"):
-        count = int(500 * (seconds + 6))
+        count = int(500 * (seconds + 45))  # flows until the stalled sockets are dropped (or 30 s)
         args = [sys.executable, "-m", "bench.live_publisher", target["pub"], str(count), "500", "1", "1", s_pub, "1000"]
         readers: list[socket.socket] = []
         healthy = None
@@ -446,6 +446,7 @@ def stalled(target: dict[str, Any], env: dict[str, str], per_channel: int, secon
             line(healthy)
         else:
             readers = stalled_readers(target, 10)
+            stalled_at = time.monotonic()
         s_publisher = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         time.sleep(2.0)  # the S stream is flowing (and the stalled readers' buffers filling)
         _, rss0 = proc_stats(target["pid"])
@@ -453,7 +454,14 @@ def stalled(target: dict[str, Any], env: dict[str, str], per_channel: int, secon
         _, rss1 = proc_stats(target["pid"])
         r["server_rss_growth_mb"] = round((rss1 - rss0) / 2**20, 1)
         if readers:
+            # Still held at the end of the measured run, then how long until the server let
+            # go of every stalled socket (send queue overflow -> 4409 or abort, or the
+            # heartbeat timeout), polled for up to 30 s with the S stream still flowing.
             r["stalled_still_established"] = established(port, readers)
+            while established(port, readers) and time.monotonic() - stalled_at < 30 + seconds:
+                time.sleep(0.25)
+            left = established(port, readers)
+            r["stalled_dropped_after_s"] = None if left else round(time.monotonic() - stalled_at, 1)
         s_publisher.kill()
         s_publisher.wait()
         if healthy is not None:
@@ -462,7 +470,9 @@ def stalled(target: dict[str, Any], env: dict[str, str], per_channel: int, secon
             sock.close()
         out[case] = r
         show("stalled", f"{target['label']} {case}", r)
-        extra = {k: r[k] for k in ("server_rss_growth_mb", "stalled_still_established") if k in r}
+        extra = {
+            k: r[k] for k in ("server_rss_growth_mb", "stalled_still_established", "stalled_dropped_after_s") if k in r
+        }
         print(f"          {extra}", flush=True)
         time.sleep(1.0)
     return out
