@@ -24,11 +24,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+import notifications.api
+
 from . import selectors
 from .choices import Direction, Kind
 from .conf import alert_settings
 from .index import AlertIndex, Key, Taken
 from .models import AlertRule
+from .payloads import price_alert
 from .readers import HoldingsReader, PriceReader, PricesAppReader, WalletsAppReader
 from .services.claims import alert_rules_claim
 from .services.rules import alert_rule_create, alert_rule_delete
@@ -294,8 +297,6 @@ class AlertEngine:
 
     def trigger_alert(self, taken: list[Taken], *, batch_ts: int, now: datetime | None = None) -> Evaluation:
         """Claim the matched rules atomically and notify for each one that fired."""
-        from notifications.hub import hub
-
         now = now or self.clock()
         result = Evaluation(matched=sum(len(t.ids) for t in taken))
         if not taken:
@@ -313,7 +314,9 @@ class AlertEngine:
                 not_fired_after={rid: g.since_ts for rid, g in values.items() if g.since_ts is not None},
             )
             if fired:
-                sent = hub.send_many([(rule.user_id, price_alert(rule, values[rule.pk], batch_ts)) for rule in fired])
+                sent = notifications.api.hub.send_many(
+                    [(rule.user_id, price_alert(rule, values[rule.pk], batch_ts)) for rule in fired]
+                )
                 result.notifications = [r.notification.pk for r in sent if r.notification is not None]
             unclaimed = set(values) - {rule.pk for rule in fired}
             states = list(AlertRule.objects.filter(pk__in=unclaimed)) if unclaimed else []
@@ -413,52 +416,6 @@ def _trigger_price(group: Taken) -> float:
     return group.previous if is_percent and group.previous is not None else group.value
 
 
-def price_alert(rule: AlertRule, group: Taken, batch_ts: int) -> dict[str, Any]:
-    """The `price_alert` notification of a fired rule, with the price that fired it."""
-    threshold = float(rule.threshold)
-    data: dict[str, Any] = {
-        "rule_id": rule.pk,
-        "kind": rule.kind,
-        "symbol": rule.symbol or None,
-        "threshold": threshold,
-        "direction": rule.direction,
-        "triggered_at": batch_ts,
-    }
-    if rule.kind == Kind.PERCENT_MOVE:
-        window = int(rule.window.total_seconds()) if rule.window else 0
-        data.update(price=group.previous, change_percent=round(group.value, 4), window=window)
-        sign = "+" if group.value >= 0 else ""
-        title = f"{rule.symbol} moved {sign}{group.value:.2f}% in {_human(window)}: {group.previous:,.8g}"
-    elif rule.kind in (Kind.PORTFOLIO_ABOVE, Kind.PORTFOLIO_BELOW):
-        data["portfolio_value"] = group.value
-        word = "above" if rule.kind == Kind.PORTFOLIO_ABOVE else "below"
-        title = f"Portfolio value {word} {threshold:,.2f}: {group.value:,.2f}"
-    else:
-        data.update(price=group.value, previous_price=group.previous)
-        if rule.kind == Kind.PRICE_CROSS:
-            word = "crossed above" if group.previous is not None and group.value > group.previous else "crossed below"
-        else:
-            word = "above" if rule.kind == Kind.PRICE_ABOVE else "below"
-        title = f"{rule.symbol} {word} {threshold:,.8g}: {group.value:,.8g}"
-    return {
-        "type": "price_alert",
-        "title": title[:200],
-        "data": data,
-        "priority": "high",
-        "dedupe_key": f"alert:{rule.pk}:{batch_ts}",
-    }
-
-
-def _human(seconds: int) -> str:
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
 _engine: AlertEngine | None = None
 _engine_lock = threading.Lock()
 
@@ -490,5 +447,4 @@ __all__ = [
     "on_feeds_elected",
     "on_prices_published",
     "portfolio_value",
-    "price_alert",
 ]
