@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.validators import URLValidator
 from django.db import models
 
+from .choices import SourceKind
+
 #: `stream_url` accepts WebSocket URLs only.
 stream_url_validator = URLValidator(schemes=["ws", "wss"])
 
@@ -19,15 +21,6 @@ class Symbol(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
-
-
-class SourceKind(models.TextChoices):
-    COINGECKO = "coingecko", "CoinGecko"
-    BINANCE = "binance", "Binance"
-    COINBASE = "coinbase", "Coinbase Exchange"
-    KRAKEN = "kraken", "Kraken"
-    OKX = "okx", "OKX"
-    SIMULATED = "simulated", "Simulated market"
 
 
 class Source(models.Model):

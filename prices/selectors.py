@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
+from .choices import SourceKind
 from .conf import PricesSettings, prices_settings
-from .models import Candle, LatestPrice, MarketOverview, Source, SourceKind, Symbol, SymbolMapping
+from .models import Candle, LatestPrice, MarketOverview, Source, Symbol, SymbolMapping
 from .payloads import PriceUpdate
 from .sources.base import SourceConfig
 

@@ -19,8 +19,9 @@ from realtime_project.gateway.api import publish
 
 from .. import payloads
 from ..aggregation import AggregatedPrice
+from ..choices import SourceKind
 from ..conf import PricesSettings, prices_settings
-from ..models import MarketOverview, Source, SourceKind, SymbolMapping
+from ..models import MarketOverview, Source, SymbolMapping
 from ..payloads import Mover, RecentTrade, market_overview, recent_trade
 from ..publishing import OVERVIEW_CHANNEL
 from ..selectors import enabled_sources, latest_prices, source_config
