@@ -27,7 +27,7 @@ from django.utils import timezone
 import notifications.api
 
 from . import selectors
-from .choices import Direction, Kind
+from .choices import Kind
 from .conf import alert_settings
 from .index import AlertIndex, Key, Taken
 from .models import AlertRule
@@ -441,7 +441,6 @@ def on_prices_published(event: Any) -> None:
 
 __all__ = [
     "AlertEngine",
-    "Direction",
     "Evaluation",
     "get_engine",
     "on_feeds_elected",
