@@ -7,6 +7,7 @@ from typing import Any
 from realtime_project.gateway.errors import BadRequest, NotFound
 from realtime_project.gateway.router import Request, router
 
+from .engine import get_engine
 from .errors import AlertError, RuleNotFound
 from .payloads import rule_payload
 from .validation import FIELDS, parse_create
@@ -33,8 +34,6 @@ def _user(request: Request) -> int:
 
 @router.register("alerts.create", schema=create_schema, auth=True)
 def create(request: Request) -> dict[str, Any]:
-    from .engine import get_engine
-
     try:
         rule = get_engine().register_alert(user_id=_user(request), **request.data)
     except AlertError as exc:
@@ -47,15 +46,11 @@ def create(request: Request) -> dict[str, Any]:
 
 @router.register("alerts.list", auth=True)
 def list_rules(request: Request) -> dict[str, Any]:
-    from .engine import get_engine
-
     return {"rules": [rule_payload(r) for r in get_engine().get_alerts(_user(request))]}
 
 
 @router.register("alerts.delete", schema=delete_schema, auth=True)
 def delete(request: Request) -> dict[str, Any]:
-    from .engine import get_engine
-
     try:
         get_engine().delete_alert(user_id=_user(request), rule_id=request.data)
     except RuleNotFound:

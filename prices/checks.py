@@ -12,11 +12,11 @@ from typing import Any
 
 from django.core.checks import Error, register
 
+from .conf import prices_settings
+
 
 @register()
 def prices_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    from .conf import prices_settings
-
     try:
         prices_settings()
     except ValueError as exc:

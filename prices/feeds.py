@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import close_old_connections
@@ -303,8 +304,6 @@ class PricesFeed:
 
     @staticmethod
     def _record_poll(source: PolledSource, poll: Poll, accepted: int) -> None:
-        from datetime import UTC, datetime
-
         source_record_poll(
             slug=source.slug,
             now=datetime.now(UTC),

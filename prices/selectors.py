@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from .aggregation import AggregatedPrice
 from .choices import SourceKind
 from .conf import PricesSettings, prices_settings
 from .models import Candle, LatestPrice, MarketOverview, Source, Symbol, SymbolMapping
 from .payloads import PriceUpdate
 from .sources.base import SourceConfig
-
-if TYPE_CHECKING:
-    from .aggregation import AggregatedPrice
 
 #: Kinds with a public market-data WebSocket (prices/streams/).
 STREAM_KINDS = frozenset({SourceKind.BINANCE, SourceKind.COINBASE, SourceKind.KRAKEN, SourceKind.OKX})
@@ -104,8 +102,6 @@ def stream_plan(conf: PricesSettings | None = None) -> StreamPlan:
 
 def warm_prices(symbol_ids: dict[str, int]) -> list[tuple[AggregatedPrice, float]]:
     """The last published aggregates with their publication times (a cold start resumes from them)."""
-    from .aggregation import AggregatedPrice
-
     out: list[tuple[AggregatedPrice, float]] = []
     for row in LatestPrice.objects.filter(symbol_id__in=symbol_ids.values()):
         payload = row.payload or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,8 +108,6 @@ def sources_record_streams(
     `stream_health` gets `updated_at` (epoch seconds) so readers can tell a live report
     from one a dead process left behind.
     """
-    import time
-
     now = time.time() if now is None else now
     slugs = set(streams) | set(problems) | set(outliers) | set(reconciliation) | set(rest_modes)
     if not slugs:
