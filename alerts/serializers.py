@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from .choices import Direction, Kind, Mode
 
 
-class RuleIn(serializers.Serializer):  # type: ignore[type-arg]
+class RuleIn(serializers.Serializer[dict[str, Any]]):
     kind = serializers.ChoiceField(choices=Kind.choices)
     symbol = serializers.CharField(required=False, help_text="not for portfolio kinds")
     threshold = serializers.DecimalField(max_digits=30, decimal_places=10)
@@ -19,14 +21,14 @@ class RuleIn(serializers.Serializer):  # type: ignore[type-arg]
     expires_at = serializers.IntegerField(required=False, help_text="ms since the epoch (or ISO 8601)")
 
 
-class RulePatch(serializers.Serializer):  # type: ignore[type-arg]
+class RulePatch(serializers.Serializer[dict[str, Any]]):
     active = serializers.BooleanField(required=False)
     mode = serializers.ChoiceField(choices=Mode.choices, required=False)
     cooldown = serializers.IntegerField(required=False)
     expires_at = serializers.IntegerField(required=False, allow_null=True)
 
 
-class RuleOut(serializers.Serializer):  # type: ignore[type-arg]
+class RuleOut(serializers.Serializer[dict[str, Any]]):
     """A rule as the API returns it (`payloads.rule_payload`): numbers are numbers, and
     what a rule may not have is null."""
 
@@ -46,19 +48,19 @@ class RuleOut(serializers.Serializer):  # type: ignore[type-arg]
     created_at = serializers.IntegerField()
 
 
-class RuleEnvelope(serializers.Serializer):  # type: ignore[type-arg]
+class RuleEnvelope(serializers.Serializer[dict[str, Any]]):
     rule = RuleOut()
 
 
-class RuleList(serializers.Serializer):  # type: ignore[type-arg]
+class RuleList(serializers.Serializer[dict[str, Any]]):
     rules = RuleOut(many=True)
 
 
-class Deleted(serializers.Serializer):  # type: ignore[type-arg]
+class Deleted(serializers.Serializer[dict[str, Any]]):
     deleted = serializers.BooleanField()
 
 
-class AlertErrorOut(serializers.Serializer):  # type: ignore[type-arg]
+class AlertErrorOut(serializers.Serializer[dict[str, Any]]):
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.DictField(required=False)

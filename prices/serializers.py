@@ -60,6 +60,7 @@ class TradeSerializer(serializers.Serializer[dict[str, Any]]):
     qty = serializers.FloatField()
     side = serializers.ChoiceField(choices=["buy", "sell"])
     time = serializers.IntegerField()
+    venue = serializers.CharField(required=False, help_text="the exchange it printed on")
 
 
 class MoverSerializer(serializers.Serializer[dict[str, Any]]):
