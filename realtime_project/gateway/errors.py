@@ -32,14 +32,12 @@ class CloseCode(enum.IntEnum):
     """WebSocket close codes the server uses (RFC 6455 range plus 4xxx of our own)."""
 
     NORMAL = 1000
-    GOING_AWAY = 1001
     INVALID_DATA = 1007
     MESSAGE_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
     UNAUTHENTICATED = 4401
-    FORBIDDEN = 4403
     HEARTBEAT_TIMEOUT = 4408
     SLOW_CONSUMER = 4409
     RATE_LIMITED = 4429

@@ -32,7 +32,6 @@ export enum ClientErrorCode {
 /** WebSocket close codes (RFC 6455 plus the gateway's 4xxx). */
 export enum CloseCode {
   Normal = 1000,
-  GoingAway = 1001,
   Abnormal = 1006,
   InvalidData = 1007,
   MessageTooBig = 1009,
@@ -40,7 +39,6 @@ export enum CloseCode {
   ServiceRestart = 1012,
   TryAgainLater = 1013,
   Unauthenticated = 4401,
-  Forbidden = 4403,
   HeartbeatTimeout = 4408,
   SlowConsumer = 4409,
   RateLimited = 4429,
