@@ -16,6 +16,7 @@ from websockets.frames import Frame, Opcode
 from realtime_project.gateway.api import publish
 from realtime_project.gateway.direct import SharedFrame, direct_writer, shared_deflate_kind, text_frame
 from tests.support.servers import ops_request
+from tests.support.ws import next_message
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -77,15 +78,6 @@ def _shared_frames(http_url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def _next_message(ws: Any) -> dict[str, Any]:
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-        elif frame["type"] == "message":
-            return frame  # type: ignore[no-any-return]
-
-
 async def _subscribe(ws: Any) -> None:
     assert json.loads(await ws.recv())["type"] == "welcome"
     await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:BTC"}))
@@ -114,7 +106,7 @@ async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
         before = await asyncio.to_thread(_shared_frames, server.http_url)
         pubs = [await asyncio.to_thread(publish, "prices:BTC", data) for data in payloads]
         for ws in (plain, deflate):
-            got = [await _next_message(ws) for _ in payloads]
+            got = [await next_message(ws, timeout=5) for _ in payloads]
             assert [m["data"] for m in got] == payloads
             assert [m["seq"] for m in got] == [p.seq for p in pubs]
         # Both were written to directly: framed (and compressed) once per publication.
@@ -124,7 +116,7 @@ async def test_uvicorn_plain_and_deflate_clients_get_identical_streams(
         await asyncio.sleep(0.2)
         after_close = await asyncio.to_thread(_shared_frames, server.http_url)
         await asyncio.to_thread(publish, "prices:BTC", {"i": 4})
-        assert (await _next_message(deflate))["data"] == {"i": 4}
+        assert (await next_message(deflate, timeout=5))["data"] == {"i": 4}
         assert await asyncio.to_thread(_shared_frames, server.http_url) == after_close + 1
 
 
@@ -144,7 +136,7 @@ async def test_context_takeover_setting_keeps_per_connection_compression(
         before = await asyncio.to_thread(_shared_frames, server.http_url)
         for i in range(3):
             await asyncio.to_thread(publish, "prices:BTC", {"i": i, "pad": "x" * 300})
-        assert [(await _next_message(deflate))["data"]["i"] for _ in range(3)] == [0, 1, 2]
+        assert [(await next_message(deflate, timeout=5))["data"]["i"] for _ in range(3)] == [0, 1, 2]
         # Compressed per connection through the ASGI send: nothing shared.
         assert await asyncio.to_thread(_shared_frames, server.http_url) == before
 

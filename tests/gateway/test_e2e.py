@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from realtime_project.gateway.api import publish
+from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -49,10 +50,7 @@ async def _scenario(url: str, do_publish: Any) -> None:
         assert subscribed["id"] == "s1" and subscribed["seq"] == 0
 
         published = await asyncio.to_thread(do_publish, "prices:BTC", {"symbol": "BTC", "price": 97000.5})
-        message = await _recv(ws)
-        while message["type"] == "ping":  # answer heartbeats that arrive meanwhile
-            await ws.send(json.dumps({"type": "pong", "id": message["id"]}))
-            message = await _recv(ws)
+        message = await recv_live(ws, timeout=5)  # answering heartbeats that arrive meanwhile
         assert message == {
             "type": "message",
             "channel": "prices:BTC",
@@ -63,10 +61,7 @@ async def _scenario(url: str, do_publish: Any) -> None:
         assert published["seq"] == 1 and published["epoch"] == subscribed["epoch"]
 
         await ws.send(json.dumps({"type": "ping", "id": 42}))
-        pong = await _recv(ws)
-        while pong["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": pong["id"]}))
-            pong = await _recv(ws)
+        pong = await recv_live(ws, timeout=5)
         assert pong["type"] == "pong" and pong["id"] == 42 and isinstance(pong["server_time"], int)
 
         # Stop answering server pings: the server closes with 4408 after the timeout.

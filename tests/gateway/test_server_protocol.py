@@ -192,6 +192,8 @@ async def test_heartbeat_answers_read_by_uvicorn_keep_a_connection_and_silence_c
 
     import websockets
 
+    from tests.support.ws import recv_live
+
     server = live_server_factory(
         server="uvicorn", extra={"REALTIME_HEARTBEAT_INTERVAL": "0.2", "REALTIME_HEARTBEAT_TIMEOUT": "0.5"}
     )
@@ -210,8 +212,7 @@ async def test_heartbeat_answers_read_by_uvicorn_keep_a_connection_and_silence_c
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
         # The lively one still answers requests through the ordinary path.
         await lively.send(json.dumps({"type": "ping", "id": "c1"}))
-        while (frame := json.loads(await asyncio.wait_for(lively.recv(), 5)))["type"] == "ping":
-            await lively.send(json.dumps({"type": "pong", "id": frame["id"]}))
+        frame = await recv_live(lively, timeout=5)
         assert frame == {**frame, "type": "pong", "id": "c1"}
 
 

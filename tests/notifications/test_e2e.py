@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from notifications.hub import NotificationHub
 from notifications.models import Announcement
 from realtime_project.gateway.auth import issue_ticket
 from tests.support.celery_worker import CeleryWorker
+from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.redis]
 
@@ -39,15 +39,7 @@ class Socket:
         return socket
 
     async def recv(self, timeout: float = 10) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), remaining))
-            if frame["type"] != "ping":
-                return frame  # type: ignore[no-any-return]
-            await self.ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+        return await recv_live(self.ws, timeout)
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
         await self.ws.send(json.dumps(frame))

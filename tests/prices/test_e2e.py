@@ -12,6 +12,7 @@ import websockets
 
 from prices.models import Source
 from tests.support.celery_worker import CeleryWorker
+from tests.support.ws import recv_live
 
 from .fakes import FakeExchanges
 
@@ -23,18 +24,9 @@ pytestmark = [
 ]
 
 
-async def recv(ws: Any, timeout: float = 10) -> dict[str, Any]:
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-            continue
-        return frame  # type: ignore[no-any-return]
-
-
 async def subscribe(ws: Any, channel: str) -> dict[str, Any]:
     await ws.send(json.dumps({"type": "subscribe", "id": channel, "channel": channel}))
-    reply = await recv(ws)
+    reply = await recv_live(ws)
     assert reply["type"] == "subscribed", reply
     return reply
 
@@ -67,11 +59,11 @@ async def test_beat_tick_reaches_a_websocket_client_through_a_real_gateway(
     exchanges.set_price("ETH", 3_500.0)
     gateway = live_server_factory(server="uvicorn", redis=redis_url, key_prefix=key_prefix)
     async with websockets.connect(gateway.ws_url) as ws:
-        assert (await recv(ws))["type"] == "welcome"
+        assert (await recv_live(ws))["type"] == "welcome"
         await subscribe(ws, "prices:BTC")
         await subscribe(ws, "prices")
         worker.send("prices.tasks.tick")  # what beat sends
-        frames = [await recv(ws, timeout=30), await recv(ws)]
+        frames = [await recv_live(ws, timeout=30), await recv_live(ws)]
         by_channel = {f["channel"]: f for f in frames}
         btc = by_channel["prices:BTC"]["data"]
         assert btc["price"] == 97_012.5 and btc["sources"] == ["binance", "coinbase", "coingecko", "kraken", "okx"]
@@ -82,8 +74,8 @@ async def test_beat_tick_reaches_a_websocket_client_through_a_real_gateway(
 
     # A new subscriber immediately gets the latest batch (snapshot recovery).
     async with websockets.connect(gateway.ws_url) as late:
-        assert (await recv(late))["type"] == "welcome"
+        assert (await recv_live(late))["type"] == "welcome"
         reply = await subscribe(late, "prices")
-        snapshot = await recv(late)
+        snapshot = await recv_live(late)
         assert snapshot["snapshot"] is True and snapshot["seq"] == reply["seq"] == 1
         assert snapshot["data"] == batch

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import websockets
 
+from tests.support.ws import recv_live
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_defaults"), pytest.mark.e2e]
 
 
@@ -20,10 +22,8 @@ async def frames(ws: Any, count: int, channel: str, timeout: float = 30) -> list
     got: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic())))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-        elif frame["type"] == "message" and frame["channel"] == channel and not frame.get("snapshot"):
+        frame = await recv_live(ws, max(0.1, deadline - time.monotonic()))
+        if frame["type"] == "message" and frame["channel"] == channel and not frame.get("snapshot"):
             got.append(frame["data"])
     return got
 

@@ -19,6 +19,7 @@ from notifications.models import Notification
 from prices.models import Source, Symbol
 from tests.support.feeds_process import FeedsProcess
 from tests.support.servers import ops_request
+from tests.support.ws import recv_live
 
 from .fakes import FakeExchanges, Fault
 from .venues import FakeVenue
@@ -33,15 +34,6 @@ pytestmark = [
 BTC = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "BTC/USD", "okx": "BTC-USDT"}
 
 
-async def recv(ws: Any, timeout: float = 20) -> dict[str, Any]:
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-            continue
-        return frame  # type: ignore[no-any-return]
-
-
 async def next_update(
     ws: Any, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 30
 ) -> dict[str, Any]:
@@ -50,7 +42,7 @@ async def next_update(
     seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         try:
-            frame = await recv(ws, timeout=max(0.1, deadline - time.monotonic()))
+            frame = await recv_live(ws, timeout=max(0.1, deadline - time.monotonic()))
         except TimeoutError:
             break
         if frame.get("channel") == "prices:BTC":
@@ -117,9 +109,9 @@ async def test_streams_to_a_browser_socket_with_outliers_outages_fallback_and_al
     ).start()
     try:
         async with websockets.connect(gateway.ws_url) as ws:
-            assert (await recv(ws))["type"] == "welcome"
+            assert (await recv_live(ws, timeout=20))["type"] == "welcome"
             await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:BTC"}))
-            assert (await recv(ws))["type"] == "subscribed"
+            assert (await recv_live(ws, timeout=20))["type"] == "subscribed"
 
             # 1. Every venue streams: the aggregate of the four.
             await eventually(lambda: all(f.subscribed() == {BTC[k]} for k, f in venues.items()), "four subscriptions")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -44,13 +45,29 @@ class Client:
         await self.comm.disconnect()
 
 
-async def recv_live(ws: Any, timeout: float = 10) -> dict[str, Any]:
-    """The next frame other than `ping` from a real `websockets` client (pongs answered)."""
-    import asyncio
+async def answer_ping(ws: Any, frame: dict[str, Any]) -> bool:
+    """Answer a server `ping` frame with its `pong` (True), or leave any other frame (False)."""
+    if frame["type"] != "ping":
+        return False
+    await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+    return True
 
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-            continue
-        return frame  # type: ignore[no-any-return]
+
+async def recv_live(ws: Any, timeout: float = 10) -> dict[str, Any]:
+    """The next frame other than `ping` from a real `websockets` client, within `timeout`
+    seconds (pings that arrive meanwhile are answered); TimeoutError otherwise."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if not await answer_ping(ws, frame):
+                return frame
+
+
+async def next_message(ws: Any, channel: str | None = None, timeout: float = 10) -> dict[str, Any]:
+    """The next `message` frame (on `channel` when given) within `timeout` seconds; other
+    frames are skipped and pings answered."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await recv_live(ws, timeout)
+            if frame["type"] == "message" and channel in (None, frame["channel"]):
+                return frame

@@ -7,7 +7,6 @@ Includes a true reorg made with `anvil_reorg`: the client receives the correctio
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from web3 import HTTPProvider, Web3
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.celery_worker import CeleryWorker
+from tests.support.ws import next_message
 from tests.wallets.conftest import artifact, link
 from tests.wallets.nodes import rpc
 from wallets.services import chain_register
@@ -34,28 +34,8 @@ def worker(redis_url: str, key_prefix: str) -> Iterator[CeleryWorker]:
     assert "gc: froze" in w.read_log()  # the task process froze its start-up objects
 
 
-async def next_data(ws: ClientConnection, channel: str, timeout: float = 20) -> dict[str, Any]:
-    """The next `message` on `channel` (answering server pings meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"no message on {channel}")
-        frame = json.loads(await _recv(ws, remaining))
-        if frame["type"] == "ping":
-            await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-        elif frame["type"] == "message" and frame["channel"] == channel:
-            return frame  # type: ignore[no-any-return]
-
-
-async def _recv(ws: ClientConnection, timeout: float) -> str:
-    import asyncio
-
-    return str(await asyncio.wait_for(ws.recv(), timeout))
-
-
 async def collect(ws: ClientConnection, channel: str, count: int) -> list[dict[str, Any]]:
-    return [await next_data(ws, channel) for _ in range(count)]
+    return [await next_message(ws, channel, timeout=20) for _ in range(count)]
 
 
 async def test_anvil_to_websocket_through_worker_and_gateway_with_anvil_reorg(
@@ -97,7 +77,7 @@ async def test_anvil_to_websocket_through_worker_and_gateway_with_anvil_reorg(
         await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": f"wallet:{a1.lower()}"}))
         subscribed = json.loads(await ws.recv())
         assert subscribed["type"] == "subscribed" and subscribed["channel"] == channel
-        snapshot = await next_data(ws, channel)
+        snapshot = await next_message(ws, channel, timeout=20)
         assert snapshot["snapshot"] is True and snapshot["data"]["activity"] == []
 
         art = artifact("TestERC20")

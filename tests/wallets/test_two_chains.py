@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support.feeds_process import FeedsProcess
 from tests.support.servers import ops_request
+from tests.support.ws import answer_ping
 from tests.wallets.conftest import link
 from tests.wallets.nodes import Anvil, rpc
 from wallets.models import WalletActivity
@@ -83,9 +84,9 @@ class Frames:
     async def _read(self) -> None:
         async for raw in self.ws:
             frame = json.loads(raw)
-            if frame["type"] == "ping":
-                await self.ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
-            elif frame["type"] == "subscribed":
+            if await answer_ping(self.ws, frame):
+                continue
+            if frame["type"] == "subscribed":
                 self.subscribed.append(frame["channel"])
             elif frame["type"] == "message":
                 self.by_channel.setdefault(frame["channel"], []).append(frame)
