@@ -1,15 +1,20 @@
 """Connections of this process: state, bounded send queue, and the registry.
 
-Every outgoing frame of a connection goes through `Connection.enqueue` (one choke point
-for writes, as in python-websockets): it is written at once when the connection is
-idle, and otherwise queued (bounded) behind the send in progress.
-A connection whose queue overflows is a slow consumer: it is closed with 4409 and
-recovers on reconnect, and it never slows the others.
+A connection writes through two doors, both on `Connection`: `enqueue` (a text frame) and
+`send_shared` (a fan-out frame whose bytes were framed once for every subscriber). Both
+write at once when the connection is open and idle (nothing queued, no send in flight),
+and otherwise queue the frame's text (bounded) behind the send in progress; `close`
+queues the close frame behind them. A connection whose queue overflows is a slow
+consumer: it is closed with 4409 and recovers on reconnect, and it never slows the others.
+
+Its lifecycle is a `ConnectionState`, changed only by `Connection._set_state` (which logs
+each transition), as python-websockets does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 from collections import deque
@@ -39,6 +44,21 @@ CLOSE_TIMEOUT = 5.0
 _ids = itertools.count(1)
 
 
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life; it only moves forward (the values' order)."""
+
+    #: Accepted, not yet started by the hub: frames queue (the welcome goes first).
+    CONNECTING = 0
+    #: Frames are written: at once when idle, else queued behind the send in flight.
+    OPEN = 1
+    #: A close was asked for (`close_code`): no new frames; those queued, then the close
+    #: frame, go out (a slow reader's close frame goes out at once, ahead of its queue).
+    CLOSING = 2
+    #: The close frame was handed to the transport, the socket was abandoned, or the
+    #: connection was stopped (its peer went away): nothing more is written.
+    CLOSED = 3
+
+
 class _CloseMarker:
     __slots__ = ("code",)
 
@@ -62,6 +82,8 @@ class Connection:
     last_seen: float = 0.0
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     rejected_streak: int = 0
+    state: ConnectionState = ConnectionState.CONNECTING
+    #: The code of the close asked for (set with the move to CLOSING); None: none asked.
     close_code: int | None = None
     frames_in: int = 0
     frames_out: int = 0
@@ -79,14 +101,15 @@ class Connection:
     credential: Credential | None = None
     #: When the principal and credential were last found valid (monotonic).
     validated_at: float = 0.0
+    #: The write path. `_writer` is the task finishing a send that could not complete at
+    #: once, then draining the queue; None while the connection is idle (no task per
+    #: connection at rest). `_sending`: that task is inside a transport send (which a
+    #: reader that stopped reading keeps from ever returning).
+    _writer: asyncio.Task[None] | None = None
     _sending: bool = False
     #: Frames waiting behind a send in progress; None until the first one (an empty
     #: deque is 760 bytes, and most connections never queue anything).
     _queue: deque[str | _CloseMarker] | None = None
-    _started: bool = False
-    #: The task finishing a send that could not complete at once, then draining the
-    #: queue. None while the connection is idle: no task per connection at rest.
-    _writer: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -100,29 +123,40 @@ class Connection:
 
     @property
     def closing(self) -> bool:
-        return self.close_code is not None
+        """True once a close was asked for or the connection ended: it takes no frames."""
+        return self.state.value >= ConnectionState.CLOSING.value
+
+    def _set_state(self, state: ConnectionState) -> None:
+        """The one place the state changes; moves backwards or in place are ignored."""
+        if state.value <= self.state.value:
+            return
+        logger.debug("connection %s: %s -> %s", self.id, self.state.name, state.name)
+        self.state = state
 
     @property
     def rtt(self) -> float | None:
         return self.heartbeat.rtt
 
     def start(self) -> None:
-        """Begin writing (frames queued before the handshake completed go out first)."""
-        self._started = True
+        """Begin writing (frames queued before the handshake completed go out first;
+        a close asked for meanwhile goes out after them)."""
+        self._set_state(ConnectionState.OPEN)
         if self._queue and self._writer is None:
             self._spawn(self._drain())
 
     def enqueue(self, text: str) -> bool:
-        """Send a frame now if the connection is idle, else queue it (bounded).
+        """Send a frame now if the connection is open and idle, else queue it (bounded).
 
-        Returns False (and closes the connection with 4409) on overflow.
+        Returns False when the connection takes no more frames (closing or closed), and
+        on overflow, which closes it with 4409.
         """
-        if self.close_code is not None:
+        state = self.state
+        if state is ConnectionState.OPEN and self._writer is None and not self._queue:
+            return self._send_now(text)
+        if state is ConnectionState.CLOSING or state is ConnectionState.CLOSED:
             if self.close_code == CloseCode.SLOW_CONSUMER:
                 DROPPED_DELIVERIES.inc()
             return False
-        if self._writer is None and self._started and not self._queue:
-            return self._send_now(text)
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
@@ -138,14 +172,14 @@ class Connection:
 
     def send_shared(self, frame: SharedFrame) -> bool:
         """Fan-out delivery: the frame's bytes (framed once for every subscriber) go
-        straight to the socket when the connection is idle; otherwise `enqueue`."""
+        straight to the socket when the connection is open and idle and the server lets
+        us write them (`direct`: uvicorn); otherwise its text goes through `enqueue`."""
         direct = self.direct
         if (
             direct is not None
+            and self.state is ConnectionState.OPEN
             and self._writer is None
-            and self._started
             and not self._queue
-            and self.close_code is None
             and direct.write_frame(frame)
         ):
             self.frames_out += 1
@@ -202,16 +236,18 @@ class Connection:
 
     def close(self, code: int) -> None:
         """Close after the frames already queued are flushed (idempotent)."""
-        if self.close_code is not None:
+        if self.closing:
             return
+        started = self.state is ConnectionState.OPEN  # else `start` writes the close
         self.close_code = int(code)
+        self._set_state(ConnectionState.CLOSING)
         if code == CloseCode.SLOW_CONSUMER and self._sending and self.transport is not None:
             self._drop_slow_reader(int(code))
             return
         if self._queue is None:
             self._queue = deque()
         self._queue.append(_CloseMarker(int(code)))
-        if self._writer is None and self._started:
+        if self._writer is None and started:
             self._spawn(self._drain())
         if self._sending:
             # A send is in flight and may never finish (a paused transport is what fills
@@ -229,6 +265,7 @@ class Connection:
             writer.cancel()
         transport = self.transport
         assert transport is not None
+        self._set_state(ConnectionState.CLOSED)
         transport.close_now(code)
         asyncio.get_running_loop().call_later(self.close_grace, transport.abort)
         if self.abort is not None:
@@ -239,6 +276,7 @@ class Connection:
         if writer is None or writer.done() or not self._sending:
             return
         logger.info("connection %s: send stuck while closing, abandoning the socket", self.id)
+        self._set_state(ConnectionState.CLOSED)
         writer.cancel()
         if self.transport is not None:
             self.transport.abort()  # uvicorn's graceful close would wait for the reader
@@ -260,6 +298,7 @@ class Connection:
                         await asyncio.wait_for(self.close_transport(item.code), CLOSE_TIMEOUT)
                     except TimeoutError:
                         logger.info("connection %s: close not flushed in %ss", self.id, CLOSE_TIMEOUT)
+                    self._set_state(ConnectionState.CLOSED)
                     return
                 self._sending = True
                 try:
@@ -282,6 +321,8 @@ class Connection:
             await asyncio.wait({writer}, timeout=timeout)  # never raises the writer's fate
 
     def stop(self) -> None:
+        """The connection is gone (the hub removed it): write nothing more."""
+        self._set_state(ConnectionState.CLOSED)
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
 

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from realtime_project.gateway import connections
-from realtime_project.gateway.connections import Connection, ConnectionManager
+from realtime_project.gateway.connections import Connection, ConnectionManager, ConnectionState
 from realtime_project.gateway.errors import CloseCode
 from realtime_project.gateway.heartbeat import Heartbeat
 from realtime_project.gateway.namespaces import ANONYMOUS, Principal
@@ -368,6 +368,64 @@ class TestSendQueue:
             assert conn._writer is not None and conn._writer.done()
         finally:
             conn.stop()
+
+
+class TestConnectionState:
+    """The lifecycle moves forward only, through `_set_state`, which logs each move."""
+
+    async def test_an_ordinary_life_is_logged(self, caplog: pytest.LogCaptureFixture) -> None:
+        t = Transport()
+        conn = make_connection(t, conn_id="c-life")
+        with caplog.at_level(logging.DEBUG, logger="realtime.gateway"):
+            assert conn.state is ConnectionState.CONNECTING and not conn.closing
+            conn.start()
+            assert conn.state is ConnectionState.OPEN and not conn.closing
+            conn.close(CloseCode.NORMAL)
+            assert conn.state is ConnectionState.CLOSING and conn.closing
+            await conn.wait_closed(2)
+            assert conn.state is ConnectionState.CLOSED and t.closes == [1000]
+            conn.stop()  # in place: ignored
+        moves = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connection c-life:")]
+        assert moves == [
+            "connection c-life: CONNECTING -> OPEN",
+            "connection c-life: OPEN -> CLOSING",
+            "connection c-life: CLOSING -> CLOSED",
+        ]
+
+    async def test_closed_before_start_stays_closing_until_the_close_is_written(self) -> None:
+        t = Transport()
+        conn = make_connection(t)
+        conn.enqueue("welcome")
+        conn.close(CloseCode.UNAUTHENTICATED)
+        conn.start()  # CLOSING -> OPEN would be backwards: ignored, but the writer runs
+        assert conn.state is ConnectionState.CLOSING
+        await conn.wait_closed(2)
+        assert conn.state is ConnectionState.CLOSED
+        assert t.events == [("send", "welcome"), ("close", 4401)]
+
+    async def test_a_stopped_connection_takes_no_frames_and_no_close(self) -> None:
+        t = Transport()
+        conn = make_connection(t)
+        conn.start()
+        conn.stop()  # the peer went away
+        assert conn.state is ConnectionState.CLOSED and conn.closing and conn.close_code is None
+        assert conn.enqueue("too late") is False
+        conn.close(CloseCode.NORMAL)
+        await settle()
+        assert t.events == [] and conn.close_code is None
+
+    async def test_a_stuck_close_abandons_the_socket(self, fast_close: float) -> None:
+        t = Transport(block_send_after=0)
+        conn = make_connection(t)
+        aborted: list[bool] = []
+        conn.abort = lambda: aborted.append(True)
+        conn.start()
+        conn.enqueue("stuck")
+        await asyncio.wait_for(t.sending.wait(), 1)
+        conn.close(CloseCode.SERVICE_RESTART)
+        assert conn.state is ConnectionState.CLOSING
+        await asyncio.sleep(fast_close * 4)
+        assert conn.state is ConnectionState.CLOSED and aborted == [True]
 
 
 class TestConnectionManager:
