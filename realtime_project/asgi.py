@@ -16,16 +16,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "realtime_project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from realtime_project.gateway.admission import ConnectionLimitMiddleware  # noqa: E402
 from realtime_project.gateway.auth import SessionUserMiddleware  # noqa: E402  (needs Django set up)
 from realtime_project.gateway.consumer import GatewayConsumer  # noqa: E402
 from realtime_project.gateway.direct import RawSendMiddleware  # noqa: E402
-
-websocket_urlpatterns = [path("ws/", GatewayConsumer.as_asgi())]
-
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 # Every await of an ASGI layer keeps a suspended frame for the life of each WebSocket
 # (~0.4 KB apiece). Below the outermost router (which servers inspect to recognise an
@@ -36,6 +33,8 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 def _gateway_consumer(scope: dict[str, Any], receive: Any, send: Any) -> Any:
     return GatewayConsumer()(scope, receive, send)
 
+
+websocket_urlpatterns = [path("ws/", _gateway_consumer)]
 
 _websocket_routes = URLRouter(websocket_urlpatterns)
 

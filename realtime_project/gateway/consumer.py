@@ -1,9 +1,10 @@
 """The WebSocket consumer: handshake, auth, frame intake; I/O only, no business rules.
 
-Unlike a stock Channels consumer it owns no channel-layer channel (the hub joins groups
-once per process) and does not hop to a thread before every frame to close old
-database connections (27-53 % of server time when it was measured);
-handlers that touch the database run through `database_sync_to_async`, which does it.
+A plain ASGI application, one instance per connection, not a Channels consumer: it owns
+no channel-layer channel (the hub joins groups once per process) and does not hop to a
+thread before every frame to close old database connections, as Channels' consumers do
+(27-53 % of server time when it was measured); handlers that touch the database run
+through `database_sync_to_async`, which does it.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.db import aclose_old_connections
 
 from .auth import (
     authenticate_ticket,
@@ -44,31 +43,54 @@ from .runtime import get_hub
 
 logger = logging.getLogger("realtime.gateway")
 
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+#: A server's send returns a coroutine (`Connection._send_now` drives it by hand).
+Send = Callable[[Message], Coroutine[Any, Any, None]]
 
-class GatewayConsumer(AsyncWebsocketConsumer):
-    """One instance per WebSocket connection at `/ws/`."""
+
+class GatewayConsumer:
+    """The ASGI application of one WebSocket connection at `/ws/`:
+    `await GatewayConsumer()(scope, receive, send)`."""
 
     clock = SYSTEM_CLOCK
 
-    conn: Connection | None = None
-    hub: Hub | None = None
-    _task: asyncio.Task[Any] | None = None
+    # One instance lives as long as its socket: no per-instance dict.
+    __slots__ = ("_abandoned", "_raw_send", "_send", "_task", "conn", "hub", "scope")
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.conn: Connection | None = None
+        self.hub: Hub | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._abandoned = False
+        self._send: Send
+        self._raw_send: Send
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         # A lean loop: one awaited receive at a time, no per-connection layer channel.
         self.scope = scope
-        self.channel_layer = None
-        self.channel_name = ""
-        self.base_send = send
-        # Frames go out through the server's own send, not Channels' session wrapper.
+        # The handshake goes through `send` (the middleware's, which may wrap it); frames go
+        # out through the server's own send when the server offers it (direct.py).
+        self._send = send
         self._raw_send = scope.get(RAW_SEND_KEY) or send
         self._task = asyncio.current_task()
-        self._abandoned = False
         try:
             while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":  # nearly every message
+                    await self.receive(message.get("text"), message.get("bytes"))
+                elif kind == "websocket.connect":
+                    await self.connect()
+                elif kind == "websocket.disconnect":
+                    await self._cleanup()
+                    # As Channels' consumers do at disconnect: database connections past
+                    # their age are closed (`database_sync_to_async` does it per call).
+                    await aclose_old_connections()
+                    return
+                else:
+                    raise ValueError(f"no handler for message type {kind}")
         except asyncio.CancelledError:
             if not self._abandoned:
                 raise
@@ -81,14 +103,12 @@ class GatewayConsumer(AsyncWebsocketConsumer):
         if self._task is not None:
             self._task.cancel()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.receive":  # nearly every message: no name lookup
-            await self.receive(message.get("text"), message.get("bytes"))
-            return
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+    async def accept(self) -> None:
+        await self._send({"type": "websocket.accept", "subprotocol": None})
+
+    async def close(self) -> None:
+        """Before `accept`: refuse the handshake (HTTP 403)."""
+        await self._send({"type": "websocket.close"})
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -170,9 +190,6 @@ class GatewayConsumer(AsyncWebsocketConsumer):
             },
             server_time=now_ms(self.clock),
         )
-
-    async def disconnect(self, code: int) -> None:
-        await self._cleanup()
 
     async def _cleanup(self) -> None:
         conn, hub = self.conn, self.hub
