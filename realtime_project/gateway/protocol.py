@@ -33,7 +33,7 @@ JsonObj = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ChannelName:
-    """A parsed channel name; `group` is the Channels group a gateway joins for it."""
+    """A parsed channel name (its Channels group: `layer_messages.channel_group`)."""
 
     namespace: str
     key: str | None
@@ -41,12 +41,6 @@ class ChannelName:
     @property
     def name(self) -> str:
         return self.namespace if self.key is None else f"{self.namespace}:{self.key}"
-
-    @property
-    def group(self) -> str:
-        from .layer_messages import channel_group  # layer_messages -> history -> protocol
-
-        return channel_group(self.name)
 
     def __str__(self) -> str:
         return self.name

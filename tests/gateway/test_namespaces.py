@@ -7,6 +7,7 @@ import re
 import pytest
 
 from realtime_project.gateway.errors import BadRequest, ErrorCode, Forbidden, NotFound, Unauthenticated
+from realtime_project.gateway.layer_messages import channel_group
 from realtime_project.gateway.namespaces import (
     ANONYMOUS,
     Namespace,
@@ -251,7 +252,7 @@ class TestAuthorise:
         )
         _, internal = await reg.authorise(ALICE, ch("notifications"))
         assert internal == ChannelName("notifications", "7")
-        assert internal.group == "rt.notifications.7"
+        assert channel_group(internal.name) == "rt.notifications.7"
         _, other = await reg.authorise(STAFF, ch("notifications"))
         assert other == ChannelName("notifications", "1")
 

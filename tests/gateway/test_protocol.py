@@ -22,6 +22,7 @@ from realtime_project.gateway.errors import (
     Unauthenticated,
     UnknownType,
 )
+from realtime_project.gateway.layer_messages import channel_group
 from realtime_project.gateway.protocol import (
     MAX_FRAME_BYTES,
     MAX_ID_LENGTH,
@@ -315,17 +316,17 @@ class TestChannelGrammar:
             parse_channel("prices:BTC\n")
 
     def test_group_of_a_namespace_only_channel(self) -> None:
-        assert parse_channel("prices").group == "rt.prices"
-        assert parse_channel("prices:BTC").group == "rt.prices.BTC"
+        assert channel_group(parse_channel("prices").name) == "rt.prices"
+        assert channel_group(parse_channel("prices:BTC").name) == "rt.prices.BTC"
 
     @pytest.mark.parametrize(("text", "namespace", "key"), VALID_CHANNELS)
     def test_group_is_a_valid_channels_group_name(self, text: str, namespace: str, key: str | None) -> None:
-        group = parse_channel(text).group
+        group = channel_group(parse_channel(text).name)
         assert len(group) < BaseChannelLayer.MAX_NAME_LENGTH
         BaseChannelLayer().require_valid_group_name(group)
 
     def test_longest_possible_group_is_under_100(self) -> None:
-        group = parse_channel("a" * 24 + ":" + "." * 64).group
+        group = channel_group(parse_channel("a" * 24 + ":" + "." * 64).name)
         assert len(group) == 3 + 24 + 1 + 64 < 100
         BaseChannelLayer().require_valid_group_name(group)
 
@@ -334,7 +335,7 @@ class TestChannelGrammar:
         namespaces = ["a", "a_b", "ab", "a_", "a1"]
         keys = [None, "b", "b.c", "c", ".b", "b.", "a.b", "_", "-", "..", "B"]
         names = [ChannelName(ns, key) for ns, key in itertools.product(namespaces, keys)]
-        groups = {c.group: c for c in names}
+        groups = {channel_group(c.name): c for c in names}
         assert len(groups) == len(names)
         # And every group round-trips: the first dot after "rt." separates namespace and key.
         for group, channel in groups.items():
