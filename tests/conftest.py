@@ -91,7 +91,22 @@ def _fresh_gateway_runtime() -> Iterator[None]:
     runtime.reset_for_tests()
 
 
+#: Fixtures that bring in a real outside part, and the marker each implies: a test that
+#: uses one is marked whether or not it says so (`make test-fast` deselects by marker).
+IMPLIED_MARKERS = {
+    "redis_url": "redis",
+    "private_redis": "redis",
+    "live_server_factory": "e2e",
+    "anvil_node": "evm",
+    "evm": "evm",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in IMPLIED_MARKERS.items():
+            if fixture in item.fixturenames:  # type: ignore[attr-defined]
+                item.add_marker(marker)
     # Async tests stop the hubs they started, before their event loop closes.
     for item in items:
         if asyncio.iscoroutinefunction(getattr(item, "function", None)):

@@ -55,7 +55,7 @@ class Harness:
     age: Callable[[float], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def harness(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Harness]:
     if request.param == "memory":
         clock = FakeClock()

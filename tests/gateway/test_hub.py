@@ -19,7 +19,7 @@ from tests.support.ws import Client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def layer(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
         request.getfixturevalue("redis_settings")
