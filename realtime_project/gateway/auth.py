@@ -12,7 +12,7 @@ victim, so they are allowed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -70,7 +70,7 @@ class SessionUserMiddleware:
     A `user` already in the scope (set by an outer layer or a test) is kept.
     """
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Callable[..., Awaitable[Any]]) -> None:
         self.inner = inner
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
@@ -228,7 +228,8 @@ def _session_authenticates(data: dict[str, Any] | None, user: Any) -> bool:
 
 async def revalidate(items: list[RevalidationKey]) -> set[RevalidationKey]:
     """Which (user, credential) pairs no longer authenticate (one database thread hop)."""
-    return await database_sync_to_async(_revalidate_sync)(items)
+    ended: set[RevalidationKey] = await database_sync_to_async(_revalidate_sync)(items)
+    return ended
 
 
 def principal_from_user(user: Any) -> Principal:

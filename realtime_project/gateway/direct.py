@@ -255,7 +255,7 @@ class RawSendMiddleware:
     recognise the server's connection for direct writes.
     """
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Callable[..., Awaitable[Any]]) -> None:
         self.inner = inner
 
     def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[Any]:
