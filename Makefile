@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/realtime
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint typecheck pytest cluster cluster-status client client-test bench clean
+.PHONY: run test test-fast lint typecheck pytest cluster cluster-status client client-test bench clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ contracts/node_modules/.package-lock.json: contracts/package-lock.json
 pytest: $(VENV)/.dev client contracts/node_modules/.package-lock.json
 	@mkdir -p var
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The unit layer: no Redis, no server processes, no EVM, no Chromium (the markers; tests
+# that use such a fixture are marked by tests/conftest.py). PostgreSQL as in `make test`.
+FAST_MARKERS = not redis and not e2e and not browser and not evm
+
+test-fast: $(VENV)/.dev
+	@mkdir -p var
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 client-test:
 	@if [ -f client/package.json ]; then scripts/test-client.sh; fi
