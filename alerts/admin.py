@@ -26,7 +26,7 @@ MUTABLE = ("active", "mode", "cooldown", "expires_at")
 CREATE = ("user", "kind", "symbol", "threshold", "direction", "window", "mode", "cooldown", "expires_at")
 
 
-class AlertRuleCreateForm(forms.ModelForm):  # type: ignore[type-arg]
+class AlertRuleCreateForm(forms.ModelForm[AlertRule]):
     """A new rule, validated exactly as the API validates one (known symbols included)."""
 
     class Meta:
@@ -58,7 +58,7 @@ class AlertRuleCreateForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
-class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
+class AlertRuleForm(forms.ModelForm[AlertRule]):
     """The service's rules for the mutable fields, as form errors instead of a 500."""
 
     class Meta:
@@ -78,7 +78,7 @@ class AlertRuleForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AlertRuleAdmin(admin.ModelAdmin[AlertRule]):
     form = AlertRuleForm
     list_display = ("id", "user", "kind", "symbol", "threshold", "mode", "active", "last_triggered_at", "deleted_at")
     list_filter = ("kind", "mode", "active")

@@ -18,7 +18,7 @@ from .services.notifications import notification_send
 from .spec import NotificationSpec
 
 
-class DeliveryInline(admin.TabularInline):  # type: ignore[type-arg]
+class DeliveryInline(admin.TabularInline[Delivery, Notification]):
     """The notification's delivery record: one row per channel (per device for push)."""
 
     model = Delivery
@@ -36,7 +36,7 @@ class DeliveryInline(admin.TabularInline):  # type: ignore[type-arg]
 SEND = ("user", "type", "priority", "title", "body", "data")
 
 
-class NotificationSendForm(forms.ModelForm):  # type: ignore[type-arg]
+class NotificationSendForm(forms.ModelForm[Notification]):
     """A new notification, validated by the service's spec (type, priority, title)."""
 
     class Meta:
@@ -57,7 +57,7 @@ _EMPTY: dict[str, Any] = {"type": "", "priority": "medium", "title": "", "body":
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class NotificationAdmin(admin.ModelAdmin[Notification]):
     """Browse notifications; one added here is sent like any other (stored, delivered live
     to the user's open sockets, then push and email by their preferences)."""
 
@@ -102,7 +102,7 @@ class NotificationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().response_add(request, obj, post_url_continue)
 
 
-class AnnouncementForm(forms.ModelForm):  # type: ignore[type-arg]
+class AnnouncementForm(forms.ModelForm[Announcement]):
     class Meta:
         model = Announcement
         fields = ["title", "body", "priority", "audience", "chain_id", "publish_at", "expires_at"]
@@ -130,7 +130,7 @@ class AnnouncementForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Announcement)
-class AnnouncementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
     form = AnnouncementForm
     list_display = ("title", "audience", "priority", "publish_at", "published_at", "expires_at")
     list_filter = ("audience", "priority")
@@ -147,7 +147,7 @@ class AnnouncementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeliveryAdmin(admin.ModelAdmin[Delivery]):
     """Every delivery attempt's outcome: filter by channel and state to see what failed and why."""
 
     list_display = ("id", "public_id", "user", "channel", "state", "reason", "attempts", "created_at", "sent_at")
@@ -163,7 +163,7 @@ class DeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PushSubscription)
-class PushSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PushSubscriptionAdmin(admin.ModelAdmin[PushSubscription]):
     """Users' devices (expired ones are removed when the push service answers 404/410)."""
 
     list_display = ("id", "user", "device", "service_host", "created_at", "last_success_at", "failures")
@@ -176,7 +176,7 @@ class PushSubscriptionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(TypeDefault)
-class TypeDefaultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TypeDefaultAdmin(admin.ModelAdmin[TypeDefault]):
     """Default channels per notification type, for users who have not chosen themselves."""
 
     list_display = ("type", "in_app", "push", "email", "updated_at")
@@ -184,7 +184,7 @@ class TypeDefaultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(DeliverySettings)
-class DeliverySettingsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeliverySettingsAdmin(admin.ModelAdmin[DeliverySettings]):
     list_display = ("user", "time_zone", "quiet_start", "quiet_end", "muted_until", "email_digest")
     search_fields = ("user__username",)
     raw_id_fields = ("user",)

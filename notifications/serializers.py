@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from .types import NotificationType, Priority
 
 
-class NotificationOut(serializers.Serializer):  # type: ignore[type-arg]
+class NotificationOut(serializers.Serializer[Any]):
     id = serializers.CharField(help_text="`n:<id>` personal, `a:<id>` announcement")
     type = serializers.ChoiceField(choices=NotificationType.choices)
     title = serializers.CharField()
@@ -19,17 +21,17 @@ class NotificationOut(serializers.Serializer):  # type: ignore[type-arg]
     read_at = serializers.IntegerField(allow_null=True, help_text="ms since the epoch, or null")
 
 
-class NotificationPage(serializers.Serializer):  # type: ignore[type-arg]
+class NotificationPage(serializers.Serializer[Any]):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = NotificationOut(many=True)
 
 
-class UnreadCount(serializers.Serializer):  # type: ignore[type-arg]
+class UnreadCount(serializers.Serializer[Any]):
     unread_count = serializers.IntegerField()
 
 
-class NotificationError(serializers.Serializer):  # type: ignore[type-arg]
+class NotificationError(serializers.Serializer[Any]):
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.DictField(required=False)
@@ -38,7 +40,7 @@ class NotificationError(serializers.Serializer):  # type: ignore[type-arg]
 # --- delivery preferences and Web Push (issue #14) ----------------------------------------
 
 
-class ChannelSwitches(serializers.Serializer):  # type: ignore[type-arg]
+class ChannelSwitches(serializers.Serializer[Any]):
     in_app = serializers.BooleanField(required=False)
     push = serializers.BooleanField(required=False)
     email = serializers.BooleanField(required=False)
@@ -48,12 +50,12 @@ class TypePreferences(ChannelSwitches):
     label = serializers.CharField(read_only=True)  # type: ignore[assignment]
 
 
-class QuietHours(serializers.Serializer):  # type: ignore[type-arg]
+class QuietHours(serializers.Serializer[Any]):
     start = serializers.CharField(help_text="HH:MM in the user's time zone")
     end = serializers.CharField(help_text="HH:MM; before start: the window spans midnight")
 
 
-class Preferences(serializers.Serializer):  # type: ignore[type-arg]
+class Preferences(serializers.Serializer[Any]):
     channels = serializers.ListField(child=serializers.CharField(), read_only=True)
     types = serializers.DictField(child=TypePreferences(), help_text="per notification type")
     time_zone = serializers.CharField(help_text="IANA name, e.g. Europe/Paris")
@@ -62,7 +64,7 @@ class Preferences(serializers.Serializer):  # type: ignore[type-arg]
     email_digest = serializers.BooleanField()
 
 
-class PreferencesChange(serializers.Serializer):  # type: ignore[type-arg]
+class PreferencesChange(serializers.Serializer[Any]):
     types = serializers.DictField(child=ChannelSwitches(), required=False, help_text='{"price_alert": {"push": false}}')
     time_zone = serializers.CharField(required=False)
     quiet_hours = QuietHours(required=False, allow_null=True)
@@ -71,12 +73,12 @@ class PreferencesChange(serializers.Serializer):  # type: ignore[type-arg]
     email_digest = serializers.BooleanField(required=False)
 
 
-class PushKeys(serializers.Serializer):  # type: ignore[type-arg]
+class PushKeys(serializers.Serializer[Any]):
     p256dh = serializers.CharField(help_text="base64url P-256 point")
     auth = serializers.CharField(help_text="base64url, 16 bytes")
 
 
-class PushSubscriptionIn(serializers.Serializer):  # type: ignore[type-arg]
+class PushSubscriptionIn(serializers.Serializer[Any]):
     """What `PushSubscription.toJSON()` gives in the browser."""
 
     endpoint = serializers.URLField()
@@ -84,7 +86,7 @@ class PushSubscriptionIn(serializers.Serializer):  # type: ignore[type-arg]
     expirationTime = serializers.IntegerField(required=False, allow_null=True)
 
 
-class PushSubscriptionOut(serializers.Serializer):  # type: ignore[type-arg]
+class PushSubscriptionOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     device = serializers.CharField()
     service = serializers.CharField(help_text="the push service's host")
@@ -92,16 +94,16 @@ class PushSubscriptionOut(serializers.Serializer):  # type: ignore[type-arg]
     last_success_at = serializers.DateTimeField(allow_null=True)
 
 
-class PushStatus(serializers.Serializer):  # type: ignore[type-arg]
+class PushStatus(serializers.Serializer[Any]):
     enabled = serializers.BooleanField(help_text="false: the server has no VAPID key")
     public_key = serializers.CharField(allow_null=True, help_text="applicationServerKey (base64url)")
     subscriptions = PushSubscriptionOut(many=True)
 
 
-class PushUnsubscribe(serializers.Serializer):  # type: ignore[type-arg]
+class PushUnsubscribe(serializers.Serializer[Any]):
     endpoint = serializers.CharField()
 
 
-class PushReceipt(serializers.Serializer):  # type: ignore[type-arg]
+class PushReceipt(serializers.Serializer[Any]):
     token = serializers.CharField()
     event = serializers.ChoiceField(choices=["shown", "clicked"])

@@ -33,14 +33,14 @@ HEALTH_FIELDS = (
 )
 
 
-class MappingInline(admin.TabularInline):  # type: ignore[type-arg]
+class MappingInline(admin.TabularInline[SymbolMapping, Symbol]):
     model = SymbolMapping
     extra = 0
     fields = ("source", "external_id", "active")
 
 
 @admin.register(Symbol)
-class SymbolAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SymbolAdmin(admin.ModelAdmin[Symbol]):
     list_display = ("symbol", "name", "active")
     list_filter = ("active",)
     search_fields = ("symbol", "name")
@@ -48,7 +48,7 @@ class SymbolAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(SymbolMapping)
-class SymbolMappingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SymbolMappingAdmin(admin.ModelAdmin[SymbolMapping]):
     list_display = ("symbol", "source", "external_id", "active")
     list_filter = ("source", "active")
     search_fields = ("symbol__symbol", "external_id")
@@ -56,7 +56,7 @@ class SymbolMappingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SourceAdmin(admin.ModelAdmin[Source]):
     list_display = (
         "slug",
         "kind",
@@ -131,7 +131,7 @@ class SourceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self.message_user(request, "Health reset.", messages.SUCCESS)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -26,7 +26,7 @@ from .models import (
 
 
 @admin.register(Chain)
-class ChainAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ChainAdmin(admin.ModelAdmin[Chain]):
     list_display = ("chain_id", "name", "rpc_url", "ws_url", "required_confirmations", "poll_interval", "enabled")
     list_filter = ("enabled",)
     actions = ["scan_now"]
@@ -41,7 +41,7 @@ class ChainAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ChainCursor)
-class ChainCursorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ChainCursorAdmin(admin.ModelAdmin[ChainCursor]):
     list_display = ("chain", "block_number", "head_number", "last_scan_at", "last_error", "last_error_at")
     readonly_fields = ("block_hash", "last_error_detail")
     actions = ["rescan_deep"]
@@ -67,7 +67,7 @@ class ChainCursorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WalletAdmin(admin.ModelAdmin[Wallet]):
     list_display = ("address", "user", "label", "watch_only", "verified_at", "created_at")
     list_filter = ("watch_only",)
     search_fields = ("address", "label", "user__username")
@@ -75,7 +75,7 @@ class WalletAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(WalletActivity)
-class WalletActivityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WalletActivityAdmin(admin.ModelAdmin[WalletActivity]):
     list_display = ("address", "chain", "kind", "block_number", "tx_hash", "log_index", "token", "timestamp")
     list_filter = ("kind", "chain")
     search_fields = ("address", "tx_hash")
@@ -85,31 +85,31 @@ class WalletActivityAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(WatchedTransaction)
-class WatchedTransactionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WatchedTransactionAdmin(admin.ModelAdmin[WatchedTransaction]):
     list_display = ("hash", "chain", "status", "confirmations", "required", "block_number", "from_address", "found")
     list_filter = ("status", "found", "chain")
     search_fields = ("hash", "from_address", "to_address")
 
 
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class BalanceAdmin(admin.ModelAdmin[Balance]):
     list_display = ("address", "chain", "token", "symbol", "amount", "block_number")
     search_fields = ("address", "token", "symbol")
 
 
 @admin.register(TokenMetadata)
-class TokenMetadataAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TokenMetadataAdmin(admin.ModelAdmin[TokenMetadata]):
     list_display = ("address", "chain", "symbol", "decimals", "issues")
     search_fields = ("address", "symbol")
 
 
 @admin.register(SkippedLog)
-class SkippedLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SkippedLogAdmin(admin.ModelAdmin[SkippedLog]):
     list_display = ("chain", "block_number", "tx_hash", "log_index", "reason", "created_at")
     list_filter = ("reason", "chain")
 
 
-class KnownContractForm(forms.ModelForm):  # type: ignore[type-arg]
+class KnownContractForm(forms.ModelForm[KnownContract]):
     class Meta:
         model = KnownContract
         fields = ["chain", "address", "name"]
@@ -122,7 +122,7 @@ class KnownContractForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(KnownContract)
-class KnownContractAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class KnownContractAdmin(admin.ModelAdmin[KnownContract]):
     """Spenders users commonly approve (routers, Permit2, marketplaces): an approval to one of
     these is raised at priority high; to any other spender, urgent."""
 
@@ -133,7 +133,7 @@ class KnownContractAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(TokenApproval)
-class TokenApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TokenApprovalAdmin(admin.ModelAdmin[TokenApproval]):
     list_display = ("owner", "chain", "token", "spender", "standard", "warning", "level", "block_number", "raised_at")
     list_filter = ("warning", "level", "standard", "chain")
     search_fields = ("owner", "token", "spender")
@@ -143,7 +143,7 @@ class TokenApprovalAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(WalletBackfill)
-class WalletBackfillAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WalletBackfillAdmin(admin.ModelAdmin[WalletBackfill]):
     list_display = ("address", "chain", "state", "from_block", "to_block", "next_block", "found", "error", "updated_at")
     list_filter = ("state", "chain")
     search_fields = ("address",)

@@ -8,6 +8,8 @@ same one the sign-in page spends, so the API is no side door for guessing passwo
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.account.adapter import get_adapter
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -18,26 +20,26 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 
-class TokenIn(serializers.Serializer):  # type: ignore[type-arg]
+class TokenIn(serializers.Serializer[Any]):
     username = serializers.CharField(max_length=254, help_text="username or email address")
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
-class TokenUserOut(serializers.Serializer):  # type: ignore[type-arg]
+class TokenUserOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     username = serializers.CharField()
 
 
-class TokenOut(serializers.Serializer):  # type: ignore[type-arg]
+class TokenOut(serializers.Serializer[Any]):
     token = serializers.CharField(help_text="send as `Authorization: Token <token>`")
     user = TokenUserOut()
 
 
-class RevokedOut(serializers.Serializer):  # type: ignore[type-arg]
+class RevokedOut(serializers.Serializer[Any]):
     revoked = serializers.BooleanField(help_text="false: there was no token to revoke")
 
 
-class AuthErrorOut(serializers.Serializer):  # type: ignore[type-arg]
+class AuthErrorOut(serializers.Serializer[Any]):
     code = serializers.CharField()
     message = serializers.CharField()
     details = serializers.DictField(required=False)
