@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime_project.accounts.identity import signed_in_user_id
+
 from . import selectors
 from .engine import get_engine
 from .errors import AlertError
@@ -21,7 +23,7 @@ from .validation import parse_create, parse_time
 
 
 def _uid(request: Request) -> int:
-    return int(request.user.pk)  # type: ignore[arg-type]  # IsAuthenticated
+    return signed_in_user_id(request)
 
 
 def error(exc: AlertError) -> Response:

@@ -12,6 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime_project.accounts.identity import signed_in_user_id
+
 from . import selectors
 from .conf import notification_settings
 from .errors import NotificationNotFound
@@ -23,8 +25,7 @@ from .types import TYPES
 
 
 def _uid(request: Request) -> int:
-    # IsAuthenticated guarantees a signed-in user on every view here.
-    return int(request.user.pk)  # type: ignore[arg-type]
+    return signed_in_user_id(request)  # IsAuthenticated on every view here
 
 
 def error(code: str, message: str, http: int, **details: Any) -> Response:

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime_project.accounts.identity import signed_in_user_id
+
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
 from .monitor import TransactionMonitor
 from .schemas import ActivityPage, ChainList, Challenge, TransactionStatus, WalletList, errors
@@ -40,7 +42,7 @@ from .siwe import BadSignature
 
 def _uid(request: Request) -> int:
     """The signed-in user's id (every view here requires IsAuthenticated)."""
-    return int(request.user.pk)  # type: ignore[arg-type]
+    return signed_in_user_id(request)
 
 
 def error(code: str, detail: str, status_code: int = 400) -> Response:
