@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 #: Bucket keys: ("above", SYMBOL), ("below", SYMBOL), ("cross_up"|"cross_down"|"cross_any",
 #: SYMBOL), ("pct_up"|"pct_down"|"pct_any", SYMBOL, window_seconds),
 #: ("pf_above"|"pf_below", user_id).
-Key = tuple[Hashable, ...]
+Key = tuple[str | int, ...]
 
 
 class Bucket:
@@ -133,10 +133,10 @@ class AlertIndex:
             slots[_PRICE_KINDS.index(str(kind))] = bucket
         elif kind in _PERCENT_KINDS:
             windows = self._percent.setdefault(str(key[1]), {})
-            slots = windows.setdefault(int(key[2]), [None] * len(_PERCENT_KINDS))  # type: ignore[call-overload]
+            slots = windows.setdefault(int(key[2]), [None] * len(_PERCENT_KINDS))
             slots[_PERCENT_KINDS.index(str(kind))] = bucket
         elif kind in _PORTFOLIO_KINDS:
-            slots = self._portfolio.setdefault(int(key[1]), [None] * len(_PORTFOLIO_KINDS))  # type: ignore[call-overload]
+            slots = self._portfolio.setdefault(int(key[1]), [None] * len(_PORTFOLIO_KINDS))
             slots[_PORTFOLIO_KINDS.index(str(kind))] = bucket
         else:
             raise ValueError(f"unknown index key {key!r}")

@@ -12,6 +12,7 @@ from .models import Announcement, AnnouncementReceipt, Notification
 from .types import NotificationType
 
 Kind = Literal["n", "a"]
+_KINDS: dict[str, Kind] = {"n": "n", "a": "a"}
 
 
 class InvalidId(ValueError):
@@ -35,10 +36,11 @@ def parse_id(value: object) -> PublicId:
         value = f"n:{value}"
     if not isinstance(value, str) or len(value) > 24:
         raise InvalidId("notification_id must be a string like 'n:123' or 'a:45'")
-    kind, sep, rest = value.partition(":")
-    if not sep or kind not in ("n", "a") or not rest.isdigit() or int(rest) <= 0 or len(rest) > 18:
+    prefix, sep, rest = value.partition(":")
+    kind = _KINDS.get(prefix)
+    if not sep or kind is None or not rest.isdigit() or int(rest) <= 0 or len(rest) > 18:
         raise InvalidId("notification_id must be a string like 'n:123' or 'a:45'")
-    return PublicId(kind, int(rest))  # type: ignore[arg-type]
+    return PublicId(kind, int(rest))
 
 
 def ms(value: datetime | None) -> int | None:

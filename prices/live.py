@@ -23,7 +23,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,7 +102,7 @@ class LivePrices:
         #: Latest aggregate per symbol since the last save (the minute candles' samples: one
         #: per symbol and PERSIST_INTERVAL, as the REST tick sampled one per tick).
         self._unsaved_prices: dict[str, AggregatedPrice] = {}
-        self._saving: asyncio.Future[Any] | None = None
+        self._saving: Future[None] | None = None
         #: Stream sources and the symbols whose quotes currently count (live venues).
         self._live: dict[str, set[str]] = {}
         #: Rejected quotes and outliers per source since the last health write.
@@ -301,7 +301,7 @@ class LivePrices:
                 close_old_connections()
 
         future = self.db.submit(write)
-        self._saving = future  # type: ignore[assignment]
+        self._saving = future
         try:
             await asyncio.wrap_future(future)
         except Exception:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import requests
+from eth_typing import HexStr
 from web3 import Web3
 from web3.exceptions import (
     BlockNotFound,
@@ -23,6 +24,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import RPCEndpoint
 
 from .chaindata import Block, Log, Receipt, Tx
 from .traces import InternalTransfer, says_unsupported
@@ -150,7 +152,7 @@ class ChainClient:
 
     def _raw(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC request without web3's formatters; errors raised as web3 would."""
-        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        response = self.w3.provider.make_request(RPCEndpoint(method), params)
         error = response.get("error")
         if error is not None:
             message = error.get("message", "") if isinstance(error, dict) else str(error)
@@ -296,7 +298,7 @@ class ChainClient:
 
     def receipt(self, tx_hash: str) -> Receipt | None:
         try:
-            raw = self._call("eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+            raw = self._call("eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(HexStr(tx_hash)))
         except TransactionNotFound:
             return None
         return _receipt(raw)
@@ -319,7 +321,7 @@ class ChainClient:
 
     def transaction(self, tx_hash: str) -> Tx | None:
         try:
-            raw = self._call("eth_getTransactionByHash", lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+            raw = self._call("eth_getTransactionByHash", lambda: self.w3.eth.get_transaction(HexStr(tx_hash)))
         except TransactionNotFound:
             return None
         return None if raw is None else self._tx(raw)

@@ -46,7 +46,7 @@ def build_message(
     )
 
 
-def recover_signer(message: str, signature: str) -> str:
+def recover_signer(message: str, signature: object) -> str:
     """The checksummed address that signed `message` (EIP-191 personal_sign); BadSignature if malformed."""
     if not isinstance(signature, str) or len(signature) != SIGNATURE_HEX_LENGTH or not signature.startswith("0x"):
         raise BadSignature("signature must be 0x followed by 130 hex digits (65 bytes)")

@@ -65,7 +65,7 @@ class CoinbaseProtocol(VenueProtocol):
             last = msg.get("last_trade_id")
             return [Liveness(str(msg["product_id"]), _seq(msg), last if isinstance(last, int) else None)]
         if kind in ("match", "last_match"):
-            side = _TAKER.get(msg.get("side"))  # type: ignore[arg-type]
+            side = _TAKER.get(str(msg.get("side")))
             if side is None:
                 return [Problem("malformed", f"side {msg.get('side')!r}")]
             trade_id = msg["trade_id"]

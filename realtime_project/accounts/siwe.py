@@ -99,7 +99,7 @@ def login(request: HttpRequest) -> JsonResponse:
     if pending["expires"] <= timezone.now().timestamp():
         return _error("challenge_expired", "this challenge expired; ask for a new one", 400)
     try:
-        signer = wallets_api.recover_siwe_signer(pending["message"], body.get("signature"))  # type: ignore[arg-type]
+        signer = wallets_api.recover_siwe_signer(pending["message"], body.get("signature"))
     except wallets_api.BadSiweSignature as exc:
         return _error("bad_signature", str(exc), 400)
     if signer != pending["address"]:

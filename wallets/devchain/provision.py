@@ -22,6 +22,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import RPCEndpoint
 
 from ..models import (
     Balance,
@@ -135,7 +136,7 @@ def _deploy(w3: Web3, sender: str, specs: list[tuple[str, tuple[Any, ...]]]) -> 
 
 def _mine(w3: Web3) -> None:
     """Mine a block now (set-up need not wait for the block time)."""
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 def dev_chain_register(*, rpc_url: str, start_block: int) -> Chain:
