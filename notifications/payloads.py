@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from .models import Announcement, AnnouncementReceipt, Notification
 from .types import NotificationType
@@ -117,3 +117,52 @@ def user_channel(user_id: int) -> str:
 
 
 ANNOUNCEMENTS_CHANNEL = "announcements"
+
+
+# --- the schema of each event on `notifications` and `announcements` (client/src/stores/types.ts
+# mirrors them; tests/architecture/test_payload_types.py keeps both in step) ----------------
+
+
+class NotificationPayload(TypedDict):
+    """A notification or an announcement as a client sees it."""
+
+    id: str
+    type: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    priority: str
+    created_at: int | None
+    read_at: int | None
+
+
+class CreatedEvent(TypedDict):
+    event: Literal["created"]
+    notification: NotificationPayload
+    unread_count: NotRequired[int]
+
+
+class ReadEvent(TypedDict):
+    event: Literal["read"]
+    ids: list[str]
+    unread_count: int
+
+
+class ReadAllEvent(TypedDict):
+    event: Literal["read_all"]
+    unread_count: int
+
+
+class DismissedEvent(TypedDict):
+    event: Literal["dismissed"]
+    ids: list[str]
+    unread_count: int
+
+
+class SnapshotEvent(TypedDict):
+    event: Literal["snapshot"]
+    unread_count: int
+    notifications: list[NotificationPayload]
+
+
+NotificationEvent = CreatedEvent | ReadEvent | ReadAllEvent | DismissedEvent | SnapshotEvent
