@@ -122,6 +122,20 @@ async def _stop_hubs() -> AsyncIterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Passwords hashed with one round (PBKDF2's million cost ~0.3 s of CPU per sign-up or
+    sign-in) in tests that start no server process: only this process ever checks them.
+    Tests marked e2e keep the production hashers, which their servers share."""
+    if request.node.get_closest_marker("e2e") is not None:
+        yield
+        return
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
