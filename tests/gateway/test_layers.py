@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: The pure modules of the gateway: protocol v1, codes, heartbeat, history and recovery
 #: planning, the hub's sequencer and per-channel state, conflation, the token bucket,
-#: credentials, the clock, the layer message format, channel namespaces.
+#: credentials, the layer message format, channel namespaces.
 PURE_MODULES = [
     "realtime_project.gateway.protocol",
     "realtime_project.gateway.errors",
@@ -31,7 +31,6 @@ PURE_MODULES = [
     "realtime_project.gateway.conflation",
     "realtime_project.gateway.ratelimit",
     "realtime_project.gateway.credentials",
-    "realtime_project.gateway.clock",
     "realtime_project.gateway.layer_messages",
     "realtime_project.gateway.namespaces",
 ]
