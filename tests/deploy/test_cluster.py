@@ -28,8 +28,8 @@ from playwright.sync_api import expect, sync_playwright
 from realtime_project.cluster import Cluster
 from realtime_project.gateway.api import publish
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.gateway.test_scale_out import recv
 from tests.support.cluster import cluster_spec, seed_prices
-from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e, pytest.mark.browser]
 
@@ -52,7 +52,7 @@ def get(url: str) -> tuple[int, bytes, Message]:
 async def until(ws: Any, predicate: Any, timeout: float = 20) -> dict[str, Any]:
     async with asyncio.timeout(timeout):
         while True:
-            frame = await recv_live(ws, timeout)
+            frame = await recv(ws, timeout)
             if predicate(frame):
                 return frame
 
@@ -105,7 +105,7 @@ async def test_the_supervised_cluster_serves_one_address_restarts_what_dies_and_
         # (leastconn); the feed process streams the simulated market, labelled as such.
         async with contextlib.AsyncExitStack() as stack:
             sockets = [await stack.enter_async_context(websockets.connect(cluster.ws_url)) for _ in range(10)]
-            assert [(await recv_live(ws))["type"] for ws in sockets] == ["welcome"] * 10
+            assert [(await recv(ws))["type"] for ws in sockets] == ["welcome"] * 10
             for balancer in ("haproxy", "haproxy2"):
                 sessions = cluster.balancer_sessions(balancer)
                 assert abs(sessions["gateways/gw1"] - sessions["gateways/gw2"]) <= 1, (balancer, sessions)

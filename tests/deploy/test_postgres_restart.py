@@ -23,10 +23,10 @@ from realtime_project.cluster import Cluster
 from realtime_project.db_outage import DatabaseUnavailableMiddleware
 from realtime_project.gateway.api import publish
 from tests.deploy.test_cluster import get, until
+from tests.gateway.test_scale_out import recv
 from tests.support import servers
 from tests.support.cluster import cluster_spec, seed_prices
 from tests.support.private_postgres import PrivatePostgres
-from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
 
@@ -65,7 +65,7 @@ async def test_postgres_restart_keeps_sockets_answers_503_with_a_code_and_loses_
             assert code == 404  # the symbol table is read: the database answers
 
             async with websockets.connect(cluster.ws_url) as ws:
-                assert (await recv_live(ws))["type"] == "welcome"
+                assert (await recv(ws))["type"] == "welcome"
                 await ws.send(json.dumps({"type": "subscribe", "id": 1, "channel": "prices:QQQ"}))
                 await until(ws, lambda f: f["type"] == "subscribed")
                 first = await asyncio.to_thread(publish, "prices:QQQ", {"symbol": "QQQ", "n": 1})

@@ -19,17 +19,17 @@ from django.contrib.auth import get_user_model
 from realtime_project.gateway.api import publish, send_to_user
 from realtime_project.gateway.auth import issue_ticket
 from tests.support.servers import ops_request
-from tests.support.ws import recv_live
+from tests.support.ws import recv_live as recv
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.e2e]
 
 
 async def subscribe(ws: Any, channel: str, *, snapshot: bool = False, **extra: Any) -> dict[str, Any]:
     await ws.send(json.dumps({"type": "subscribe", "id": channel, "channel": channel, **extra}))
-    reply = await recv_live(ws)
+    reply = await recv(ws)
     assert reply["type"] == "subscribed", reply
     if snapshot:  # durable channels start with the state the app rebuilds
-        first = await recv_live(ws)
+        first = await recv(ws)
         assert first["type"] == "message" and first["snapshot"] is True, first
     return reply
 
@@ -54,7 +54,7 @@ async def test_two_gateways_publish_send_to_user_and_recovery_across_gateways(
         websockets.connect(f"{b.ws_url}?ticket={ticket_b}") as user_b,
     ):
         for ws in (anon_a, anon_b, user_a, user_b):
-            assert (await recv_live(ws))["type"] == "welcome"
+            assert (await recv(ws))["type"] == "welcome"
         sub_a = await subscribe(anon_a, "prices:BTC")
         await subscribe(anon_b, "prices:BTC")
         await subscribe(user_a, "notifications", snapshot=True)
@@ -64,21 +64,21 @@ async def test_two_gateways_publish_send_to_user_and_recovery_across_gateways(
         for i in range(5):
             await asyncio.to_thread(publish, "prices:BTC", {"i": i})
         for ws in (anon_a, anon_b):
-            got = [await recv_live(ws) for _ in range(5)]
+            got = [await recv(ws) for _ in range(5)]
             assert [m["data"]["i"] for m in got] == list(range(5))
             assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
 
         # send_to_user reaches the user's connections on both gateways, nobody else.
         await asyncio.to_thread(send_to_user, user.pk, {"hello": "both"})
         for ws in (user_a, user_b):
-            assert await recv_live(ws) == {"type": "message", "channel": "user", "data": {"hello": "both"}}
+            assert await recv(ws) == {"type": "message", "channel": "user", "data": {"hello": "both"}}
         # and the per-user notifications channel too.
         await asyncio.to_thread(publish, f"notifications:{user.pk}", {"event": "created"})
         for ws in (user_a, user_b):
-            message = await recv_live(ws)
+            message = await recv(ws)
             assert message["channel"] == "notifications" and message["data"] == {"event": "created"}
         with pytest.raises(TimeoutError):
-            await recv_live(anon_a, timeout=0.3)
+            await recv(anon_a, timeout=0.3)
 
         # Presence (refreshed about a second after connection changes) sees both gateways.
         for _ in range(50):
@@ -97,15 +97,15 @@ async def test_two_gateways_publish_send_to_user_and_recovery_across_gateways(
         for i in range(5, 12):
             await asyncio.to_thread(publish, "prices:BTC", {"i": i})
         async with websockets.connect(b.ws_url) as moved:
-            assert (await recv_live(moved))["type"] == "welcome"
+            assert (await recv(moved))["type"] == "welcome"
             reply = await subscribe(moved, "prices:BTC", since={"epoch": sub_a["epoch"], "seq": 5})
             # Gateway B may not have received seq 12 yet: then it follows live, in order.
             assert reply["recovered"] is True and reply["seq"] in (11, 12)
-            replay = [await recv_live(moved) for _ in range(7)]
+            replay = [await recv(moved) for _ in range(7)]
             assert [m["data"]["i"] for m in replay] == list(range(5, 12))
             assert [m["seq"] for m in replay] == list(range(6, 13))
             with pytest.raises(TimeoutError):
-                await recv_live(moved, timeout=0.3)
+                await recv(moved, timeout=0.3)
 
 
 async def test_killed_gateway_presence_expires(
@@ -115,7 +115,7 @@ async def test_killed_gateway_presence_expires(
     a = live_server_factory(server="daphne", redis=redis_url, key_prefix=key_prefix, extra=extra)
     b = live_server_factory(server="daphne", redis=redis_url, key_prefix=key_prefix, extra=extra)
     async with websockets.connect(b.ws_url) as ws:
-        assert (await recv_live(ws))["type"] == "welcome"
+        assert (await recv(ws))["type"] == "welcome"
         await asyncio.sleep(1.0)
         assert (await asyncio.to_thread(cluster_readyz, a.http_url))["cluster"]["gateways"] == 2
         b.kill()  # SIGKILL: no chance to withdraw its entries
@@ -138,7 +138,7 @@ async def test_sigterm_drains_with_reconnect_frames_and_1012(
     clients = [await websockets.connect(server.ws_url) for _ in range(4)]
     try:
         for ws in clients:
-            assert (await recv_live(ws))["type"] == "welcome"
+            assert (await recv(ws))["type"] == "welcome"
             await subscribe(ws, "prices:ETH")
         for i in range(20):
             await asyncio.to_thread(publish, "prices:ETH", {"i": i})
@@ -147,17 +147,17 @@ async def test_sigterm_drains_with_reconnect_frames_and_1012(
         for ws in clients:
             # Frames the gateway had are flushed, in order and gap-free, before the
             # reconnect frame; any still in flight in Redis are recovered with `since`.
-            frame = await recv_live(ws)
+            frame = await recv(ws)
             seqs = []
             while frame["type"] == "message":
                 seqs.append(frame["seq"])
-                frame = await recv_live(ws)
+                frame = await recv(ws)
             assert seqs == list(range(1, len(seqs) + 1))
             assert frame["type"] == "reconnect" and frame["reason"] == "server_restart"
             assert 0 <= frame["after_ms"] < 3000
             delays.append(frame["after_ms"])
             with pytest.raises(websockets.ConnectionClosed) as closed:
-                await recv_live(ws)
+                await recv(ws)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
         assert len(set(delays)) > 1, "delays are jittered"
         # uvicorn re-raises the signal once it has shut down cleanly; daphne exits 0.
@@ -172,11 +172,11 @@ async def test_sigterm_drains_with_reconnect_frames_and_1012(
 async def test_permessage_deflate_is_negotiated(server_kind: str, live_server_factory: Any) -> None:
     server = live_server_factory(server=server_kind)
     async with websockets.connect(server.ws_url) as ws:  # the client offers permessage-deflate
-        assert (await recv_live(ws))["type"] == "welcome"
+        assert (await recv(ws))["type"] == "welcome"
         names = [ext.name for ext in ws.protocol.extensions]
         assert names == ["permessage-deflate"], names
     async with websockets.connect(server.ws_url, compression=None) as plain:
-        assert (await recv_live(plain))["type"] == "welcome"
+        assert (await recv(plain))["type"] == "welcome"
         assert plain.protocol.extensions == []
 
 
@@ -208,7 +208,7 @@ async def test_gateway_killed_during_batch_publishing_clients_recover_on_the_oth
     async def read(ws: Any, until_closed: bool) -> None:
         while not all(len(s) == batches for s in seen.values()):
             try:
-                frame = await recv_live(ws, timeout=10)
+                frame = await recv(ws, timeout=10)
             except websockets.ConnectionClosed:
                 if until_closed:
                     return
@@ -220,7 +220,7 @@ async def test_gateway_killed_during_batch_publishing_clients_recover_on_the_oth
                 epochs[frame["channel"]] = frame["epoch"]
 
     async with websockets.connect(a.ws_url) as ws:
-        assert (await recv_live(ws))["type"] == "welcome"
+        assert (await recv(ws))["type"] == "welcome"
         start: dict[str, int] = {}
         for ch in channels:
             reply = await subscribe(ws, ch)
@@ -233,7 +233,7 @@ async def test_gateway_killed_during_batch_publishing_clients_recover_on_the_oth
         a.kill()  # SIGKILL mid-publishing: no drain, no close frame
         await asyncio.wait_for(reader, 15)
     async with websockets.connect(b.ws_url) as ws:
-        assert (await recv_live(ws))["type"] == "welcome"
+        assert (await recv(ws))["type"] == "welcome"
         for ch in channels:  # replays and live messages interleave with the next replies
             since = {"epoch": epochs[ch], "seq": seen[ch][-1] if seen[ch] else 0}
             await ws.send(json.dumps({"type": "subscribe", "id": ch, "channel": ch, "since": since}))
