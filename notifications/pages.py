@@ -13,8 +13,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from realtime_project.accounts.identity import signed_in_user_id
-
 from .errors import InvalidPreferences
 from .policy import CHANNEL_ORDER, time_zones
 from .services.email import BadUnsubscribeLink, category_label, unsubscribe_apply, unsubscribe_check
@@ -59,7 +57,7 @@ def _changes_from_form(post: Any) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences_page(request: HttpRequest) -> HttpResponse:
-    user_id = signed_in_user_id(request)
+    user_id = int(request.user.pk)  # type: ignore[arg-type]
     error: InvalidPreferences | None = None
     if request.method == "POST":
         try:

@@ -8,7 +8,7 @@ the exact integer in raw units as a string (`value_raw`), since wei exceed a dou
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any
 
 from .addresses import checksum_lower
 from .chaindata import Tx
@@ -33,21 +33,7 @@ def tx_state(block: int, head: int, required: int) -> tuple[str, int]:
     return ("confirmed" if confirmations >= required else "included"), confirmations
 
 
-class WalletUpdate(TypedDict):
-    """The schema of a `wallet:{address}` frame's data (client/src/stores/types.ts mirrors it)."""
-
-    #: "balance", "transaction", "approval", "nft", "security" or "backfill".
-    type: str
-    #: EIP-55.
-    address: str
-    chain: int
-    data: dict[str, Any]
-    #: ms.
-    timestamp: int
-
-
 def update(kind: str, address: str, chain_id: int, data: dict[str, Any], timestamp_ms: int) -> dict[str, Any]:
-    """A `WalletUpdate`."""
     return {"type": kind, "address": _cs(address), "chain": chain_id, "data": data, "timestamp": timestamp_ms}
 
 
