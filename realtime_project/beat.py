@@ -3,8 +3,9 @@
 `LeasedScheduler` is django-celery-beat's `DatabaseScheduler` (the schedule lives in the
 database, edited in the admin) that sends due tasks only while it holds the beat lease
 in Redis (`realtime_project/lease.py`); a second beat stands by, trying every
-`lease.RETRY_EVERY` seconds, and takes over within the lease's duration of the first
-one's death. Two beats never double-schedule:
+`lease.RETRY_EVERY` seconds, and takes over at its next try when the first is killed (its
+Redis connection closed), or within the lease's duration when the first is paused. Two
+beats never double-schedule:
 
 - each tick renews the lease first and schedules nothing without it; a tick never sleeps
   past the next renewal;

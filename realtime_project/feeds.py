@@ -91,7 +91,8 @@ class FeedSettings:
     #: One active `manage.py feeds` at a time by a lease in Redis: "auto" (on when the
     #: publication store is Redis), "on" or "off" (every process publishes: tests only).
     lease: str = "auto"
-    #: The lease's TTL: a dead active process is replaced within this + `lease_retry`.
+    #: The lease's TTL: a paused active process is replaced within this + `lease_retry` (a
+    #: killed one within `lease_retry`: its Redis connection closed).
     lease_duration: float = 3.0
     #: The active process renews every this many seconds.
     lease_renew: float = 1.0

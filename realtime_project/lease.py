@@ -1,11 +1,20 @@
 """Leases: one active instance of a singleton process (feeds, beat), the others on standby.
 
-A lease is a Redis key whose value is the holder's **fencing token** and whose TTL is
-the lease's `duration`. The holder renews it every `renew_every` seconds (1 s); a
-standby tries to take it every `retry_every` seconds and gets it once the key expired,
-so a holder that died (kill -9, a paused VM) is replaced within `duration +
-retry_every` (less than twice `duration`). A holder that resigns (SIGTERM) deletes the key
-and a standby takes over at its next try.
+A lease is a Redis key whose value is the holder's **fencing token** and the `CLIENT ID`
+of the holder's Redis connection (`<token>|<client id>`), and whose TTL is the lease's
+`duration`. The holder renews it every `renew_every` seconds (1 s) through one dedicated
+connection, re-storing that connection's id (a reconnect changes it); a standby tries to
+take it every `retry_every` seconds and gets it once the key expired, or at once when the
+holder is **provably dead**: its connection is gone from Redis (`CLIENT LIST ID`, Redis ≥
+6.2), which is what a kill -9 leaves (the kernel closes the dead process's sockets). The
+standby then deletes the lease only if its value is still exactly the one it read, and
+takes it as usual, with the next token. So a killed holder is replaced within
+`retry_every`; a paused one (SIGSTOP, a frozen VM) keeps its connection and is replaced
+within `duration + retry_every` (less than twice `duration`), as is every holder when
+Redis refuses `CLIENT LIST ID` (then expiry only, logged once). A holder that resigns
+(SIGTERM) deletes the key and a standby takes over at its next try. The liveness check
+only makes a takeover earlier: safety rests on the fencing token, never on it (a holder
+whose connection merely dropped loses the lease as though it died, and is fenced out).
 
 The token (`<counter>.<owner>`) is new at every acquisition, and the counter only grows
 while Redis keeps it; the owner part (`host:pid:random`) keeps tokens unique even after a
@@ -38,7 +47,8 @@ from typing import Any, Protocol
 
 logger = logging.getLogger("realtime.lease")
 
-#: Lease TTL in Redis (seconds). A dead holder is replaced within DURATION + RETRY_EVERY.
+#: Lease TTL in Redis (seconds). A paused holder is replaced within DURATION + RETRY_EVERY
+#: (a killed one within RETRY_EVERY, see the module doc).
 DURATION = 3.0
 #: The holder renews this often.
 RENEW_EVERY = 1.0
@@ -55,7 +65,7 @@ class LeaseStore(Protocol):
     """Where leases live. Every method is atomic; TTLs are in milliseconds."""
 
     def acquire(self, key: str, owner: str, ttl_ms: int) -> str | None:
-        """Take `key` if nobody holds it: returns the new fencing token, or None."""
+        """Take `key` if nobody (alive) holds it: returns the new fencing token, or None."""
 
     def renew(self, key: str, token: str, ttl_ms: int) -> bool:
         """Extend `key` if it still holds `token`."""
@@ -67,24 +77,52 @@ class LeaseStore(Protocol):
         """The current token, if any."""
 
 
+#: The token part of a lease's value (`<token>|<client id>`, or a bare token).
+_TOKEN_OF = """
+local function token_of(value)
+  return string.match(value, '^(.*)|%d+$') or value
+end
+"""
+
+# KEYS: lease, counter. ARGV: owner, ttl ms, suffix ('|<client id>' or '').
+# Returns {1, token} when taken, {0, current value} when held.
 _ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return false
+local value = redis.call('GET', KEYS[1])
+if value then
+  return {0, value}
 end
 local n = redis.call('INCR', KEYS[2])
 local token = n .. '.' .. ARGV[1]
-redis.call('SET', KEYS[1], token, 'PX', tonumber(ARGV[2]))
-return token
+redis.call('SET', KEYS[1], token .. ARGV[3], 'PX', tonumber(ARGV[2]))
+return {1, token}
 """
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+# ARGV: token, ttl ms, suffix: extends the lease and re-stores the holder's client id.
+_RENEW = (
+    _TOKEN_OF
+    + """
+local value = redis.call('GET', KEYS[1])
+if value and token_of(value) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[3], 'PX', tonumber(ARGV[2]))
+  return 1
 end
 return 0
 """
+)
 
-_RELEASE = """
+_RELEASE = (
+    _TOKEN_OF
+    + """
+local value = redis.call('GET', KEYS[1])
+if value and token_of(value) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+)
+
+#: Compare-and-delete: the lease goes only if its value is still exactly the one read.
+_REMOVE_IF = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -92,34 +130,97 @@ return 0
 """
 
 
+def split_value(value: str) -> tuple[str, int | None]:
+    """A lease value's (token, holder's client id or None)."""
+    token, sep, client = value.rpartition("|")
+    return (token, int(client)) if sep and client.isdigit() else (value, None)
+
+
 class RedisLeaseStore:
     """Leases in Redis (sync client: the beat scheduler is sync, the feed process calls it
-    on a thread of its own). Short socket timeouts: a renewal that cannot reach Redis
-    fails fast, and the holder's own deadline decides."""
+    on a thread of its own). One dedicated connection, whose `CLIENT ID` the lease's
+    value carries, and no silent retry on another one (a retried call could store the id
+    of a connection other than the one it ran on). Short socket timeouts: a renewal that
+    cannot reach Redis fails fast, and the holder's own deadline decides."""
 
     def __init__(self, url: str, *, client: Any | None = None, timeout: float = 0.5) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.client: Any = client or redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            single_connection_client=True,
+            retry=Retry(NoBackoff(), 0),
         )
         self._acquire = self.client.register_script(_ACQUIRE)
         self._renew = self.client.register_script(_RENEW)
         self._release = self.client.register_script(_RELEASE)
+        self._remove_if = self.client.register_script(_REMOVE_IF)
+        #: Whether this Redis answers `CLIENT ID` / `CLIENT LIST ID` (else expiry only).
+        self.liveness = True
+
+    def _no_liveness(self, exc: Exception) -> None:
+        if self.liveness:
+            logger.warning(
+                "lease: Redis refuses CLIENT ID / CLIENT LIST ID (%s): "
+                "a dead holder is replaced only when its lease expires",
+                exc,
+            )
+        self.liveness = False
+
+    def _suffix(self) -> str:
+        """`|<client id>` of this store's connection (asked each time: a reconnect changes it)."""
+        import redis
+
+        if not self.liveness:
+            return ""
+        try:
+            return f"|{int(self.client.client_id())}"
+        except redis.ResponseError as exc:  # renamed or forbidden command
+            self._no_liveness(exc)
+            return ""
+
+    def connected(self, client_id: int) -> bool:
+        """Whether a connection with this `CLIENT ID` is open (True when Redis cannot tell)."""
+        import redis
+
+        if not self.liveness:
+            return True
+        try:
+            return bool(self.client.client_list(client_id=[client_id]))
+        except redis.ResponseError as exc:  # before Redis 6.2, renamed or forbidden
+            self._no_liveness(exc)
+            return True
 
     def acquire(self, key: str, owner: str, ttl_ms: int) -> str | None:
-        token = self._acquire(keys=[key, f"{key}:counter"], args=[owner, ttl_ms])
-        return str(token) if token else None
+        suffix = self._suffix()
+        taken, value = self._acquire(keys=[key, f"{key}:counter"], args=[owner, ttl_ms, suffix])
+        if taken:
+            return str(value)
+        _, holder = split_value(str(value))
+        if holder is None or self.connected(holder) or not self.remove_if(key, str(value)):
+            return None
+        logger.warning("lease %s: holder %s is gone (its Redis connection closed); taking over", key, value)
+        taken, value = self._acquire(keys=[key, f"{key}:counter"], args=[owner, ttl_ms, suffix])
+        return str(value) if taken else None
+
+    def remove_if(self, key: str, value: str) -> bool:
+        """Delete `key` if it still holds exactly `value` (a dead holder's lease)."""
+        return bool(self._remove_if(keys=[key], args=[value]))
 
     def renew(self, key: str, token: str, ttl_ms: int) -> bool:
-        return bool(self._renew(keys=[key], args=[token, ttl_ms]))
+        return bool(self._renew(keys=[key], args=[token, ttl_ms, self._suffix()]))
 
     def release(self, key: str, token: str) -> bool:
         return bool(self._release(keys=[key], args=[token]))
 
     def holder(self, key: str) -> str | None:
         value = self.client.get(key)
-        return str(value) if value is not None else None
+        return split_value(str(value))[0] if value is not None else None
 
     def close(self) -> None:
         self.client.close()
@@ -142,6 +243,8 @@ class Lease:
         if self.duration <= 0:
             raise ValueError("lease duration must be positive")
         self.owner = self.owner or owner_id()
+        if "|" in self.owner:
+            raise ValueError("a lease owner cannot contain '|' (it separates the token from the client id)")
 
     @property
     def ttl_ms(self) -> int:

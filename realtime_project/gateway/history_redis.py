@@ -67,7 +67,9 @@ _PUBLISH = """
 -- ARGV: new epoch, ts, idempotency TTL ms, fence token ('' = none), item count,
 --       then (payload, history size, TTL ms, pub/sub channel, channel) per item.
 if ARGV[4] ~= '' then
+  -- The lease's value is `<token>|<holder's client id>` (or a bare token): see lease.py.
   local holder = redis.call('GET', KEYS[2])
+  holder = holder and (string.match(holder, '^(.*)|%d+$') or holder)
   if holder ~= ARGV[4] then
     return {'fenced', holder or ''}
   end

@@ -1,10 +1,14 @@
-"""Leases in real Redis: the store's scripts, fencing of the publication path with a
-lease's token (the context fence a leased runner sets), and two beats on one lease."""
+"""Leases in real Redis: the store's scripts, the takeover of a holder whose connection is
+gone, fencing of the publication path with a lease's token (the context fence a leased
+runner sets), and two beats on one lease."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import secrets
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,7 +17,7 @@ import pytest
 from django.utils import timezone
 
 from realtime_project.gateway.api import FencedOut, apublish, apublish_many, fenced
-from realtime_project.lease import Lease, RedisLeaseStore
+from realtime_project.lease import Lease, RedisLeaseStore, split_value
 
 pytestmark = [pytest.mark.redis]
 
@@ -43,6 +47,86 @@ def test_store_scripts_take_renew_and_release_atomically(store: RedisLeaseStore,
         third = store.acquire(key, "c", 3000)
         assert third is not None and third.endswith(".c")
     finally:
+        store.client.delete(key, f"{key}:counter")
+
+
+def counter(token: str | None) -> int:
+    assert token is not None
+    return int(token.split(".")[0])
+
+
+def test_the_lease_carries_the_holders_client_id_and_a_renewal_after_a_reconnect_updates_it(
+    store: RedisLeaseStore, redis_url: str, key_prefix: str
+) -> None:
+    key = f"{key_prefix}:lease:x"
+    other = RedisLeaseStore(redis_url)
+    try:
+        token = store.acquire(key, "a", 10_000)
+        read = other.client.get(key)
+        assert split_value(read) == (token, store.client.client_id()) and store.holder(key) == token
+        assert other.acquire(key, "b", 10_000) is None  # alive (a paused holder too): held
+        # The holder reconnects (a Redis restart, a network cut): its renewal stores the new id.
+        store.client.connection.disconnect()
+        assert store.renew(key, token or "", 10_000)
+        now = other.client.get(key)
+        assert now != read and split_value(now) == (token, store.client.client_id())
+        # A standby that read the old value, found its client gone and deletes "if unchanged"
+        # deletes nothing: the value changed in between.
+        assert not other.remove_if(key, read) and other.client.get(key) == now
+        assert other.acquire(key, "b", 10_000) is None
+    finally:
+        other.close()
+        store.client.delete(key, f"{key}:counter")
+
+
+def test_a_holder_whose_connection_closed_is_replaced_at_once_with_the_next_token(
+    redis_url: str, key_prefix: str
+) -> None:
+    key = f"{key_prefix}:lease:x"
+    holder, standby = RedisLeaseStore(redis_url), RedisLeaseStore(redis_url)
+    try:
+        first = holder.acquire(key, "a", 10_000)
+        assert standby.acquire(key, "b", 10_000) is None
+        holder.close()  # its socket closes, as a killed process's does
+        deadline = time.monotonic() + 5
+        while (second := standby.acquire(key, "b", 10_000)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # Redis frees the closed connection at its next event-loop turn
+        assert second is not None and counter(second) == counter(first) + 1
+        assert standby.client.pttl(key) > 9_000  # long before the old lease would have lapsed
+        old = RedisLeaseStore(redis_url)  # the old holder, were it alive, is fenced out
+        assert not old.renew(key, first or "", 10_000) and not old.release(key, first or "")
+        old.close()
+        assert standby.holder(key) == second
+    finally:
+        standby.client.delete(key, f"{key}:counter")
+        standby.close()
+
+
+def test_without_client_list_id_a_dead_holder_is_replaced_only_at_expiry(
+    store: RedisLeaseStore, redis_url: str, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis that refuses CLIENT LIST ID (here an ACL user without it; likewise a renamed
+    command or a Redis before 6.2): expiry only, logged once."""
+    key, user = f"{key_prefix}:lease:x", f"lease-test-{secrets.token_hex(4)}"
+    store.client.acl_setuser(
+        user, enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-client|list"]
+    )
+    host = redis_url.split("://", 1)[1]
+    standby = RedisLeaseStore(f"redis://{user}:x@{host}")
+    holder = RedisLeaseStore(redis_url)
+    try:
+        holder.acquire(key, "a", 10_000)
+        holder.close()
+        with caplog.at_level(logging.WARNING, logger="realtime.lease"):
+            assert standby.acquire(key, "b", 10_000) is None
+            assert standby.acquire(key, "b", 10_000) is None
+        assert not standby.liveness
+        assert len([r for r in caplog.records if "CLIENT LIST ID" in r.getMessage()]) == 1
+        store.client.delete(key)  # it lapses
+        assert standby.acquire(key, "b", 10_000) is not None
+    finally:
+        standby.close()
+        store.client.acl_deluser(user)
         store.client.delete(key, f"{key}:counter")
 
 
