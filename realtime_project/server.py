@@ -17,12 +17,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import signal
 import time
 from typing import Any
 
-from .gateway.conf import gateway_settings
+from .gateway.conf import REALTIME, gateway_settings
 
 logger = logging.getLogger("realtime.server")
 
@@ -38,10 +37,10 @@ def tune_gc() -> None:
     Full collections over ~1 M tracked objects were measured pausing a gateway
     with 5,000 connections for 0.5-0.84 s. Everything alive after start-up (Django,
     modules, settings) lives for the whole process: `gc.freeze()` moves it to a
-    permanent generation the collector never scans. Disable with REALTIME_GC_FREEZE=0
-    (the benchmark compares both).
+    permanent generation the collector never scans. Disable with REALTIME["GC_FREEZE"]
+    (env REALTIME_GC_FREEZE=0; the benchmark compares both).
     """
-    if os.environ.get("REALTIME_GC_FREEZE", "1") == "0":
+    if not REALTIME.GC_FREEZE:
         return
     gc.collect()
     gc.freeze()
@@ -351,13 +350,13 @@ def run_uvicorn(
     log_level: str = "warning",
     app: str = DEFAULT_APP,
 ) -> None:
-    """Serve with uvicorn. `context_takeover` (default: REALTIME_DEFLATE_CONTEXT_TAKEOVER,
+    """Serve with uvicorn. `context_takeover` (default: REALTIME["DEFLATE_CONTEXT_TAKEOVER"],
     off) keeps uvicorn's per-connection compression contexts: better ratios for small
     messages, but every delivery is compressed again (see `uvicorn_protocol_class`)."""
     import uvicorn
 
     if context_takeover is None:
-        context_takeover = os.environ.get("REALTIME_DEFLATE_CONTEXT_TAKEOVER", "0") == "1"
+        context_takeover = bool(REALTIME.DEFLATE_CONTEXT_TAKEOVER)
 
     class DrainingServer(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
@@ -394,10 +393,10 @@ def run_uvicorn(
         ws_ping_interval=None,
         ws_ping_timeout=None,
         lifespan="off",
-        # REALTIME_EVENT_LOOP: "auto" (uvloop when installed), "uvloop" or "asyncio";
+        # REALTIME["EVENT_LOOP"]: "auto" (uvloop when installed), "uvloop" or "asyncio";
         # measured in docs/benchmarks.md (bench/live_path.py --loop).
-        loop=os.environ.get("REALTIME_EVENT_LOOP", "auto"),
-        http=uvicorn_http_class(os.environ.get("REALTIME_HTTP", "auto"), gateway_settings().handshake_timeout),
+        loop=str(REALTIME.EVENT_LOOP),
+        http=uvicorn_http_class(str(REALTIME.HTTP), gateway_settings().handshake_timeout),
         log_config=None,
         log_level=log_level,
         timeout_graceful_shutdown=int(gateway_settings().drain_grace_seconds) + 3,

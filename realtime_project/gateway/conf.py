@@ -1,21 +1,23 @@
 """The `REALTIME` setting: one namespaced dict, every key documented with its default.
 
-Precedence: the defaults below, then `REALTIME_<KEY>` environment variables, then
-keys set in `settings.REALTIME`.
+Precedence (`realtime_project.appsettings`): the defaults below, then `REALTIME_<KEY>`
+environment variables, then keys set in `settings.REALTIME`.
 
-Read through `gateway_settings()`; tests override with Django's `override_settings`
-(the cache is keyed on the settings object identity, so overrides take effect).
+Read through `gateway_settings()` (typed) or `REALTIME.<KEY>`; tests override with
+Django's `override_settings`, which reloads them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from ..appsettings import AppSettings
 
 DEFAULTS: dict[str, Any] = {
     # Seconds between server pings, and seconds a ping may stay unanswered before the
@@ -70,7 +72,21 @@ DEFAULTS: dict[str, Any] = {
     # Presence entries of a gateway expire this long after its last heartbeat.
     "PRESENCE_TTL": 30.0,
     "GATEWAY_ID": "",
+    # --- the server process (realtime_project/server.py) ---
+    # Freeze start-up objects out of the garbage collector and collect less often
+    # (`tune_gc`): full collections paused a loaded gateway 0.5-0.84 s.
+    "GC_FREEZE": True,
+    # uvicorn: keep a permessage-deflate context per connection (better ratios for small
+    # messages, every delivery compressed again); off: each fan-out message is compressed
+    # once for all (docs/benchmarks.md).
+    "DEFLATE_CONTEXT_TAKEOVER": False,
+    # uvicorn's event loop ("auto": uvloop when installed, "uvloop", "asyncio") and HTTP
+    # parser ("auto": httptools when installed, "httptools", "h11").
+    "EVENT_LOOP": "auto",
+    "HTTP": "auto",
 }
+
+REALTIME = AppSettings("REALTIME", DEFAULTS, env_prefix="REALTIME_")
 
 
 @dataclass(frozen=True)
@@ -105,31 +121,6 @@ class GatewaySettings:
     loopback_any_port: bool = False
 
 
-_cache: tuple[int, GatewaySettings] | None = None
-
-
-def _from_environment() -> dict[str, Any]:
-    """`REALTIME_<KEY>` environment variables, parsed by the type of the default."""
-    out: dict[str, Any] = {}
-    for key, default in DEFAULTS.items():
-        value = os.environ.get(f"REALTIME_{key}")
-        if value is None or value == "":
-            continue
-        if isinstance(default, dict):
-            out[key] = json.loads(value)
-        elif isinstance(default, list):
-            out[key] = [item.strip() for item in value.split(",") if item.strip()]
-        elif isinstance(default, bool):
-            out[key] = value.lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, int):
-            out[key] = int(float(value))
-        elif isinstance(default, float):
-            out[key] = float(value)
-        else:
-            out[key] = value
-    return out
-
-
 def _default_origins() -> tuple[str, ...]:
     """Origins derived from ALLOWED_HOSTS when ALLOWED_ORIGINS is not set.
 
@@ -154,14 +145,14 @@ def _default_origins() -> tuple[str, ...]:
 
 
 def gateway_settings() -> GatewaySettings:
-    global _cache
-    raw = getattr(settings, "REALTIME", {})
-    if _cache is not None and _cache[0] == id(raw):
-        return _cache[1]
-    merged = {**DEFAULTS, **_from_environment(), **raw}
+    """The typed `REALTIME` settings (built once per reload)."""
+    return REALTIME.build(_gateway_settings)
+
+
+def _gateway_settings(merged: Mapping[str, Any]) -> GatewaySettings:
     port = os.environ.get("PORT", "")
     gateway_id = merged["GATEWAY_ID"] or f"{socket.gethostname()}-{os.getpid()}{'-' + port if port else ''}"
-    value = GatewaySettings(
+    return GatewaySettings(
         heartbeat_interval=float(merged["HEARTBEAT_INTERVAL"]),
         heartbeat_timeout=float(merged["HEARTBEAT_TIMEOUT"]),
         max_frame_bytes=int(merged["MAX_FRAME_BYTES"]),
@@ -189,5 +180,3 @@ def gateway_settings() -> GatewaySettings:
         ops_public=not bool(getattr(settings, "PRODUCTION", False)),
         loopback_any_port=not bool(getattr(settings, "PRODUCTION", False)),
     )
-    _cache = (id(raw), value)
-    return value
