@@ -1,16 +1,17 @@
-"""The `ALERTS` setting: documented defaults, overridable in settings and by env vars."""
+"""The `ALERTS` setting: documented defaults, overridable by `ALERTS_<KEY>` env vars and
+`settings.ALERTS` (in that order: `realtime_project.appsettings`)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
+from realtime_project.appsettings import AppSettings
 
 DEFAULTS: dict[str, Any] = {
     # Rules a user may have (active or not, not deleted): bounds index memory and abuse.
-    "MAX_RULES_PER_USER": int(os.environ.get("ALERTS_MAX_RULES_PER_USER", "100")),
+    "MAX_RULES_PER_USER": 100,
     # Cooldown bounds in seconds; the default for repeating rules avoids a fire per tick.
     "DEFAULT_COOLDOWN": 3_600,
     "MAX_COOLDOWN": 30 * 24 * 3_600,
@@ -27,6 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "FULL_RELOAD_SECONDS": 3_600.0,
 }
 
+ALERTS = AppSettings("ALERTS", DEFAULTS, env_prefix="ALERTS_")
+
 
 @dataclass(frozen=True)
 class AlertSettings:
@@ -41,7 +44,10 @@ class AlertSettings:
 
 
 def alert_settings() -> AlertSettings:
-    merged = {**DEFAULTS, **getattr(settings, "ALERTS", {})}
+    return ALERTS.build(_alert_settings)
+
+
+def _alert_settings(merged: Mapping[str, Any]) -> AlertSettings:
     return AlertSettings(
         max_rules_per_user=int(merged["MAX_RULES_PER_USER"]),
         default_cooldown=int(merged["DEFAULT_COOLDOWN"]),

@@ -1,18 +1,19 @@
-"""The `NOTIFICATIONS` setting: documented defaults, overridable in settings and by env vars."""
+"""The `NOTIFICATIONS` setting: documented defaults, overridable by `NOTIFICATIONS_<KEY>` env
+vars and `settings.NOTIFICATIONS` (in that order: `realtime_project.appsettings`)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
+from realtime_project.appsettings import AppSettings
 
 DEFAULTS: dict[str, Any] = {
     # Seconds a burst of low-priority notifications of one type is held before it is
     # delivered (one item as itself, several as one digest). Long enough to catch a
     # burst (a marketplace sweep), short enough that "low" still feels live.
-    "DIGEST_WINDOW": float(os.environ.get("NOTIFICATIONS_DIGEST_WINDOW", "60")),
+    "DIGEST_WINDOW": 60.0,
     # Items listed inside a digest's `data.items` (the count is always exact).
     "DIGEST_MAX_ITEMS": 20,
     # Notifications in a (re)subscriber's snapshot (the protocol contract says <= 50).
@@ -21,34 +22,34 @@ DEFAULTS: dict[str, Any] = {
     "PAGE_SIZE": 50,
     "MAX_PAGE_SIZE": 200,
     # Celery queue for this app's tasks; None: the default queue (tests use their own).
-    "CELERY_QUEUE": os.environ.get("NOTIFICATIONS_CELERY_QUEUE") or None,
+    "CELERY_QUEUE": None,
     # Batched items (the raw members of digests) are kept this long for dedupe/audit.
     "BATCHED_ITEM_RETENTION_DAYS": 30,
     # --- delivery beyond the socket (issue #14, docs/notifications.md "Delivery") --------
     # Absolute address of the site, for links in emails (unsubscribe, "open").
-    "SITE_URL": os.environ.get("SITE_URL", "http://127.0.0.1:8000"),
+    "SITE_URL": "http://127.0.0.1:8000",
     # Urgent/high notifications wait this long for the user to read them elsewhere before
     # they go out by email (an email that arrives after the user saw it is noise).
-    "EMAIL_GRACE_SECONDS": float(os.environ.get("NOTIFICATIONS_EMAIL_GRACE_SECONDS", "120")),
+    "EMAIL_GRACE_SECONDS": 120.0,
     # Local hour (user's time zone) after which the optional daily digest goes out.
-    "EMAIL_DIGEST_HOUR": int(os.environ.get("NOTIFICATIONS_EMAIL_DIGEST_HOUR", "8")),
+    "EMAIL_DIGEST_HOUR": 8,
     # Unsubscribe links stay valid this long (a signed timestamp; older links expire).
     "UNSUBSCRIBE_MAX_AGE_DAYS": 90,
     # Urgent notifications are delivered during quiet hours (a security warning should
     # wake the user; everything else waits for the morning inbox).
-    "QUIET_HOURS_URGENT_BREAKS_THROUGH": os.environ.get("NOTIFICATIONS_QUIET_URGENT", "1") not in ("0", "false"),
+    "QUIET_HOURS_URGENT_BREAKS_THROUGH": True,
     # VAPID (RFC 8292): a P-256 private key (PEM or base64url raw). Empty: embedded mode
     # generates one and keeps it in VAPID_KEY_FILE; production without one has no push.
-    "VAPID_PRIVATE_KEY": os.environ.get("NOTIFICATIONS_VAPID_PRIVATE_KEY", ""),
-    "VAPID_KEY_FILE": os.environ.get("NOTIFICATIONS_VAPID_KEY_FILE", ""),
+    "VAPID_PRIVATE_KEY": "",
+    "VAPID_KEY_FILE": "",
     # The `sub` claim: how the push service contacts the operator (mailto: or https:).
-    "VAPID_SUBJECT": os.environ.get("NOTIFICATIONS_VAPID_SUBJECT", "mailto:ops@example.com"),
+    "VAPID_SUBJECT": "mailto:ops@example.com",
     # Subscription endpoints must be https on a public address (no SSRF). Tests of the
     # local push service on loopback turn these two on; never in production.
-    "PUSH_ALLOW_INSECURE": os.environ.get("NOTIFICATIONS_PUSH_ALLOW_INSECURE", "") in ("1", "true"),
-    "PUSH_ALLOW_PRIVATE": os.environ.get("NOTIFICATIONS_PUSH_ALLOW_PRIVATE", "") in ("1", "true"),
+    "PUSH_ALLOW_INSECURE": False,
+    "PUSH_ALLOW_PRIVATE": False,
     # Optional allow-list of push service host suffixes (empty: any public host).
-    "PUSH_ALLOWED_HOSTS": [h for h in os.environ.get("NOTIFICATIONS_PUSH_ALLOWED_HOSTS", "").split(",") if h],
+    "PUSH_ALLOWED_HOSTS": [],
     # Seconds to wait for a push service's answer before the attempt counts as failed.
     "PUSH_TIMEOUT": 10.0,
     # Attempts (first try included) before a push or email is failed with its reason.
@@ -61,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     # A worker's push rate is at most PUSH_CONCURRENCY / the push service's round trip:
     # 64 in flight at 50 ms is 1,280/s at best (888-949/s measured), 256 about 1,900/s
     # (docs/benchmarks.md); each in-flight push holds one connection and one encrypted body.
-    "PUSH_CONCURRENCY": int(os.environ.get("NOTIFICATIONS_PUSH_CONCURRENCY", "256")),
+    "PUSH_CONCURRENCY": 256,
     "PUSH_CHUNK_SIZE": 1000,
     # Plaintext budget of one push message: RFC 8291 guarantees 4096 bytes of ciphertext
     # (3993 of plaintext); the body is cut to fit before sending, and again on a 413.
@@ -69,6 +70,14 @@ DEFAULTS: dict[str, Any] = {
     # What the service worker shows (paths on this site).
     "PUSH_ICON": "/static/notifications/icon-192.png",
 }
+
+NOTIFICATIONS = AppSettings(
+    "NOTIFICATIONS",
+    DEFAULTS,
+    env_prefix="NOTIFICATIONS_",
+    # Variables named before the helper existed (README's configuration table).
+    env_names={"SITE_URL": "SITE_URL", "QUIET_HOURS_URGENT_BREAKS_THROUGH": "NOTIFICATIONS_QUIET_URGENT"},
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +112,11 @@ class NotificationSettings:
 
 
 def notification_settings() -> NotificationSettings:
-    """Read on every call (cheap) so `override_settings` in tests takes effect."""
-    merged = {**DEFAULTS, **getattr(settings, "NOTIFICATIONS", {})}
+    """The typed settings (built once per reload: `override_settings` takes effect)."""
+    return NOTIFICATIONS.build(_notification_settings)
+
+
+def _notification_settings(merged: Mapping[str, Any]) -> NotificationSettings:
     return NotificationSettings(
         digest_window=float(merged["DIGEST_WINDOW"]),
         digest_max_items=int(merged["DIGEST_MAX_ITEMS"]),

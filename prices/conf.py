@@ -1,13 +1,17 @@
-"""The `PRICES` setting: documented defaults, overridable in settings and by env vars."""
+"""The `PRICES` setting: documented defaults, overridable by `PRICES_<KEY>` env vars and
+`settings.PRICES` (in that order: `realtime_project.appsettings`)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+
+from realtime_project.appsettings import AppSettings
 
 #: Upstream hosts (reference/README.md). Per-source rows may override them in the admin.
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -38,19 +42,19 @@ def _defaults() -> dict[str, Any]:
         "BASE_URLS": dict(DEFAULT_BASE_URLS),
         # CoinGecko demo/pro key (header x-cg-demo-api-key / x-cg-pro-api-key). Keys come
         # from the environment only, never from the database or the admin.
-        "COINGECKO_API_KEY": os.environ.get("PRICES_COINGECKO_API_KEY", ""),
-        "COINGECKO_PRO": os.environ.get("PRICES_COINGECKO_PRO", "") in {"1", "true", "yes"},
+        "COINGECKO_API_KEY": "",
+        "COINGECKO_PRO": False,
         # HTTP timeouts (connect, read) in seconds: a slow source must not hold the tick.
         "CONNECT_TIMEOUT": 3.05,
         "READ_TIMEOUT": 5.0,
         # The simulated market: on by default only in embedded mode, so `make run` shows
         # moving prices offline; production must opt in explicitly (and its quotes are
         # always labelled `source: "simulated"`).
-        "SIMULATED": _env_bool("PRICES_SIMULATED", embedded),
+        "SIMULATED": embedded,
         # Poll the real exchanges (rows of kind coingecko/binance/coinbase/kraken). Off by
         # default in embedded mode: the offline demo must not hammer unreachable hosts.
-        "LIVE_SOURCES": _env_bool("PRICES_LIVE_SOURCES", not embedded),
-        "SIMULATED_SEED": int(os.environ.get("PRICES_SIMULATED_SEED", "42")),
+        "LIVE_SOURCES": not embedded,
+        "SIMULATED_SEED": 42,
         # Annualised volatility of the random walk (crypto majors trade around 50-80 %).
         "SIMULATED_VOLATILITY": 0.6,
         # A quote older than this is not fresh and does not count (Chainlink: reject
@@ -119,11 +123,13 @@ def _defaults() -> dict[str, Any]:
     }
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+PRICES = AppSettings(
+    "PRICES",
+    _defaults,
+    env_prefix="PRICES_",
+    # URL maps: rows of the admin and the validated PRICES_STREAM_URLS override them.
+    env_names={"BASE_URLS": None, "STREAM_URLS": None},
+)
 
 
 @dataclass(frozen=True)
@@ -173,20 +179,16 @@ class PricesSettings:
 
 
 def prices_settings() -> PricesSettings:
-    """The merged settings (read each time: cheap, and `override_settings` just works)."""
-    merged = _env_overrides(_defaults())
-    user: dict[str, Any] = dict(getattr(settings, "PRICES", {}) or {})
-    unknown = set(user) - set(merged)
-    if unknown:
-        raise ValueError(f"unknown PRICES settings: {sorted(unknown)}")
-    base_urls = {**merged["BASE_URLS"], **user.pop("BASE_URLS", {})}
-    stream_urls = {**merged["STREAM_URLS"], **user.pop("STREAM_URLS", {})}
-    merged.update(user)
+    """The typed settings (built once per reload: `override_settings` takes effect)."""
+    return PRICES.build(_prices_settings)
+
+
+def _prices_settings(merged: Mapping[str, Any]) -> PricesSettings:
     coalesce = float(merged["COALESCE_WINDOW"])
     if not 0 < coalesce <= MAX_COALESCE_WINDOW:
         raise ValueError(f"PRICES['COALESCE_WINDOW'] must be in (0, {MAX_COALESCE_WINDOW}] seconds, not {coalesce}")
     return PricesSettings(
-        base_urls=base_urls,
+        base_urls=dict(merged["BASE_URLS"]),
         coingecko_api_key=str(merged["COINGECKO_API_KEY"]),
         coingecko_pro=bool(merged["COINGECKO_PRO"]),
         connect_timeout=float(merged["CONNECT_TIMEOUT"]),
@@ -214,7 +216,7 @@ def prices_settings() -> PricesSettings:
         backoff_max=float(merged["BACKOFF_MAX"]),
         permanent_backoff=float(merged["PERMANENT_BACKOFF"]),
         ready_max_silence=float(merged["READY_MAX_SILENCE"]),
-        stream_urls=stream_urls,
+        stream_urls=dict(merged["STREAM_URLS"]),
         stream_url_override=stream_urls_from_env(),
         coalesce_window=coalesce,
         persist_interval=float(merged["PERSIST_INTERVAL"]),
@@ -229,33 +231,6 @@ def prices_settings() -> PricesSettings:
         stream_rotate_margin=float(merged["STREAM_ROTATE_MARGIN"]),
         stream_live_grace=float(merged["STREAM_LIVE_GRACE"]),
     )
-
-
-#: Keys read from their own env var above (with their own parsing).
-_OWN_ENV = {"COINGECKO_API_KEY", "COINGECKO_PRO", "SIMULATED", "LIVE_SOURCES", "SIMULATED_SEED"}
-
-
-def _env_overrides(merged: dict[str, Any]) -> dict[str, Any]:
-    """Env `PRICES_<KEY>` sets any scalar default (an operator's knob, a child process in
-    tests); `settings.PRICES` still wins over it. Lists are comma-separated."""
-    for key, default in merged.items():
-        raw = os.environ.get(f"PRICES_{key}")
-        if raw is None or raw == "" or key in _OWN_ENV or isinstance(default, dict):
-            continue
-        try:
-            if isinstance(default, bool):
-                merged[key] = _env_bool(f"PRICES_{key}", default)
-            elif isinstance(default, int):
-                merged[key] = int(raw)
-            elif isinstance(default, float):
-                merged[key] = float(raw)
-            elif isinstance(default, list | tuple):
-                merged[key] = [item.strip() for item in raw.split(",") if item.strip()]
-            else:
-                merged[key] = raw
-        except ValueError:
-            raise ValueError(f"env PRICES_{key}={raw!r} is not a {type(default).__name__}") from None
-    return merged
 
 
 def stream_urls_from_env(value: str | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ import pytest_asyncio
 import redis as redis_sync
 from django.conf import settings as django_settings
 
+from realtime_project.appsettings import reload_all
 from realtime_project.gateway import runtime
 from realtime_project.security import secret_key_problem
 from tests.support.redis_server import RedisServer
@@ -85,7 +86,9 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: Any) -
 
 @pytest.fixture(autouse=True)
 def _fresh_gateway_runtime() -> Iterator[None]:
-    """Each test gets its own hubs and in-memory history (they are per loop/process)."""
+    """Each test gets its own hubs and in-memory history (they are per loop/process), and
+    settings read from the environment as it is now (a test's `setenv` is undone)."""
+    reload_all()
     runtime.reset_for_tests()
     yield
     runtime.reset_for_tests()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from prices.conf import prices_settings
+from realtime_project.appsettings import reload_all
 
 
 def test_embedded_defaults_simulated_on_live_off(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,6 +24,7 @@ def test_embedded_defaults_simulated_on_live_off(settings: Any, monkeypatch: pyt
 def test_env_and_setting_overrides(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRICES_SIMULATED", "0")
     monkeypatch.setenv("PRICES_COINGECKO_API_KEY", "k")
+    reload_all()  # the environment is read once per process
     settings.EMBEDDED = True
     settings.PRICES = {"BASE_URLS": {"binance": "https://data-api.binance.vision"}, "DEVIATION_BPS": 5}
     conf = prices_settings()

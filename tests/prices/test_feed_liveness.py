@@ -17,6 +17,7 @@ import pytest
 from prices.feeds import PricesFeed
 from prices.models import Source, Symbol
 from prices.streams.registry import PROTOCOLS
+from realtime_project.appsettings import reload_all
 
 from .fakes import FakeExchanges, Fault
 from .streamkit import ManualClock, Published, until
@@ -56,6 +57,7 @@ async def test_all_venues_quiet_goes_degraded_then_stale_within_two_cadences_and
     await asyncio.to_thread(configure)
     settings.PRICES = {"LIVE_SOURCES": True, "SIMULATED": False, "MIN_SOURCES": 2}
     monkeypatch.setenv("PRICES_STREAM_URLS", json.dumps({kind: fake.url for kind, fake in venues.items()}))
+    reload_all()  # the environment is read once per process
     for kind in BTC:
         exchanges.fault(f"/{kind}", Fault(status=503, body=b""))  # REST down too, until step 3
     exchanges.set_price("BTC", 98_000.0)

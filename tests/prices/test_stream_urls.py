@@ -18,6 +18,7 @@ from prices.conf import prices_settings, stream_urls_from_env
 from prices.feeds import PricesFeed
 from prices.models import Source, Symbol
 from prices.selectors import stream_plan
+from realtime_project.appsettings import reload_all
 from tests.support.servers import ROOT, server_env
 
 from .streamkit import until
@@ -65,6 +66,7 @@ def test_the_override_wins_over_the_rows_and_the_settings(settings: Any, monkeyp
 
     override = {"binance": "ws://127.0.0.1:9001/stream", "kraken": "ws://127.0.0.1:9003/v2", "okx": "ws://x/okx"}
     monkeypatch.setenv("PRICES_STREAM_URLS", json.dumps(override))
+    reload_all()  # the environment is read once per process
     after = urls()
     assert after["binance"] == override["binance"] and after["kraken"] == override["kraken"]
     assert after["coinbase"] == before["coinbase"]  # a kind it does not name keeps its URL
@@ -94,6 +96,7 @@ async def test_the_feed_streams_from_the_overridden_url(
     await asyncio.to_thread(configure)
     settings.PRICES = {"LIVE_SOURCES": True, "SIMULATED": False, "MIN_SOURCES": 1}
     monkeypatch.setenv("PRICES_STREAM_URLS", json.dumps({"binance": binance.url}))
+    reload_all()  # the environment is read once per process
     binance.set_price("BTCUSDT", 97_000.0)
     binance.set_price("ETHUSDT", 3_500.0)
     feed = PricesFeed()
@@ -117,6 +120,7 @@ async def test_the_feed_streams_from_the_overridden_url(
 
 def test_a_wrong_override_fails_the_system_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRICES_STREAM_URLS", '{"binance": "http://nope"}')
+    reload_all()  # the environment is read once per process
     with pytest.raises(SystemCheckError, match=r"prices\.E001.*must be a ws:// or wss:// URL"):
         call_command("check")
 
