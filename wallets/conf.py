@@ -1,12 +1,17 @@
-"""Wallets settings: `settings.WALLETS` (and env vars) merged over documented defaults."""
+"""The `WALLETS` setting: the documented defaults of `WalletsSettings`, overridable by
+`WALLETS_<KEY>` env vars and `settings.WALLETS` (in that order: `realtime_project.appsettings`).
+Keys are the fields' names in upper case (`{"BATCH_BLOCKS": 50}`)."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from realtime_project.appsettings import AppSettings
 
 #: Confirmation depths by chain id (reference: chain facts). Polygon reorgs of hundreds
 #: of blocks have happened, hence 64; L2s settle on L1, so fewer blocks suffice.
@@ -77,32 +82,30 @@ class WalletsSettings:
         return float(DEFAULT_BLOCK_TIMES.get(chain_id, FALLBACK_POLL_INTERVAL))
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _defaults() -> dict[str, Any]:
+    values = {
+        f.name.upper(): f.default_factory() if callable(f.default_factory) else f.default
+        for f in dataclasses.fields(WalletsSettings)
+    }
+    values["DEV_CHAIN"] = bool(getattr(settings, "EMBEDDED", False))
+    return values
 
 
-_ENV: dict[str, tuple[str, Any]] = {
-    "batch_blocks": ("WALLETS_BATCH_BLOCKS", int),
-    "rpc_timeout": ("WALLETS_RPC_TIMEOUT", float),
-    "siwe_domain": ("WALLETS_SIWE_DOMAIN", str),
-    "siwe_uri": ("WALLETS_SIWE_URI", str),
-    "dev_chain": ("WALLETS_DEV_CHAIN", _bool),
-    "dev_chain_port": ("WALLETS_DEV_CHAIN_PORT", int),
-    "dev_chain_activity_interval": ("WALLETS_DEV_CHAIN_INTERVAL", float),
-}
+WALLETS = AppSettings(
+    "WALLETS",
+    _defaults,
+    env_prefix="WALLETS_",
+    # Named before the helper existed (README's configuration table).
+    env_names={"DEV_CHAIN_ACTIVITY_INTERVAL": "WALLETS_DEV_CHAIN_INTERVAL"},
+)
 
 
 def wallets_settings() -> WalletsSettings:
-    """Read per call (cheap) so tests can override `settings.WALLETS`."""
-    values: dict[str, Any] = {"dev_chain": bool(getattr(settings, "EMBEDDED", False))}
-    for key, (env, cast) in _ENV.items():
-        if os.environ.get(env):
-            values[key] = cast(os.environ[env])
-    for key, value in getattr(settings, "WALLETS", {}).items():
-        values[key.lower()] = value
-    if "confirmations" in values:
-        values["confirmations"] = {
-            **DEFAULT_CONFIRMATIONS,
-            **{int(k): int(v) for k, v in values["confirmations"].items()},
-        }
+    """The typed settings (built once per reload: `override_settings` takes effect)."""
+    return WALLETS.build(_wallets_settings)
+
+
+def _wallets_settings(merged: Mapping[str, Any]) -> WalletsSettings:
+    values = {key.lower(): value for key, value in merged.items()}
+    values["confirmations"] = {int(k): int(v) for k, v in merged["CONFIRMATIONS"].items()}
     return WalletsSettings(**values)

@@ -77,7 +77,7 @@ def evm() -> Iterator[Evm]:
 @pytest.fixture
 def chain(evm: Evm, settings: Any) -> Chain:
     """The EVM as a registered chain, scanned from the next block on, 3 confirmations."""
-    settings.WALLETS = {"address_filter_limit": 100}
+    settings.WALLETS = {"ADDRESS_FILTER_LIMIT": 100}
     return chain_register(
         chain_id=evm.chain_id,
         name="py-evm",

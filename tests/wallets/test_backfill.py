@@ -95,7 +95,7 @@ def test_linking_reads_the_past_activity_with_progress_frames_and_api(evm: Evm, 
 def test_depth_is_per_chain_and_progress_is_throttled_by_a_clock(
     evm: Evm, chain: Any, user: Any, settings: Any
 ) -> None:
-    settings.WALLETS = {"batch_blocks": 2}
+    settings.WALLETS = {"BATCH_BLOCKS": 2}
     a1 = evm.accounts[1]
     hashes = [evm.pay(0, a1, 10 + i) for i in range(6)]
     scanned(evm, chain)
@@ -135,7 +135,7 @@ def test_history_and_the_live_scan_meet_without_doubles(evm: Evm, chain: Any, us
 def test_a_backfill_interrupted_by_a_crash_resumes_where_it_stopped(
     evm: Evm, chain: Any, user: Any, settings: Any
 ) -> None:
-    settings.WALLETS = {"batch_blocks": 3}
+    settings.WALLETS = {"BATCH_BLOCKS": 3}
     a1 = evm.accounts[1]
     hashes = [evm.pay(0, a1, 100 + i) for i in range(8)]
     scanned(evm, chain)
@@ -258,7 +258,7 @@ def test_histories_finishing_together_publish_the_same_snapshots_in_one_read(
 def test_a_wallet_linked_while_histories_are_read_is_read_too(evm: Evm, chain: Any, user: Any, settings: Any) -> None:
     """The open histories are read once per run, not per batch: a link in the middle of a
     run changes the chain's links version, and the next batch reads them again."""
-    settings.WALLETS = {"address_filter_limit": 100, "batch_blocks": 2}
+    settings.WALLETS = {"ADDRESS_FILTER_LIMIT": 100, "BATCH_BLOCKS": 2}
     a1, a2 = evm.accounts[1:3]
     first = evm.head + 1
     paid = [evm.pay(0, a, 10**15 + n) for n in range(3) for a in (a1, a2)]

@@ -32,7 +32,7 @@ def demo_user(django_user_model: Any) -> Any:
 @pytest.fixture
 def dev_chain_settings(settings: Any) -> Any:
     # The activity thread idles (one hour between transactions): the test steps it itself.
-    settings.WALLETS = {"dev_chain": True, "dev_chain_port": free_port(), "dev_chain_activity_interval": 3600}
+    settings.WALLETS = {"DEV_CHAIN": True, "DEV_CHAIN_PORT": free_port(), "DEV_CHAIN_ACTIVITY_INTERVAL": 3600}
     return settings
 
 
@@ -112,7 +112,7 @@ def test_dev_chain_links_the_demo_wallet_and_its_activity_is_scanned(dev_chain_s
 
 
 def test_missing_anvil_is_one_warning_and_the_server_goes_on(settings: Any, caplog: Any) -> None:
-    settings.WALLETS = {"dev_chain": True, "dev_chain_anvil": "/nonexistent/anvil", "dev_chain_port": free_port()}
+    settings.WALLETS = {"DEV_CHAIN": True, "DEV_CHAIN_ANVIL": "/nonexistent/anvil", "DEV_CHAIN_PORT": free_port()}
     # A dev chain row left by an earlier run must not be scanned at its dead URL.
     chain_register(chain_id=DEV_CHAIN_ID, name=DEV_CHAIN_NAME, rpc_url="http://127.0.0.1:9", start_block=1)
     with caplog.at_level(logging.INFO):
@@ -125,7 +125,7 @@ def test_missing_anvil_is_one_warning_and_the_server_goes_on(settings: Any, capl
 
 
 def test_dev_chain_off_starts_nothing(settings: Any, caplog: Any) -> None:
-    settings.WALLETS = {"dev_chain": False, "dev_chain_anvil": "/nonexistent/anvil"}
+    settings.WALLETS = {"DEV_CHAIN": False, "DEV_CHAIN_ANVIL": "/nonexistent/anvil"}
     with caplog.at_level(logging.INFO):
         assert start_dev_chain() is None
     assert caplog.records == [] and not Chain.objects.exists()

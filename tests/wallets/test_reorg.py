@@ -113,7 +113,7 @@ def test_reorg_to_a_shorter_fork_is_detected_at_the_head(evm: Evm, chain: Any, u
 
 
 def test_reorg_deeper_than_the_window_stops_without_writing(evm: Evm, chain: Any, user: Any, settings: Any) -> None:
-    settings.WALLETS = {"reorg_window": 2}
+    settings.WALLETS = {"REORG_WINDOW": 2}
     a1 = evm.accounts[1]
     link(user, a1)
     chain.start_block = evm.head + 1
@@ -146,7 +146,7 @@ def test_a_deep_reorg_is_shown_in_health_and_admin_and_the_operator_rescans_from
     below the window, found through the stored activity) and the next scan follows the fork."""
     from wallets.health import chains_health
 
-    settings.WALLETS = {"reorg_window": 2}
+    settings.WALLETS = {"REORG_WINDOW": 2}
     a1, a2 = evm.accounts[1:3]
     link(user, a1)
     link(user, a2)

@@ -49,7 +49,7 @@ class Setup:
 @pytest.fixture
 def node(anvil: Any, faulty: Any, user: Any, settings: Any) -> Iterator[Setup]:
     # Generous for a loaded CI machine; the proxy delays 2.5 s when a timeout is wanted.
-    settings.WALLETS = {"rpc_timeout": 1.5, "batch_blocks": 3, "address_filter_limit": 100}
+    settings.WALLETS = {"RPC_TIMEOUT": 1.5, "BATCH_BLOCKS": 3, "ADDRESS_FILTER_LIMIT": 100}
     forget_log_ranges()
     setup = Setup(anvil, faulty)
     chain_register(
