@@ -25,6 +25,7 @@ database when they start, so a standby that takes over carries on where the lead
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import os
@@ -33,14 +34,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from django.conf import settings
 from django.dispatch import Signal
 
+from .appsettings import AppSettings
 from .backoff import full_jitter
 from .lease import Lease
 
@@ -65,14 +66,10 @@ class Feed(Protocol):
 # --- settings --------------------------------------------------------------------------
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    return float(value) if value.strip() else default
-
-
 @dataclass(frozen=True)
 class FeedSettings:
-    """`settings.FEEDS` over defaults; each key also from env `FEEDS_<KEY>`."""
+    """The `FEEDS` setting: these defaults, then env `FEEDS_<KEY>`, then `settings.FEEDS`
+    (`realtime_project.appsettings`; keys are the fields' names in upper case)."""
 
     #: First restart delay ceiling (full jitter: the delay is uniform in [0, ceiling]).
     backoff_base: float = 1.0
@@ -100,35 +97,33 @@ class FeedSettings:
     lease_retry: float = 0.5
 
 
+FEEDS = AppSettings(
+    "FEEDS",
+    {f.name.upper(): f.default for f in dataclasses.fields(FeedSettings)},
+    env_prefix="FEEDS_",
+)
+
+
 def feed_settings() -> FeedSettings:
-    user: dict[str, Any] = dict(getattr(settings, "FEEDS", {}) or {})
-    defaults = FeedSettings()
-    known = {f.upper() for f in FeedSettings.__dataclass_fields__}
-    unknown = set(user) - known
-    if unknown:
-        raise ValueError(f"unknown FEEDS settings: {sorted(unknown)}")
+    return FEEDS.build(_feed_settings)
 
-    def number(key: str, default: float) -> float:
-        return _env_float(f"FEEDS_{key}", float(user.get(key, default)))
 
-    def names(key: str) -> list[str]:
-        value = os.environ.get(f"FEEDS_{key}")
-        items = value.split(",") if value else list(user.get(key, ()))
-        return [item.strip() for item in items if item.strip()]
+def _feed_settings(merged: Mapping[str, Any]) -> FeedSettings:
+    def names(key: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in merged[key] if item.strip())
 
-    modules = names("EXTRA_MODULES")
     return FeedSettings(
-        backoff_base=number("BACKOFF_BASE", defaults.backoff_base),
-        backoff_cap=number("BACKOFF_CAP", defaults.backoff_cap),
-        stable_after=number("STABLE_AFTER", defaults.stable_after),
-        health_interval=number("HEALTH_INTERVAL", defaults.health_interval),
-        stop_timeout=number("STOP_TIMEOUT", defaults.stop_timeout),
-        extra_modules=tuple(modules),
-        only=tuple(names("ONLY")),
-        lease=(os.environ.get("FEEDS_LEASE") or str(user.get("LEASE", defaults.lease))).strip().lower(),
-        lease_duration=number("LEASE_DURATION", defaults.lease_duration),
-        lease_renew=number("LEASE_RENEW", defaults.lease_renew),
-        lease_retry=number("LEASE_RETRY", defaults.lease_retry),
+        backoff_base=float(merged["BACKOFF_BASE"]),
+        backoff_cap=float(merged["BACKOFF_CAP"]),
+        stable_after=float(merged["STABLE_AFTER"]),
+        health_interval=float(merged["HEALTH_INTERVAL"]),
+        stop_timeout=float(merged["STOP_TIMEOUT"]),
+        extra_modules=names("EXTRA_MODULES"),
+        only=names("ONLY"),
+        lease=str(merged["LEASE"]).strip().lower(),
+        lease_duration=float(merged["LEASE_DURATION"]),
+        lease_renew=float(merged["LEASE_RENEW"]),
+        lease_retry=float(merged["LEASE_RETRY"]),
     )
 
 

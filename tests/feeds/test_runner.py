@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from realtime_project.appsettings import reload_all
 from realtime_project.backoff import full_jitter
 from realtime_project.feeds import FeedRunner, FeedSettings, FeedState, discover_feeds
 from realtime_project.feeds_health import CacheHealthStore, feeds_report
@@ -286,6 +287,7 @@ def test_settings_come_from_feeds_and_the_environment(settings: Any, monkeypatch
 
     settings.FEEDS = {"BACKOFF_CAP": 5}
     monkeypatch.setenv("FEEDS_BACKOFF_BASE", "0.25")
+    reload_all()  # the environment is read once per process
     conf = feed_settings()
     assert conf.backoff_cap == 5 and conf.backoff_base == 0.25
     settings.FEEDS = {"BACKOF_CAP": 5}
