@@ -97,3 +97,64 @@ def test_reload_all_reads_a_changed_environment(monkeypatch: pytest.MonkeyPatch)
     assert conf.NAME == "x"  # read once per process (or per reload)
     reload_all()
     assert conf.NAME == "y"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "read"),
+    [
+        ("REALTIME_GC_FREEZE", "0", lambda: _conf("realtime_project.gateway.conf").REALTIME.GC_FREEZE),
+        (
+            "REALTIME_DEFLATE_CONTEXT_TAKEOVER",
+            "1",
+            lambda: _conf("realtime_project.gateway.conf").REALTIME.DEFLATE_CONTEXT_TAKEOVER,
+        ),
+        ("SITE_URL", "https://example.org/", lambda: _conf("notifications.conf").notification_settings().site_url),
+        (
+            "NOTIFICATIONS_QUIET_URGENT",
+            "0",
+            lambda: _conf("notifications.conf").notification_settings().quiet_hours_urgent_breaks_through,
+        ),
+        (
+            "WALLETS_DEV_CHAIN_INTERVAL",
+            "7.5",
+            lambda: _conf("wallets.conf").wallets_settings().dev_chain_activity_interval,
+        ),
+        ("ALERTS_MAX_RULES_PER_USER", "3", lambda: _conf("alerts.conf").alert_settings().max_rules_per_user),
+        ("FEEDS_ONLY", "a, b", lambda: _conf("realtime_project.feeds").feed_settings().only),
+    ],
+)
+def test_the_apps_variables_keep_their_names(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, read: Any
+) -> None:
+    monkeypatch.setenv(variable, value)
+    reload_all()
+    expected = {
+        "REALTIME_GC_FREEZE": False,
+        "REALTIME_DEFLATE_CONTEXT_TAKEOVER": True,
+        "SITE_URL": "https://example.org",
+        "NOTIFICATIONS_QUIET_URGENT": False,
+        "WALLETS_DEV_CHAIN_INTERVAL": 7.5,
+        "ALERTS_MAX_RULES_PER_USER": 3,
+        "FEEDS_ONLY": ("a", "b"),
+    }[variable]
+    assert read() == expected
+
+
+def test_every_app_refuses_an_unknown_key_and_lets_the_setting_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallets.conf import wallets_settings
+
+    monkeypatch.setenv("WALLETS_BATCH_BLOCKS", "5")
+    reload_all()
+    assert wallets_settings().batch_blocks == 5
+    with override_settings(WALLETS={"BATCH_BLOCKS": 7, "CONFIRMATIONS": {"137": 128}}):
+        conf = wallets_settings()
+        assert conf.batch_blocks == 7 and conf.confirmations_for(137) == 128 and conf.confirmations_for(1) == 12
+    with override_settings(WALLETS={"batch_blocks": 7}):  # keys are upper case, as in every app
+        with pytest.raises(ValueError, match="unknown WALLETS settings"):
+            wallets_settings()
+
+
+def _conf(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(module)
