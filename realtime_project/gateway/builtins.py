@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..clock import now_ms
 from .auth import authenticate_ticket
-from .clock import now_ms
 from .conf import gateway_settings
 from .errors import ErrorCode, GatewayError, TooManyConnections
 from .metrics import OUT_AUTHENTICATED, OUT_PONG, OUT_UNSUBSCRIBED, RTT

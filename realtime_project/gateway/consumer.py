@@ -17,6 +17,7 @@ from typing import Any
 
 from channels.db import aclose_old_connections
 
+from ..clock import SYSTEM_CLOCK, now_ms
 from .auth import (
     authenticate_ticket,
     origin_allowed,
@@ -26,7 +27,6 @@ from .auth import (
     session_credential,
 )
 from .builtins import record_pong
-from .clock import SYSTEM_CLOCK, now_ms
 from .conf import gateway_settings
 from .connections import Connection
 from .direct import RAW_SEND_KEY, direct_writer, set_text_hook, transport_control

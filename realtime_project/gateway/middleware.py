@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .clock import SYSTEM_CLOCK, Clock
+from ..clock import SYSTEM_CLOCK, Clock
 from .conf import GatewaySettings
 from .errors import CloseCode, RateLimited, Unauthenticated
 from .metrics import FRAMES_IN, HANDLER_LATENCY

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from realtime_project.gateway.clock import FakeClock, now_ms
+from realtime_project.clock import now_ms
 from realtime_project.gateway.heartbeat import GOOD_RTT, POOR_RTT, RTT_ALPHA, Action, Heartbeat, Quality
+from tests.support.clock import FakeClock
 
 T0 = 1_000.0
 

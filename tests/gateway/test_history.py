@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from realtime_project.gateway.clock import FakeClock
 from realtime_project.gateway.history import (
     MemoryHistory,
     Position,
@@ -23,6 +22,7 @@ from realtime_project.gateway.history import (
     recover,
 )
 from realtime_project.gateway.protocol import Since
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 E = "e0e0e0e0"

@@ -16,10 +16,10 @@ import pytest
 import redis as redis_sync
 import redis.asyncio as aioredis
 
-from realtime_project.gateway.clock import FakeClock
 from realtime_project.gateway.history import HistoryStore, MemoryHistory, Position, Publication, recover
 from realtime_project.gateway.history_redis import RedisHistory
 from realtime_project.gateway.protocol import Since
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.redis
 

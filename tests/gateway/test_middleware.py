@@ -9,7 +9,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from realtime_project.gateway import middleware
-from realtime_project.gateway.clock import FakeClock
 from realtime_project.gateway.conf import gateway_settings
 from realtime_project.gateway.connections import Connection
 from realtime_project.gateway.errors import (
@@ -25,6 +24,7 @@ from realtime_project.gateway.middleware import RateLimit, auth_required, charge
 from realtime_project.gateway.namespaces import ANONYMOUS, Principal
 from realtime_project.gateway.ratelimit import TokenBucket
 from realtime_project.gateway.router import Request, Router
+from tests.support.clock import FakeClock
 
 
 async def _discard(_: Any) -> None:

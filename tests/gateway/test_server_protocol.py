@@ -219,9 +219,9 @@ async def test_heartbeat_answers_read_by_uvicorn_keep_a_connection_and_silence_c
 def test_the_consumer_takes_valid_pongs_only() -> None:
     from types import SimpleNamespace
 
-    from realtime_project.gateway.clock import FakeClock
     from realtime_project.gateway.consumer import GatewayConsumer
     from tests.gateway.test_connections import Transport, make_connection
+    from tests.support.clock import FakeClock
 
     clock = FakeClock(start=50.0)  # the connection's heartbeat started at 50, pings every 25
     conn = make_connection(Transport())

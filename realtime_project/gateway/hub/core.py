@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ..clock import SYSTEM_CLOCK, Clock
+from ...clock import SYSTEM_CLOCK, Clock
 from ..conf import GatewaySettings
 from ..conflation import Conflator
 from ..connections import Connection, ConnectionManager

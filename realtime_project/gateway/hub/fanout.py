@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..clock import Clock
+from ...clock import Clock
 from ..connections import Connection
 from ..direct import SharedFrame
 from ..history import Publication

@@ -1,0 +1,48 @@
+"""The project's clock and the tests' `FakeClock`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from realtime_project.clock import SYSTEM_CLOCK, Clock, now_ms
+from tests.support.clock import FakeClock
+
+
+def test_the_system_clock_reads_what_django_and_time_read() -> None:
+    clock: Clock = SYSTEM_CLOCK
+    before = timezone.now()
+    now = clock.now()
+    assert now.tzinfo is not None and before <= now <= timezone.now()
+    assert abs(clock.time() - now.timestamp()) < 1
+
+
+def test_the_fake_clock_moves_only_when_told() -> None:
+    fake = FakeClock(start=5.0, wall=datetime(2026, 1, 1, tzinfo=UTC))
+    clock: Clock = fake
+    fake.advance(2.5)
+    assert clock.monotonic() == 7.5
+    assert clock.now() == datetime(2026, 1, 1, 0, 0, 2, 500_000, tzinfo=UTC)
+    assert now_ms(clock) == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000) + 2_500
+    fake.set(0.0)
+    assert clock.time() == 0.0 and clock.monotonic() == 7.5
+
+
+async def test_sleepers_wake_when_the_clock_passes_their_deadline() -> None:
+    clock = FakeClock()
+    woke: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(seconds)
+
+    tasks = [asyncio.create_task(sleeper(s)) for s in (1.0, 5.0)]
+    await asyncio.sleep(0)
+    await clock.run_for(0.5)
+    assert woke == []
+    await clock.run_for(0.5)
+    assert woke == [1.0]
+    assert await clock.step_until(lambda: woke == [1.0, 5.0], "the long sleeper woke") == 4.0
+    await asyncio.gather(*tasks)
