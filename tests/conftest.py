@@ -17,6 +17,7 @@ import pytest_asyncio
 import redis as redis_sync
 from django.conf import settings as django_settings
 
+from realtime_project import runtime as project_runtime
 from realtime_project.appsettings import reload_all
 from realtime_project.gateway import runtime
 from realtime_project.security import secret_key_problem
@@ -85,13 +86,14 @@ def _no_stray_database_sessions(django_db_setup: None, django_db_blocker: Any) -
 
 
 @pytest.fixture(autouse=True)
-def _fresh_gateway_runtime() -> Iterator[None]:
-    """Each test gets its own hubs and in-memory history (they are per loop/process), and
+def _fresh_runtime() -> Iterator[None]:
+    """Each test starts in a fresh process, as far as the product can tell: a new runtime
+    object (hubs, history stores, clients, the publisher's loop, the apps' state) and
     settings read from the environment as it is now (a test's `setenv` is undone)."""
     reload_all()
-    runtime.reset_for_tests()
+    project_runtime.reset()
     yield
-    runtime.reset_for_tests()
+    project_runtime.reset()
 
 
 #: Fixtures that bring in a real outside part, and the marker each implies: a test that

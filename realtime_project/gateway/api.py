@@ -13,18 +13,16 @@ Sync callers (Celery tasks, views, admin actions) publish through one long-lived
 event loop per process in a background thread, never `async_to_sync` per call: that
 costs 2-9 ms of CPU per call and, with channels-redis, opens connections per loop and
 breaks on closed loops (django/channels_redis#125, #332).
-The thread is recreated after fork (Celery prefork workers).
+The loop lives in the process's runtime object (`runtime.PUBLISHER`), made afresh after
+a fork (Celery prefork workers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -34,6 +32,7 @@ from typing import Any, TypeVar
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from ..runtime import Slot
 from .conf import gateway_settings
 from .errors import GatewayError
 from .history import Publication
@@ -52,7 +51,7 @@ from .layer_messages import (
 )
 from .namespaces import namespaces
 from .protocol import ChannelName, encode_payload, parse_channel
-from .runtime import get_history, server_loop, uses_memory_layer
+from .runtime import PUBLISHER, get_history, server_loop, uses_memory_layer
 
 __all__ = [
     "FencedOut",
@@ -99,13 +98,12 @@ def _history_limits(namespace: str) -> tuple[int, float]:
     return int(override.get("size", size)), float(override.get("ttl", ttl))
 
 
-_channel_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Embedded mode: one lock per channel (per event loop) around its history append and send.
+_CHANNEL_LOCKS: Slot[dict[str, asyncio.Lock]] = Slot("gateway.channel_locks", dict, per_loop=True)
 
 
 def _channel_lock(channel: str) -> asyncio.Lock:
-    locks = _channel_locks.setdefault(asyncio.get_running_loop(), {})
+    locks = _CHANNEL_LOCKS.get()
     lock = locks.get(channel)
     if lock is None:
         if len(locks) > 10_000:  # bounded: drop idle locks
@@ -186,7 +184,7 @@ async def _publish_redis(
 
 
 #: Embedded mode: idempotency keys remembered by this process (bounded, oldest first out).
-_memory_results: OrderedDict[str, list[Publication]] = OrderedDict()
+_MEMORY_RESULTS: Slot[OrderedDict[str, list[Publication]]] = Slot("gateway.memory_results", OrderedDict)
 _MEMORY_KEYS = 10_000
 
 
@@ -196,8 +194,9 @@ async def _publish_memory(
     """Embedded mode: in-memory history and layer, one process (no leases to fence)."""
     if fence is not None:
         raise ValueError("fencing tokens need the Redis store (REALTIME['HISTORY_REDIS_URL'])")
-    if key is not None and key in _memory_results:
-        return list(_memory_results[key])
+    memory_results = _MEMORY_RESULTS.get()
+    if key is not None and key in memory_results:
+        return list(memory_results[key])
     appends = []
     for name, payload in items:
         size, ttl = _history_limits(name.namespace)
@@ -213,9 +212,9 @@ async def _publish_memory(
         else:
             await get_channel_layer().group_send(BATCH_GROUP, batch_message(batch, time.time()))
     if key is not None:
-        _memory_results[key] = pubs
-        while len(_memory_results) > _MEMORY_KEYS:
-            _memory_results.popitem(last=False)
+        memory_results[key] = pubs
+        while len(memory_results) > _MEMORY_KEYS:
+            memory_results.popitem(last=False)
     return pubs
 
 
@@ -322,40 +321,6 @@ def _revoke(user_id: int, reason: str, session_key: str | None, token_key: str |
 # --- sync API -----------------------------------------------------------------------
 
 
-class _PublisherLoop:
-    """A daemon thread running one event loop for all sync publishes of this process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = 0
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid() or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=run, name="realtime-publisher", daemon=True).start()
-                ready.wait()
-                self._loop, self._pid = loop, os.getpid()
-            return self._loop
-
-    def reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._loop = None
-
-
-_publisher = _PublisherLoop()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_publisher.reset_after_fork)
-
-
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
@@ -364,7 +329,7 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     else:
         coro.close()
         raise RuntimeError("publish()/send_to_user() called from async code: use await apublish()/asend_to_user()")
-    loop = _embedded_target() or _publisher.loop()
+    loop = _embedded_target() or PUBLISHER.get().loop()
     return asyncio.run_coroutine_threadsafe(coro, loop).result(PUBLISH_TIMEOUT)
 
 

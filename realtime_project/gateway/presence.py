@@ -14,10 +14,10 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..runtime import Slot
 from .conf import gateway_settings
 
 if TYPE_CHECKING:
@@ -25,23 +25,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("realtime.presence")
 
-#: One Redis client per event loop (redis-py's asyncio connections belong to their loop);
-#: weakly keyed, so a closed loop's client goes with it (runtime.reset_for_tests clears it).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 #: After a connection change, wait this long before refreshing (a reconnect storm
 #: becomes one write per second, not one per connection).
 PRESENCE_DEBOUNCE = 1.0
 
 
-def _client() -> Any:
+def _new_client() -> Any:
     import redis.asyncio as aioredis
 
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(gateway_settings().history_redis_url, decode_responses=True)
-        _clients[loop] = client
-    return client
+    return aioredis.Redis.from_url(gateway_settings().history_redis_url, decode_responses=True)
+
+
+#: One Redis client per event loop (redis-py's asyncio connections belong to their loop),
+#: kept in the runtime object: a new loop never gets a closed loop's client.
+CLIENT: Slot[Any] = Slot("gateway.presence_client", _new_client, per_loop=True)
+
+
+def _client() -> Any:
+    return CLIENT.get()
 
 
 def _keys(gateway_id: str) -> tuple[str, str, str]:

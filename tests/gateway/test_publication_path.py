@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from realtime_project import runtime as project_runtime
 from realtime_project.gateway import runtime
 from realtime_project.gateway.api import FencedOut, apublish, apublish_many
 from tests.support.tcp_proxy import CuttingProxy
@@ -74,7 +75,7 @@ async def test_a_publish_whose_connection_dies_mid_call_is_stored_and_sent_once(
     proxy = CuttingProxy(urlsplit(redis_url).port or 6379)
     await proxy.start()
     redis_settings.REALTIME = {**redis_settings.REALTIME, "HISTORY_REDIS_URL": proxy.url}
-    runtime.reset_for_tests()
+    project_runtime.reset()
     try:
         await apublish("prices:BTC", {"n": 1})  # warm: the script is loaded, the pool has a connection
         proxy.cut_next = b"EVALSHA"

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 
 from prices.services.overview import market_overview_refresh
 from prices.services.tick import PriceTicker, prices_tick, reset_ticker
-from realtime_project.gateway import runtime
+from realtime_project import runtime as project_runtime
 from tests.support.ws import Client
 
 # The flush after a transactional test drops the seeded symbols: re-seed them.
@@ -50,7 +50,7 @@ async def test_new_subscriber_gets_the_latest_from_the_database_when_history_is_
     report = await asyncio.to_thread(prices_tick)
     assert report.batch is not None
     await database_sync_to_async(market_overview_refresh)()
-    runtime.reset_for_tests()  # history lost (a restarted embedded server, a flushed Redis)
+    project_runtime.reset()  # history lost (a restarted embedded server, a flushed Redis)
     client = Client()
     assert await client.connect()
     await subscribe(client, "prices:ETH", 1)
