@@ -33,8 +33,7 @@ import random
 import signal
 import socket
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -43,11 +42,10 @@ from django.dispatch import Signal
 
 from .appsettings import AppSettings
 from .backoff import full_jitter
+from .clock import SYSTEM_CLOCK, Clock
 from .lease import Lease
 
 logger = logging.getLogger("realtime.feeds")
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @runtime_checkable
@@ -224,8 +222,8 @@ def instance_id() -> str:
 class FeedRunner:
     """Runs feeds, restarts them with full-jitter backoff, reports their health.
 
-    `clock` (wall time, for reports), `monotonic`, `sleep` and `rng` are injectable so
-    tests drive restarts and delays without waiting.
+    `clock` (wall time for reports, monotonic time for runs, sleeping between restarts)
+    and `rng` are injectable so tests drive restarts and delays without waiting.
     """
 
     def __init__(
@@ -234,9 +232,7 @@ class FeedRunner:
         *,
         conf: FeedSettings | None = None,
         store: HealthStore | None = None,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         instance: str | None = None,
     ) -> None:
@@ -244,8 +240,6 @@ class FeedRunner:
         self.supervised = [Supervised(feed) for feed in feeds]
         self.store = store
         self.clock = clock
-        self.monotonic = monotonic
-        self.sleep = sleep
         self.rng = rng or random.Random()
         self.instance = instance or instance_id()
         self.started_at: float | None = None
@@ -264,7 +258,7 @@ class FeedRunner:
         """Start every feed (no-op when already active)."""
         if self.active:
             return
-        self.started_at = self.clock()
+        self.started_at = self.clock.time()
         for sup in self.supervised:
             sup.streak = 0
             sup.task = asyncio.create_task(self._supervise(sup), name=f"feed:{sup.feed.name}")
@@ -315,8 +309,8 @@ class FeedRunner:
         while True:
             sup.state = FeedState.RUNNING
             sup.starts += 1
-            sup.running_since, sup.retry_at = self.clock(), None
-            began = self.monotonic()
+            sup.running_since, sup.retry_at = self.clock.time(), None
+            began = self.clock.monotonic()
             try:
                 await sup.feed.run()
             except asyncio.CancelledError:
@@ -338,18 +332,18 @@ class FeedRunner:
                     raise asyncio.CancelledError
                 self._failed(sup, "returned: a feed must run until cancelled")
                 logger.error("feed %s returned; restarting", name)
-            if self.monotonic() - began >= self.conf.stable_after:
+            if self.clock.monotonic() - began >= self.conf.stable_after:
                 sup.streak = 0
             delay = full_jitter(sup.streak, base=self.conf.backoff_base, cap=self.conf.backoff_cap, rng=self.rng)
             sup.streak += 1
             sup.restarts += 1
-            sup.state, sup.running_since, sup.retry_at = FeedState.BACKOFF, None, self.clock() + delay
+            sup.state, sup.running_since, sup.retry_at = FeedState.BACKOFF, None, self.clock.time() + delay
             logger.info("feed %s restarts in %.2fs (attempt %d)", name, delay, sup.streak)
-            await self.sleep(delay)
+            await self.clock.sleep(delay)
 
     def _failed(self, sup: Supervised, error: str) -> None:
         sup.failures += 1
-        sup.last_error, sup.last_error_at = error[:300], self.clock()
+        sup.last_error, sup.last_error_at = error[:300], self.clock.time()
 
     # --- health ----------------------------------------------------------------------
 
@@ -360,7 +354,7 @@ class FeedRunner:
             "instance": self.instance,
             "active": self.active,
             "started_at": self.started_at,
-            "updated_at": self.clock(),
+            "updated_at": self.clock.time(),
             "interval": self.conf.health_interval,
             "ok": self.active and all(f["ok"] for f in feeds.values()),
             "feeds": feeds,
@@ -376,7 +370,7 @@ class FeedRunner:
                 await self._in_store_thread(self.store.write, self.health())
             except Exception:
                 logger.exception("could not write the feeds' health")
-            await self.sleep(self.conf.health_interval)
+            await self.clock.sleep(self.conf.health_interval)
 
 
 def _cancelling() -> bool:

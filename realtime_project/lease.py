@@ -39,11 +39,12 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from .clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger("realtime.lease")
 
@@ -234,9 +235,9 @@ class Lease:
     key: str
     owner: str = ""
     duration: float = DURATION
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = SYSTEM_CLOCK
     token: str | None = None
-    #: Local deadline (on `clock`): past it this process must not act as the holder.
+    #: Local deadline (on `clock.monotonic()`): past it this process must not act as the holder.
     valid_until: float = 0.0
 
     def __post_init__(self) -> None:
@@ -252,7 +253,7 @@ class Lease:
 
     def valid(self) -> bool:
         """Whether this process holds the lease now, by its own clock."""
-        return self.token is not None and self.clock() < self.valid_until
+        return self.token is not None and self.clock.monotonic() < self.valid_until
 
     def hold(self) -> bool:
         """Renew the lease if held, else try to take it; returns `valid()` afterwards.
@@ -260,7 +261,7 @@ class Lease:
         A store error (Redis down) keeps a held lease until its local deadline, never
         longer, and is raised only when it decided nothing (the caller logs it).
         """
-        sent = self.clock()
+        sent = self.clock.monotonic()
         if self.token is not None:
             try:
                 renewed = self.store.renew(self.key, self.token, self.ttl_ms)
@@ -343,7 +344,11 @@ async def lead(
                 leading = lease.token
                 await on_elected(leading)
             # A holder wakes in time to renew, and at the latest when the lease would lapse.
-            wait = max(0.0, min(renew_every, lease.valid_until - lease.clock())) if leading is not None else retry_every
+            wait = (
+                max(0.0, min(renew_every, lease.valid_until - lease.clock.monotonic()))
+                if leading is not None
+                else retry_every
+            )
             if pause is not None:
                 await pause(wait)
                 continue

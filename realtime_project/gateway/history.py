@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..clock import SYSTEM_CLOCK, Clock
 from .protocol import Since
 
 
@@ -108,12 +108,12 @@ class _ChannelLog:
 class MemoryHistory:
     """In-process history (embedded mode and tests). Not shared between processes."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self._channels: dict[str, _ChannelLog] = {}
 
     def _get(self, channel: str) -> _ChannelLog:
-        now = self._clock()
+        now = self._clock.monotonic()
         state = self._channels.get(channel)
         if state is None or (state.expires_at and now >= state.expires_at):
             # Like Redis keys expiring: the history is gone, so is the epoch.
@@ -128,7 +128,7 @@ class MemoryHistory:
         state.log.append(pub)
         while len(state.log) > size:
             state.log.popleft()
-        state.expires_at = self._clock() + ttl
+        state.expires_at = self._clock.monotonic() + ttl
         return pub
 
     async def append_many(self, items: list[AppendItem]) -> list[Publication]:

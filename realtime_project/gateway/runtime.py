@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
@@ -100,7 +99,7 @@ HUB: Slot[Hub] = Slot("gateway.hub", _new_hub, per_loop=True)
 #: The Redis history store of each event loop (production).
 REDIS_HISTORY: Slot[HistoryStore] = Slot("gateway.redis_history", _new_redis_history, per_loop=True)
 #: The in-memory history of the process (embedded mode).
-MEMORY_HISTORY: Slot[MemoryHistory] = Slot("gateway.memory_history", lambda: MemoryHistory(time.monotonic))
+MEMORY_HISTORY: Slot[MemoryHistory] = Slot("gateway.memory_history", MemoryHistory)
 #: The loop of the server's hub in this process (embedded mode publishes through it).
 SERVER_LOOP: Slot[asyncio.AbstractEventLoop | None] = Slot("gateway.server_loop", lambda: None)
 #: The loop of sync publishes (`api.publish` from Celery tasks, views, the shell).

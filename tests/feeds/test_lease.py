@@ -13,23 +13,13 @@ from typing import Any
 import pytest
 
 from realtime_project.lease import Lease, lead
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
 
 
 class FakeStore:
     """The Redis scripts' semantics, with TTLs on the injected clock."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.keys: dict[str, tuple[str, float]] = {}
         self.counter = 0
@@ -37,7 +27,7 @@ class FakeStore:
 
     def _live(self, key: str) -> str | None:
         value = self.keys.get(key)
-        if value is None or value[1] <= self.clock():
+        if value is None or value[1] <= self.clock.monotonic():
             self.keys.pop(key, None)
             return None
         return value[0]
@@ -52,14 +42,14 @@ class FakeStore:
             return None
         self.counter += 1
         token = f"{self.counter}.{owner}"
-        self.keys[key] = (token, self.clock() + ttl_ms / 1000)
+        self.keys[key] = (token, self.clock.monotonic() + ttl_ms / 1000)
         return token
 
     def renew(self, key: str, token: str, ttl_ms: int) -> bool:
         self._check()
         if self._live(key) != token:
             return False
-        self.keys[key] = (token, self.clock() + ttl_ms / 1000)
+        self.keys[key] = (token, self.clock.monotonic() + ttl_ms / 1000)
         return True
 
     def release(self, key: str, token: str) -> bool:
@@ -74,21 +64,21 @@ class FakeStore:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def store(clock: Clock) -> FakeStore:
+def store(clock: FakeClock) -> FakeStore:
     return FakeStore(clock)
 
 
-def lease(store: FakeStore, clock: Clock, owner: str) -> Lease:
+def lease(store: FakeStore, clock: FakeClock, owner: str) -> Lease:
     return Lease(store, "rt:lease:feeds", owner=owner, duration=3.0, clock=clock)
 
 
 def test_one_holder_at_a_time_and_a_standby_takes_over_once_the_holder_stops_renewing(
-    store: FakeStore, clock: Clock
+    store: FakeStore, clock: FakeClock
 ) -> None:
     a, b = lease(store, clock, "a"), lease(store, clock, "b")
     assert a.hold() is True and a.token == "1.a" and a.fence == ("rt:lease:feeds", "1.a")
@@ -106,7 +96,7 @@ def test_one_holder_at_a_time_and_a_standby_takes_over_once_the_holder_stops_ren
     assert not a.valid()  # by its own clock too: it stopped acting when its lease lapsed
 
 
-def test_a_paused_holder_finds_its_lease_taken_and_stands_down(store: FakeStore, clock: Clock) -> None:
+def test_a_paused_holder_finds_its_lease_taken_and_stands_down(store: FakeStore, clock: FakeClock) -> None:
     a, b = lease(store, clock, "a"), lease(store, clock, "b")
     assert a.hold()
     clock.advance(10.0)  # `a` paused (GC, SIGSTOP, a frozen VM) far past its lease
@@ -116,7 +106,7 @@ def test_a_paused_holder_finds_its_lease_taken_and_stands_down(store: FakeStore,
     assert store.holder("rt:lease:feeds") == "2.b"
 
 
-def test_an_unreachable_store_keeps_the_lease_only_until_its_local_deadline(store: FakeStore, clock: Clock) -> None:
+def test_an_unreachable_store_keeps_the_lease_only_until_its_local_deadline(store: FakeStore, clock: FakeClock) -> None:
     a = lease(store, clock, "a")
     assert a.hold()
     store.down = True
@@ -133,7 +123,7 @@ def test_an_unreachable_store_keeps_the_lease_only_until_its_local_deadline(stor
     assert a.hold() and a.token == "2.a"  # a fresh acquisition, a fresh token
 
 
-def test_the_deadline_counts_from_before_the_renewal_was_sent(store: FakeStore, clock: Clock) -> None:
+def test_the_deadline_counts_from_before_the_renewal_was_sent(store: FakeStore, clock: FakeClock) -> None:
     a = lease(store, clock, "a")
 
     slow = store.renew
@@ -144,19 +134,19 @@ def test_the_deadline_counts_from_before_the_renewal_was_sent(store: FakeStore, 
 
     assert a.hold()
     store.renew = renew_taking_a_second  # type: ignore[method-assign]
-    sent = clock()
+    sent = clock.monotonic()
     assert a.hold()
     assert a.valid_until == sent + 3.0  # never later than the key's own expiry
 
 
-def test_release_hands_over_at_the_standbys_next_try(store: FakeStore, clock: Clock) -> None:
+def test_release_hands_over_at_the_standbys_next_try(store: FakeStore, clock: FakeClock) -> None:
     a, b = lease(store, clock, "a"), lease(store, clock, "b")
     assert a.hold()
     a.release()
     assert not a.valid() and b.hold()
 
 
-def test_duration_must_be_positive(store: FakeStore, clock: Clock) -> None:
+def test_duration_must_be_positive(store: FakeStore, clock: FakeClock) -> None:
     with pytest.raises(ValueError, match="positive"):
         Lease(store, "k", duration=0, clock=clock)
 
@@ -164,7 +154,7 @@ def test_duration_must_be_positive(store: FakeStore, clock: Clock) -> None:
 class Loop:
     """Drives `lead()` on the fake clock: each pause advances it."""
 
-    def __init__(self, clock: Clock, stop: asyncio.Event, rounds: int) -> None:
+    def __init__(self, clock: FakeClock, stop: asyncio.Event, rounds: int) -> None:
         self.clock, self.stop, self.rounds = clock, stop, rounds
         self.pauses: list[float] = []
         self.hooks: dict[int, Any] = {}
@@ -187,7 +177,7 @@ async def call_now(fn: Any) -> bool:
 class Recorder:
     """`on_elected` / `on_deposed` that note what happened (and when, on the fake clock)."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
         self.clock = clock
         self.events: list[str] = []
 
@@ -195,7 +185,7 @@ class Recorder:
         self.events.append(f"elected {token}")
 
     async def deposed(self) -> None:
-        when = f" at {self.clock() - 1000.0:.1f}" if self.clock is not None else ""
+        when = f" at {self.clock.monotonic() - 1000.0:.1f}" if self.clock is not None else ""
         self.events.append(f"deposed{when}")
 
     async def lead(self, lease: Lease, loop: Loop) -> list[str]:
@@ -205,7 +195,7 @@ class Recorder:
         return self.events
 
 
-async def test_lead_elects_renews_every_second_and_resigns_at_stop(store: FakeStore, clock: Clock) -> None:
+async def test_lead_elects_renews_every_second_and_resigns_at_stop(store: FakeStore, clock: FakeClock) -> None:
     a = lease(store, clock, "a")
     loop = Loop(clock, asyncio.Event(), rounds=5)
 
@@ -216,7 +206,7 @@ async def test_lead_elects_renews_every_second_and_resigns_at_stop(store: FakeSt
 
 
 async def test_lead_stands_down_when_the_lease_is_taken_and_restarts_under_a_new_token(
-    store: FakeStore, clock: Clock
+    store: FakeStore, clock: FakeClock
 ) -> None:
     a, b = lease(store, clock, "a"), lease(store, clock, "b")
     loop = Loop(clock, asyncio.Event(), rounds=12)
@@ -238,7 +228,7 @@ async def test_lead_stands_down_when_the_lease_is_taken_and_restarts_under_a_new
 
 
 async def test_lead_restarts_the_work_when_the_lease_is_lost_and_retaken_at_once(
-    store: FakeStore, clock: Clock
+    store: FakeStore, clock: FakeClock
 ) -> None:
     """Redis restarted empty while held: the renewal fails, the same call takes it again
     with a new token, and the work restarts under it (old fences would be refused)."""
@@ -251,7 +241,7 @@ async def test_lead_restarts_the_work_when_the_lease_is_lost_and_retaken_at_once
 
 
 async def test_lead_keeps_the_work_through_a_store_blip_but_not_past_the_deadline(
-    store: FakeStore, clock: Clock
+    store: FakeStore, clock: FakeClock
 ) -> None:
     a = lease(store, clock, "a")
     loop = Loop(clock, asyncio.Event(), rounds=8)

@@ -239,12 +239,14 @@ def test_two_beats_never_double_schedule_and_the_standby_resumes_from_the_last_r
 def test_a_beat_whose_lease_lapsed_sends_nothing(beat_schedule: str, store: RedisLeaseStore, key_prefix: str) -> None:
     key = f"{key_prefix}:lease:beat"
     sent: list[tuple[str, str]] = []
-    now = [0.0]
-    lease = Lease(store, key, owner="a", clock=lambda: now[0])
+    from tests.support.clock import FakeClock
+
+    clock = FakeClock()
+    lease = Lease(store, key, owner="a", clock=clock)
     a = scheduler(lease, sent, "a")
     try:
         assert lease.hold()
-        now[0] += 10.0  # paused between its renewal and the send
+        clock.advance(10.0)  # paused between its renewal and the send
         entry = next(iter(a.schedule.values()))
         a.apply_entry(entry)
         assert sent == []

@@ -13,33 +13,7 @@ from realtime_project.appsettings import reload_all
 from realtime_project.backoff import full_jitter
 from realtime_project.feeds import FeedRunner, FeedSettings, FeedState, discover_feeds
 from realtime_project.feeds_health import CacheHealthStore, feeds_report
-
-
-class ManualTime:
-    """A clock and a `sleep` that returns only when the test advances time."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-        self._waiting: list[tuple[float, asyncio.Future[None]]] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((self.now + delay, fut))
-        await fut
-
-    async def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for due, fut in list(self._waiting):
-            if due <= self.now and not fut.done():
-                fut.set_result(None)
-        self._waiting = [(d, f) for d, f in self._waiting if not f.done()]
-        for _ in range(5):  # let woken tasks run
-            await asyncio.sleep(0)
+from tests.support.clock import FakeClock
 
 
 class ScriptedFeed:
@@ -81,14 +55,12 @@ class MemoryStore:
         self.snapshot = None
 
 
-def make_runner(feeds: list[Any], time: ManualTime, **conf: Any) -> FeedRunner:
+def make_runner(feeds: list[Any], time: FakeClock, **conf: Any) -> FeedRunner:
     settings = FeedSettings(**{"backoff_base": 1.0, "backoff_cap": 8.0, "stable_after": 60.0, **conf})
     return FeedRunner(
         feeds,
         conf=settings,
-        clock=time.clock,
-        monotonic=time.clock,
-        sleep=time.sleep,
+        clock=time,
         rng=random.Random(7),
         instance="test:1",
     )
@@ -103,7 +75,7 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 
 async def test_a_failing_feed_is_restarted_with_full_jitter_backoff_and_counted() -> None:
-    time = ManualTime()
+    time = FakeClock()
     feed = ScriptedFeed("flaky", [RuntimeError("one"), RuntimeError("two"), RuntimeError("three")])
     runner = make_runner([feed], time)
     await runner.start()
@@ -111,7 +83,7 @@ async def test_a_failing_feed_is_restarted_with_full_jitter_backoff_and_counted(
     await until(lambda: len(time.sleeps) == 1)
     assert sup.state == FeedState.BACKOFF and sup.failures == 1 and sup.last_error == "RuntimeError: one"
     for expected_runs in (2, 3, 4):
-        await time.advance(max(time.sleeps[-1], 0.0))
+        await time.run_for(max(time.sleeps[-1], 0.0))
         await until(lambda n=expected_runs: feed.runs == n)
     await until(lambda: sup.state == FeedState.RUNNING)
     # Full jitter: attempt n waits uniformly in [0, min(cap, base * 2**n)].
@@ -125,7 +97,7 @@ async def test_a_failing_feed_is_restarted_with_full_jitter_backoff_and_counted(
 
 
 async def test_a_feed_that_ran_long_enough_restarts_from_the_shortest_delay() -> None:
-    time = ManualTime()
+    time = FakeClock()
     feed = ScriptedFeed("x", [RuntimeError("a"), RuntimeError("b")])
     runs_long = False
 
@@ -143,39 +115,39 @@ async def test_a_feed_that_ran_long_enough_restarts_from_the_shortest_delay() ->
     await runner.start()
     sup = runner.supervised[0]
     await until(lambda: len(time.sleeps) == 1)
-    await time.advance(time.sleeps[0])
+    await time.run_for(time.sleeps[0])
     await until(lambda: len(time.sleeps) == 2)
     assert sup.streak == 2  # two quick failures: the next delay's ceiling is 4 s
-    await time.advance(time.sleeps[1])
+    await time.run_for(time.sleeps[1])
     await until(lambda: runs_long and time.sleeps[-1] == 120)
-    await time.advance(120)
+    await time.run_for(120)
     await until(lambda: len(time.sleeps) == 4)
     assert sup.streak == 1 and time.sleeps[3] <= 1.0  # attempt 0 again
     await runner.stop()
 
 
 async def test_a_feed_that_returns_counts_as_a_failure_and_is_restarted() -> None:
-    time = ManualTime()
+    time = FakeClock()
     feed = ScriptedFeed("returns", ["return"])
     runner = make_runner([feed], time)
     await runner.start()
     await until(lambda: len(time.sleeps) == 1)
     sup = runner.supervised[0]
     assert sup.failures == 1 and "returned" in sup.last_error
-    await time.advance(time.sleeps[0])
+    await time.run_for(time.sleeps[0])
     await until(lambda: feed.runs == 2)
     await runner.stop()
 
 
 async def test_one_failing_feed_never_stops_the_others() -> None:
-    time = ManualTime()
+    time = FakeClock()
     steady = ScriptedFeed("steady", ["block"])
     broken = ScriptedFeed("broken", [ValueError("bad frame")] * 10)
     runner = make_runner([steady, broken], time)
     await runner.start()
     for _ in range(5):
         await until(lambda: runner.supervised[1].state == FeedState.BACKOFF)
-        await time.advance(10)
+        await time.run_for(10)
     assert steady.runs == 1 and runner.supervised[0].state == FeedState.RUNNING
     assert runner.supervised[1].failures >= 5
     health = runner.health()
@@ -185,7 +157,7 @@ async def test_one_failing_feed_never_stops_the_others() -> None:
 
 
 async def test_stop_and_start_switch_the_whole_runner_and_report_health() -> None:
-    time = ManualTime()
+    time = FakeClock()
     feed = ScriptedFeed("a", ["block", "block"])
     store = MemoryStore()
     runner = make_runner([feed], time, health_interval=2.0)
@@ -206,7 +178,7 @@ async def test_stop_and_start_switch_the_whole_runner_and_report_health() -> Non
 
 
 async def test_a_feed_that_ignores_cancellation_is_abandoned_after_the_stop_timeout() -> None:
-    time = ManualTime()
+    time = FakeClock()
     release = asyncio.Event()
 
     class Stubborn:
@@ -236,7 +208,7 @@ async def test_a_feed_that_ignores_cancellation_is_abandoned_after_the_stop_time
 
 
 async def test_a_broken_health_method_is_reported_not_raised() -> None:
-    time = ManualTime()
+    time = FakeClock()
 
     class BadHealth(ScriptedFeed):
         def health(self) -> dict[str, Any]:

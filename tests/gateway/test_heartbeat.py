@@ -290,7 +290,7 @@ class TestHubChecks:
 
         clock = FakeClock(start=T0)
         settings = conf.GatewaySettings(**{**conf.gateway_settings().__dict__, "heartbeat_interval": 5.0})
-        hub = Hub(layer=None, history=MemoryHistory(clock.monotonic), settings=settings, clock=clock)
+        hub = Hub(layer=None, history=MemoryHistory(clock), settings=settings, clock=clock)
         sent: dict[str, list[str]] = {}
         visits: list[str] = []
 

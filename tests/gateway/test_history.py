@@ -118,7 +118,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store(clock: FakeClock) -> MemoryHistory:
-    return MemoryHistory(clock.monotonic)
+    return MemoryHistory(clock)
 
 
 class TestMemoryHistory:

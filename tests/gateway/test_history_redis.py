@@ -59,7 +59,7 @@ class Harness:
 async def harness(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[Harness]:
     if request.param == "memory":
         clock = FakeClock()
-        memory = MemoryHistory(clock.monotonic)
+        memory = MemoryHistory(clock)
 
         async def age_memory(seconds: float) -> None:
             clock.advance(seconds)

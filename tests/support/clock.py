@@ -23,6 +23,8 @@ class FakeClock:
         self._mono = start
         self._wall = wall.timestamp() if isinstance(wall, datetime) else float(wall)
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        #: Every `sleep` asked for, in order (what a test of delays asserts on).
+        self.sleeps: list[float] = []
 
     def time(self) -> float:
         return self._wall
@@ -34,6 +36,7 @@ class FakeClock:
         return datetime.fromtimestamp(self._wall, UTC)
 
     async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._sleepers.append((self._mono + max(0.0, seconds), fut))
         try:
@@ -56,7 +59,7 @@ class FakeClock:
     async def run_for(self, seconds: float) -> None:
         """`advance`, then let the woken sleepers run."""
         self.advance(seconds)
-        for _ in range(3):
+        for _ in range(5):
             await asyncio.sleep(0)
 
     async def step_until(

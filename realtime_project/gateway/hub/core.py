@@ -74,7 +74,9 @@ class Hub:
         self.channels: dict[str, ChannelState] = {}
         self.intake: PubSubIntake | None = None
         if intake_url:
-            self.intake = PubSubIntake(intake_url, self._on_pubsub, on_up=self._intake_up, on_down=self._intake_down)
+            self.intake = PubSubIntake(
+                intake_url, self._on_pubsub, on_up=self._intake_up, on_down=self._intake_down, clock=clock
+            )
             self.membership = Membership(PubSubGroups(self.intake, layer_prefix))
         else:
             self.membership = Membership(LayerGroups(layer))

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+from ...clock import SYSTEM_CLOCK, Clock
+
 logger = logging.getLogger("realtime.hub")
 
 PING_INTERVAL = 1.0
@@ -116,7 +118,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         intake = self.intake
-        intake.last_reply = intake.clock()
+        intake.last_reply = intake.clock.monotonic()
         for reply in self.parser.feed(data):
             if type(reply) is list and reply and reply[0] == b"message":
                 try:
@@ -141,7 +143,7 @@ class PubSubIntake:
         *,
         on_up: Callable[[bool], Any],
         on_down: Callable[[Exception | None], None],
-        clock: Callable[[], float] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
@@ -152,7 +154,7 @@ class PubSubIntake:
         self.on_message = on_message
         self.on_up = on_up
         self.on_down = on_down
-        self.clock = clock or (lambda: asyncio.get_running_loop().time())
+        self.clock = clock
         self.channels: set[str] = set()
         self.last_reply = 0.0
         self._proto: _Protocol | None = None
@@ -261,12 +263,12 @@ class PubSubIntake:
         transport = proto.transport
         assert transport is not None
         while not proto.lost.done():
-            sent = self.clock()
+            sent = self.clock.monotonic()
             transport.write(command("PING"))
             done, _ = await asyncio.wait({proto.lost}, timeout=PING_INTERVAL)
             if done:
                 break
-            if self.clock() - max(self.last_reply, sent) > PING_TIMEOUT - PING_INTERVAL:
+            if self.clock.monotonic() - max(self.last_reply, sent) > PING_TIMEOUT - PING_INTERVAL:
                 transport.abort()
                 return TimeoutError(f"no reply from Redis in {PING_TIMEOUT}s")
         return proto.lost.result()
