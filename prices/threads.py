@@ -1,13 +1,21 @@
-"""Thread pools kept for the life of the process, recreated after fork."""
+"""Thread pools kept for the life of the process, in its runtime object."""
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from realtime_project.runtime import Slot
+
 _lock = threading.Lock()
-_pools: dict[str, tuple[int, ThreadPoolExecutor]] = {}
+
+
+def _shut_down(pools: dict[str, ThreadPoolExecutor]) -> None:
+    for pool in pools.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+_POOLS: Slot[dict[str, ThreadPoolExecutor]] = Slot("prices.thread_pools", dict, close=_shut_down)
 
 
 def thread_pool(name: str, workers: int) -> ThreadPoolExecutor:
@@ -15,11 +23,11 @@ def thread_pool(name: str, workers: int) -> ThreadPoolExecutor:
 
     Starting a pool per tick cost a few ms of thread starts on a busy 2-core machine
     (bench/prices_tick.py); a child process (Celery prefork) gets its own pool, since
-    the parent's threads do not exist there.
+    the parent's threads do not exist there (the runtime object is made afresh).
     """
-    pid = os.getpid()
+    pools = _POOLS.get()
     with _lock:
-        entry = _pools.get(name)
-        if entry is None or entry[0] != pid:
-            entry = _pools[name] = (pid, ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name))
-        return entry[1]
+        pool = pools.get(name)
+        if pool is None:
+            pool = pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        return pool

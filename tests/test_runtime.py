@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
 from realtime_project import runtime
 from realtime_project.runtime import Slot
+from tests.support.fork import in_forked_child
 
 
 class Thing:
@@ -68,15 +68,5 @@ def test_values_lists_every_loop_s_value() -> None:
 @pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
 def test_a_forked_child_starts_with_a_fresh_runtime() -> None:
     thing = PROCESS_THING.get()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: the parent's runtime is forgotten, not closed
-        fresh = PROCESS_THING.get() is not thing and not thing.closed
-        os.write(write, b"1" if fresh else b"0")
-        os._exit(0)
-    os.close(write)
-    try:
-        assert os.read(read, 1) == b"1"
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
+    # The child forgets the parent's runtime; it does not close it.
+    assert in_forked_child(lambda: PROCESS_THING.get() is not thing and not thing.closed)

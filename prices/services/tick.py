@@ -21,6 +21,7 @@ from typing import Any
 from django.db import transaction
 
 from realtime_project.events import bus
+from realtime_project.runtime import Slot
 
 from ..aggregation import AggregatedPrice, PriceAggregator
 from ..change import ChangeFilter
@@ -292,23 +293,12 @@ def _from_update(payload: dict[str, Any]) -> AggregatedPrice:
     )
 
 
-_ticker: PriceTicker | None = None
-_ticker_lock = threading.Lock()
+#: The process's tick state (quotes, TWAP, change filter), in its runtime object.
+TICKER: Slot[PriceTicker] = Slot("prices.ticker", PriceTicker)
 
 
 def ticker() -> PriceTicker:
-    global _ticker
-    with _ticker_lock:
-        if _ticker is None:
-            _ticker = PriceTicker()
-        return _ticker
-
-
-def reset_ticker(new: PriceTicker | None = None) -> None:
-    """Forget the process's tick state (tests; a cold start warms from the database)."""
-    global _ticker
-    with _ticker_lock:
-        _ticker = new
+    return TICKER.get()
 
 
 def prices_tick() -> TickReport:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,8 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+
+from realtime_project.runtime import Slot
 
 from .base import BadResponse, Blocked, RateLimited, SourceUnavailable
 
@@ -25,10 +25,6 @@ USER_AGENT = "realtime-platform-prices/1.0"
 MAX_RETRY_AFTER = 3 * 86_400.0
 #: Cap on a response body: a source sending more is broken or hostile.
 MAX_BODY_BYTES = 8 * 1024 * 1024
-
-_lock = threading.Lock()
-_session: requests.Session | None = None
-_session_pid = 0
 
 
 class _Session(requests.Session):
@@ -56,19 +52,23 @@ class _Session(requests.Session):
         return {**settings, "proxies": dict(settings["proxies"])}
 
 
+def _new_session() -> requests.Session:
+    session = _Session()
+    # No automatic retries: a failing source goes into backoff instead.
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return session
+
+
+#: The process's session (connection pooling/keep-alive), in its runtime object (a forked
+#: child makes its own).
+SESSION: Slot[requests.Session] = Slot("prices.http_session", _new_session, close=requests.Session.close)
+
+
 def shared_session() -> requests.Session:
-    """The process's session (connection pooling/keep-alive); recreated after fork."""
-    global _session, _session_pid
-    with _lock:
-        if _session is None or _session_pid != os.getpid():
-            session = _Session()
-            # No automatic retries: a failing source goes into backoff instead.
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-            _session, _session_pid = session, os.getpid()
-        return _session
+    return SESSION.get()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from prices.services.tick import reset_ticker
 from prices.sources.base import SourceConfig
-from prices.sources.registry import reset_adapters
 
 from .fakes import FakeExchanges
 
@@ -34,15 +32,6 @@ def seeded_defaults(transactional_db: None) -> None:
 
     importlib.import_module("prices.migrations.0002_seed_defaults").seed(apps, None)
     importlib.import_module("prices.migrations.0003_streams").seed(apps, None)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_prices_state() -> Iterator[None]:
-    reset_adapters()
-    reset_ticker()
-    yield
-    reset_adapters()
-    reset_ticker()
 
 
 def config(exchanges: FakeExchanges, kind: str, **extra: Any) -> SourceConfig:

@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from prices.services.overview import market_overview_refresh
-from prices.services.tick import PriceTicker, prices_tick, reset_ticker
+from prices.services.tick import TICKER, PriceTicker, prices_tick
 from realtime_project import runtime as project_runtime
 from tests.support.ws import Client
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 @pytest.fixture
 def simulated(settings: Any) -> None:
     settings.PRICES = {"SIMULATED": True, "LIVE_SOURCES": False, "MIN_SOURCES": 1}
-    reset_ticker(PriceTicker())
+    TICKER.set(PriceTicker())
 
 
 async def subscribe(client: Client, channel: str, rid: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from django.test import Client
 from prices import api
 from prices.models import Candle, LatestPrice, MarketOverview, Source, Symbol
 from prices.services.overview import market_overview_refresh
-from prices.services.tick import PriceTicker, reset_ticker
+from prices.services.tick import TICKER, PriceTicker
 from prices.tasks import TICK_LOCK, market_overview, prune_history, tick
 
 from .fakes import FakeExchanges, Fault
@@ -30,7 +30,7 @@ def ticked(live_prices: Any, exchanges: FakeExchanges) -> FakeExchanges:
     exchanges.set_price("ETH", 3_500.0, change=-4.0)
     exchanges.set_price("SOL", 240.0, change=7.5)
     exchanges.set_price("BNB", 650.0, change=-0.5)
-    reset_ticker(PriceTicker())
+    TICKER.set(PriceTicker())
     assert tick.apply().get()["published"] == 4
     return exchanges
 

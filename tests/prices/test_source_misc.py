@@ -124,9 +124,6 @@ def test_decode_json_reads_what_sources_send_and_refuses_the_rest() -> None:
 
 
 def test_session_reads_the_environment_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    import prices.sources.http as http
-
-    monkeypatch.setattr(http, "_session", None)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "api.kraken.com")
     session = shared_session()
@@ -143,17 +140,17 @@ def test_session_reads_the_environment_once_per_host(monkeypatch: pytest.MonkeyP
     assert explicit["proxies"]["https"] == "http://p:1"  # explicit settings are not cached
 
 
-def test_thread_pools_live_as_long_as_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_thread_pools_live_as_long_as_the_process() -> None:
     from prices.threads import thread_pool
+    from tests.support.fork import in_forked_child
 
     pool = thread_pool("prices-test", 2)
     assert thread_pool("prices-test", 2) is pool  # every tick reuses the same threads
     assert pool.submit(lambda: 42).result(5) == 42
-    parent = os.getpid()
-    monkeypatch.setattr(os, "getpid", lambda: parent + 1)  # as in a forked Celery child
-    child = thread_pool("prices-test", 2)  # the parent's threads do not exist in a child
-    assert child is not pool and child.submit(lambda: 43).result(5) == 43
-    child.shutdown()
-    pool.shutdown()
+
+    def child_has_its_own() -> bool:  # a Celery prefork child: the parent's threads are not there
+        child = thread_pool("prices-test", 2)
+        return child is not pool and child.submit(lambda: 43).result(5) == 43
+
+    assert in_forked_child(child_has_its_own)

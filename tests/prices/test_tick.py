@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from prices.models import Candle, LatestPrice, Source, Symbol, SymbolMapping
 from prices.services.sources import source_set_enabled
-from prices.services.tick import PriceTicker, reset_ticker
+from prices.services.tick import TICKER, PriceTicker
 
 from .fakes import Asset, FakeExchanges, Fault
 from .streamkit import Published
@@ -45,7 +45,7 @@ def ticker(live_prices: Any, clock: Clock) -> PriceTicker:
     Source.objects.filter(slug="coinbase").update(max_requests=40)  # every seeded product each tick
     Source.objects.filter(slug="okx").update(enabled=False)  # the four sources these cases were written for
     t = PriceTicker(clock=clock)
-    reset_ticker(t)
+    TICKER.set(t)
     return t
 
 
