@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
+
 from .backoff import backoff_seconds
 from .conf import PricesSettings
 from .live import LivePrices
 from .services.tick import Poll, poll_source
 from .sources.base import PriceSource
-from .streams.client import StreamClock, SystemClock
 from .threads import thread_pool
 
 logger = logging.getLogger("prices.fallback")
@@ -62,14 +63,14 @@ class RestPoller:
         sources: list[PolledSource],
         conf: PricesSettings,
         record: Callable[[PolledSource, Poll, int], None],
-        clock: StreamClock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.live = live
         self.sources = sources
         self.conf = conf
         #: Writes a poll's outcome to source health (called on the database thread).
         self.record = record
-        self.clock = clock or SystemClock()
+        self.clock = clock
 
     async def run(self) -> None:
         clock = self.clock

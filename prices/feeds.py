@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 from realtime_project.events import bus
 
 from .activity import streams_mark_active, streams_mark_inactive
@@ -34,7 +35,7 @@ from .services.sources import source_record_poll, sources_record_streams
 from .services.tick import Poll
 from .sources.registry import get_adapter
 from .sources.simulated import SimulatedSource
-from .streams.client import StreamClock, StreamSettings, SystemClock, VenueStream
+from .streams.client import StreamSettings, VenueStream
 from .streams.registry import protocol_for
 from .streams.simulated import SimulatedStream
 
@@ -64,8 +65,8 @@ class _Replan(Exception):
 class PricesFeed:
     name = "prices"
 
-    def __init__(self, *, clock: StreamClock | None = None, rng: random.Random | None = None, **stream_kwargs: Any):
-        self.clock = clock or SystemClock()
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None, **stream_kwargs: Any):
+        self.clock = clock
         self.rng = rng or random.Random()
         self.stream_kwargs = stream_kwargs
         self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices-db")

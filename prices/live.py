@@ -29,6 +29,8 @@ from typing import Any
 
 from django.db import close_old_connections, transaction
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
+
 from .aggregation import AggregatedPrice, PriceAggregator
 from .change import ChangeFilter
 from .conf import PricesSettings
@@ -38,7 +40,6 @@ from .payloads import PriceUpdate, RecentTrade, price_update, recent_trade
 from .quotes import Quote, QuoteRejected
 from .services.history import CandleBook, latest_prices_save
 from .sources.base import Trade
-from .streams.client import StreamClock, SystemClock
 from .streams.events import Tick, TradeEvent
 
 logger = logging.getLogger("prices.live")
@@ -70,7 +71,7 @@ class LivePrices:
         symbol_ids: dict[str, int],
         publish: Publish,
         emit: Emit,
-        clock: StreamClock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         db: ThreadPoolExecutor | None = None,
         persist: bool = True,
     ) -> None:
@@ -78,7 +79,7 @@ class LivePrices:
         self.symbol_ids = dict(symbol_ids)
         self.publish = publish
         self.emit = emit
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.db = db or ThreadPoolExecutor(max_workers=1, thread_name_prefix="prices-db")
         #: Write published prices to the database (off in tests of the pure flow).
         self.persist = persist

@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from realtime_project.backoff import full_jitter
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from .events import Acked, Liveness, Problem, RateLimited, Rejected, RequestFailed, Shutdown, Tick, TradeEvent
 from .order import SequenceBook, TradeIds
@@ -43,25 +44,6 @@ logger = logging.getLogger("prices.streams")
 UNKNOWN_TTL = 600.0
 #: Our pace never drops below this many messages per second after rate-limit warnings.
 MIN_PACE = 0.25
-
-
-class StreamClock(Protocol):
-    def time(self) -> float: ...
-
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 class StreamSink(Protocol):
@@ -156,7 +138,7 @@ class VenueStream:
         ids: dict[str, str],
         sink: StreamSink,
         settings: StreamSettings | None = None,
-        clock: StreamClock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         connector: Callable[..., Any] = connect,
         on_liveness: Callable[[], None] | None = None,
@@ -168,7 +150,7 @@ class VenueStream:
         self.ids = dict(ids)
         self.sink = sink
         self.settings = settings or StreamSettings()
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.rng = rng or random.Random()
         self.connector = connector
         #: Called when a connection closes or finishes subscribing (its ids' liveness changed

@@ -7,10 +7,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
+
 from ..quotes import Quote
 from ..sources.base import Trade
 from ..sources.simulated import SimulatedSource
-from .client import StreamClock, SystemClock
 
 #: Mean seconds between two ticks of a symbol (majors tick about once a second).
 MEAN_INTERVAL = 1.0
@@ -31,7 +32,7 @@ class SimulatedStream:
         on_quote: Callable[[Quote], None],
         on_trade: Callable[[str, str, Trade], None],
         trade_symbols: frozenset[str] = frozenset(),
-        clock: StreamClock | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
         self.source = source
@@ -39,7 +40,7 @@ class SimulatedStream:
         self.on_quote = on_quote
         self.on_trade = on_trade
         self.trade_symbols = trade_symbols
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.rng = rng or random.Random(source.config.seed)
         self.ticks = 0
         self.trades = 0

@@ -1,4 +1,4 @@
-"""Helpers of the stream tests: a manual clock and a sink that records what arrived."""
+"""Helpers of the stream tests: a sink that records what arrived (the clock: tests.support.clock)."""
 
 from __future__ import annotations
 
@@ -8,54 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prices.streams.events import Tick, TradeEvent
-
-
-class ManualClock:
-    """Wall and monotonic time that move only when the test says; `sleep` waits for it."""
-
-    def __init__(self, wall: float | None = None) -> None:
-        import time
-
-        self._wall = time.time() if wall is None else wall
-        self._mono = 1_000.0
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def time(self) -> float:
-        return self._wall
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    async def sleep(self, seconds: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._mono + max(0.0, seconds), fut))
-        try:
-            await fut
-        finally:
-            self._sleepers = [(d, f) for d, f in self._sleepers if f is not fut]
-
-    async def step_until(
-        self, predicate: Callable[[], Any], what: str, *, step: float = 0.25, limit: float = 120.0
-    ) -> float:
-        """Advance in `step`s (letting the loop run between them) until `predicate`; returns
-        the simulated seconds it took. Fails after `limit` simulated seconds."""
-        elapsed = 0.0
-        while not predicate():
-            if elapsed >= limit:
-                raise AssertionError(f"{what} never happened in {limit} simulated seconds")
-            await self.advance(step)
-            await asyncio.sleep(0.005)  # real I/O (a close handshake, a reconnect) may be involved
-            elapsed += step
-        return elapsed
-
-    async def advance(self, seconds: float) -> None:
-        self._wall += seconds
-        self._mono += seconds
-        for due, fut in list(self._sleepers):
-            if due <= self._mono and not fut.done():
-                fut.set_result(None)
-        for _ in range(3):
-            await asyncio.sleep(0)
 
 
 class RecordingSink:

@@ -2,13 +2,14 @@
 each venue's cadences (an injected clock), and REST polling takes over.
 
 The feed runs in-process (`PricesFeed`) against the four fake venues and the fake REST
-APIs; time is the test's (`ManualClock`): the assertions are about simulated seconds.
+APIs; time is the test's (`FakeClock`): the assertions are about simulated seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +19,10 @@ from prices.feeds import PricesFeed
 from prices.models import Source, Symbol
 from prices.streams.registry import PROTOCOLS
 from realtime_project.appsettings import reload_all
+from tests.support.clock import FakeClock
 
 from .fakes import FakeExchanges, Fault
-from .streamkit import ManualClock, Published, until
+from .streamkit import Published, until
 from .venues import FakeVenue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_defaults")]
@@ -61,7 +63,7 @@ async def test_all_venues_quiet_goes_degraded_then_stale_within_two_cadences_and
     for kind in BTC:
         exchanges.fault(f"/{kind}", Fault(status=503, body=b""))  # REST down too, until step 3
     exchanges.set_price("BTC", 98_000.0)
-    clock = ManualClock()
+    clock = FakeClock(wall=time.time())
     feed = PricesFeed(clock=clock)
 
     with Published.capture("test-feed-liveness") as published:
@@ -114,7 +116,7 @@ async def test_all_venues_quiet_goes_degraded_then_stale_within_two_cadences_and
                 health = await asyncio.to_thread(rows)
                 if all(h.get("rest") == "fallback" and h.get("ok") is False for h in health.values()):
                     break
-                await clock.advance(1.0)
+                await clock.run_for(1.0)
                 await asyncio.sleep(0.05)
             else:
                 raise AssertionError(f"the source rows never said so: {health}")

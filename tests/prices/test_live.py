@@ -5,6 +5,7 @@ that goes silent stops counting at once, an outlier venue is flagged and left ou
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from prices.conf import prices_settings
 from prices.events import PricesPublished
 from prices.live import LivePrices
 from prices.streams.events import Tick, TradeEvent
+from tests.support.clock import FakeClock
 
-from .streamkit import ManualClock, until
+from .streamkit import until
 
 SOURCES = ["binance", "coinbase", "kraken", "okx"]
 
@@ -34,8 +36,8 @@ class Recorder:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock(wall=time.time())
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def live(settings: Any, clock: ManualClock, recorder: Recorder) -> LivePrices:
+def live(settings: Any, clock: FakeClock, recorder: Recorder) -> LivePrices:
     settings.PRICES = {"MIN_SOURCES": 2, "COALESCE_WINDOW": 0.05, "DEVIATION_BPS": 1.0}
     prices = LivePrices(
         conf=prices_settings(),
@@ -59,12 +61,12 @@ def live(settings: Any, clock: ManualClock, recorder: Recorder) -> LivePrices:
     return prices
 
 
-def tick(live: LivePrices, clock: ManualClock, source: str, symbol: str, price: float) -> str | None:
+def tick(live: LivePrices, clock: FakeClock, source: str, symbol: str, price: float) -> str | None:
     return live.on_tick(source, symbol, Tick(f"{symbol}-X", price, int(clock.time() * 1000) - 5, 1.0, 10.0))
 
 
 async def test_changes_within_the_window_go_out_in_one_publication_first_one_at_once(
-    live: LivePrices, clock: ManualClock, recorder: Recorder
+    live: LivePrices, clock: FakeClock, recorder: Recorder
 ) -> None:
     task = asyncio.create_task(live.run())
     try:
@@ -79,7 +81,7 @@ async def test_changes_within_the_window_go_out_in_one_publication_first_one_at_
         stamp = int(clock.time() * 1000) - 5
         await asyncio.sleep(0.01)
         assert len(recorder.publications()) == 1  # the rest waits for the window
-        await clock.advance(0.05)
+        await clock.run_for(0.05)
         await until(lambda: len(recorder.publications()) == 2, "one coalesced publication")
         second = recorder.publications()[1]
         assert [u["symbol"] for u in second] == ["BTC", "ETH", "SOL"]  # one update per symbol
@@ -96,7 +98,7 @@ async def test_changes_within_the_window_go_out_in_one_publication_first_one_at_
 
 
 async def test_an_unchanged_price_is_not_published_again(
-    live: LivePrices, clock: ManualClock, recorder: Recorder
+    live: LivePrices, clock: FakeClock, recorder: Recorder
 ) -> None:
     tick(live, clock, "binance", "BTC", 100.0)
     tick(live, clock, "coinbase", "BTC", 100.0)
@@ -108,9 +110,7 @@ async def test_an_unchanged_price_is_not_published_again(
     assert update["price"] == pytest.approx(100.1)
 
 
-async def test_a_venue_five_percent_off_is_an_outlier_flagged_and_left_out(
-    live: LivePrices, clock: ManualClock
-) -> None:
+async def test_a_venue_five_percent_off_is_an_outlier_flagged_and_left_out(live: LivePrices, clock: FakeClock) -> None:
     for source in ("binance", "coinbase", "okx"):
         tick(live, clock, source, "BTC", 100.0)
     tick(live, clock, "kraken", "BTC", 105.0)
@@ -121,7 +121,7 @@ async def test_a_venue_five_percent_off_is_an_outlier_flagged_and_left_out(
 
 
 async def test_a_silent_venue_stops_counting_at_once_and_all_down_goes_stale(
-    live: LivePrices, clock: ManualClock
+    live: LivePrices, clock: FakeClock
 ) -> None:
     for source in SOURCES:
         tick(live, clock, source, "BTC", 100.0)
@@ -136,18 +136,18 @@ async def test_a_silent_venue_stops_counting_at_once_and_all_down_goes_stale(
     assert update["stale"] and update["degraded"] and update["sources"] == [] and update["price"] == 100.0
 
 
-async def test_live_venues_keep_quiet_quotes_fresh(live: LivePrices, clock: ManualClock) -> None:
+async def test_live_venues_keep_quiet_quotes_fresh(live: LivePrices, clock: FakeClock) -> None:
     tick(live, clock, "coinbase", "ETH", 10.0)
     tick(live, clock, "kraken", "ETH", 10.0)
     await live.flush()
     for _ in range(10):  # 10 minutes without a ticker (a quiet product), the streams alive
-        await clock.advance(60)
+        await clock.run_for(60)
         live.sweep({"coinbase": {"ETH"}, "kraken": {"ETH"}})
     price = live.aggregator.aggregate(live.symbol_ids, now=clock.time())["ETH"]
     assert not price.stale and price.sources == ("coinbase", "kraken")
 
 
-async def test_bad_ticks_are_rejected_and_counted_per_source(live: LivePrices, clock: ManualClock) -> None:
+async def test_bad_ticks_are_rejected_and_counted_per_source(live: LivePrices, clock: FakeClock) -> None:
     now_ms = int(clock.time() * 1000)
     assert live.on_tick("okx", "BTC", Tick("BTC-USDT", -1.0, now_ms)) == "invalid_price"
     assert live.on_tick("okx", "BTC", Tick("BTC-USDT", 0.0, now_ms)) == "invalid_price"
@@ -159,7 +159,7 @@ async def test_bad_ticks_are_rejected_and_counted_per_source(live: LivePrices, c
     assert live.aggregator.get_price("BTC") is None and await live.flush() == []
 
 
-def test_recent_trades_keep_the_venue_and_the_taker_side(live: LivePrices, clock: ManualClock) -> None:
+def test_recent_trades_keep_the_venue_and_the_taker_side(live: LivePrices, clock: FakeClock) -> None:
     live.on_trade("coinbase", "BTC", TradeEvent("BTC-USD", 10, 100.5, 0.25, "buy", 2_000))
     live.on_trade("kraken", "ETH", TradeEvent("ETH/USD", 11, 10.5, 3.0, "sell", 3_000))
     assert live.trades.latest() == [

@@ -23,8 +23,10 @@ from prices.live import LivePrices
 from prices.streams.binance import BinanceProtocol
 from prices.streams.client import StreamSettings, VenueStream
 from prices.streams.registry import protocol_for
+from realtime_project.clock import SYSTEM_CLOCK, Clock
+from tests.support.clock import FakeClock
 
-from .streamkit import ManualClock, RecordingSink, until
+from .streamkit import RecordingSink, until
 from .venues import FakeVenue
 
 VENUES = ["binance", "coinbase", "kraken", "okx"]
@@ -62,7 +64,7 @@ async def streaming(
     sink: Any,
     *,
     ids: dict[str, str] | None = None,
-    clock: Any = None,
+    clock: Clock = SYSTEM_CLOCK,
     settings: StreamSettings = FAST,
     protocol: Any = None,
     trades: bool = True,
@@ -226,14 +228,14 @@ async def test_a_shutdown_notice_replaces_the_connection_at_once(venue: FakeVenu
 
 @pytest.mark.parametrize("venue", ["kraken"], indirect=True)
 async def test_kraken_maintenance_reconnects_after_its_delay(venue: FakeVenue) -> None:
-    clock = ManualClock()
+    clock = FakeClock(wall=time.time())
     sink = RecordingSink()
     async with streaming(venue, sink, clock=clock) as stream:
         await until(stream.live, "live")
         venue.notice()  # status: maintenance
         await until(lambda: venue.open_connections() == 0, "the client left")
         assert venue.total_connections == 1  # and waits (reference: ≥ 5 s after maintenance)
-        await clock.advance(5.0)
+        await clock.run_for(5.0)
         await until(lambda: venue.total_connections == 2 and stream.live(), "back after the delay")
 
 
@@ -250,7 +252,7 @@ async def test_a_venue_closing_at_its_lifetime_limit_is_reconnected(venue: FakeV
 
 @pytest.mark.parametrize("venue", ["binance"], indirect=True)
 async def test_rotation_before_the_lifetime_limit_loses_no_update(venue: FakeVenue) -> None:
-    clock = ManualClock()
+    clock = FakeClock(wall=time.time())
     protocol = BinanceProtocol()
     protocol.lifetime = 100.0  # the venue's 24 h, shortened
     settings = StreamSettings(**{**FAST.__dict__, "rotate_margin": 10.0})
@@ -273,7 +275,7 @@ async def test_rotation_before_the_lifetime_limit_loses_no_update(venue: FakeVen
         emitter.start()
         try:
             await until(lambda: len(sink.ticks) > 20, "ticks flowing")
-            await clock.advance(91.0)  # past lifetime - margin
+            await clock.run_for(91.0)  # past lifetime - margin
             await until(lambda: stream.counts["rotations"] == 1, "a rotation")
             await until(lambda: venue.open_connections() == 1, "the old connection closed")
             seen = len(sink.ticks)
@@ -289,7 +291,7 @@ async def test_rotation_before_the_lifetime_limit_loses_no_update(venue: FakeVen
 
 @pytest.mark.parametrize("venue", VENUES, indirect=True)
 async def test_a_silent_stall_is_detected_and_reconnected(venue: FakeVenue) -> None:
-    clock = ManualClock()
+    clock = FakeClock(wall=time.time())
     sink = RecordingSink()
     async with streaming(venue, sink, clock=clock) as stream:
         await until(stream.live, "live")
