@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import notifications.api
+from realtime_project.runtime import Slot
 
 from . import selectors
 from .choices import Kind
@@ -416,17 +417,12 @@ def _trigger_price(group: Taken) -> float:
     return group.previous if is_percent and group.previous is not None else group.value
 
 
-_engine: AlertEngine | None = None
-_engine_lock = threading.Lock()
+#: The process's engine (its index loads on the first evaluation), in the runtime object.
+ENGINE: Slot[AlertEngine] = Slot("alerts.engine", AlertEngine)
 
 
 def get_engine() -> AlertEngine:
-    """The process-wide engine (its index loads on the first evaluation)."""
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            _engine = AlertEngine()
-        return _engine
+    return ENGINE.get()
 
 
 def on_feeds_elected(**_: Any) -> None:

@@ -209,17 +209,15 @@ def test_malformed_updates_in_a_batch_are_ignored(engine, clock, make_user) -> N
     assert engine.evaluate({**bad, "timestamp": 1}).fired == []
 
 
-def test_the_prices_subscriber_uses_the_process_engine(clock, make_user, monkeypatch) -> None:
+def test_the_prices_subscriber_uses_the_process_engine(clock, make_user) -> None:
     from alerts import engine as engine_module
     from prices.api import PricesPublished
 
     user = make_user()
-    monkeypatch.setattr(engine_module, "_engine", None)
     engine_module.get_engine().register_alert(user_id=user.pk, kind="price_above", symbol="BTC", threshold="10")
     published = batch(clock, BTC=11.0)
     engine_module.on_prices_published(PricesPublished(tuple(published["updates"]), published["timestamp"]))
     assert len(alerts_of(user)) == 1
-    monkeypatch.setattr(engine_module, "_engine", None)
 
 
 def test_a_failed_trigger_rolls_back_and_rearms(engine, clock, make_user, monkeypatch) -> None:

@@ -24,7 +24,7 @@ def test_the_engine_subscribes_to_price_publications(make_user, clock, monkeypat
 
     [sub] = [s for s in bus.subscriptions(PricesPublished) if s.name == SUBSCRIPTION]  # AlertsConfig.ready
     assert sub.handler is on_prices_published and sub.merge is PricesPublished.merge
-    monkeypatch.setattr(engine_module, "_engine", AlertEngine(clock=clock))
+    engine_module.ENGINE.set(AlertEngine(clock=clock))
     user = make_user()
     engine_module.get_engine().register_alert(user_id=user.pk, kind="price_above", symbol="BTC", threshold="50000")
     event = PricesPublished(tuple(batch(clock, BTC=50_001.0)["updates"]), int(clock.now.timestamp() * 1000))

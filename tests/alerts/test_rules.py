@@ -51,7 +51,7 @@ def known_symbols(monkeypatch: pytest.MonkeyPatch) -> None:
     """The process engine validates against the prices app (its fallback list here)."""
     from alerts import engine as engine_module
 
-    monkeypatch.setattr(engine_module, "_engine", engine_module.AlertEngine(prices=HistoryPrices({"BTC", "ETH"})))
+    engine_module.ENGINE.set(engine_module.AlertEngine(prices=HistoryPrices({"BTC", "ETH"})))
 
 
 @pytest.mark.django_db

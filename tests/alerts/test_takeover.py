@@ -79,7 +79,7 @@ def test_the_feeds_elected_signal_rebuilds_the_process_engine(
 ) -> None:
     user, prices = make_user(), LastPublished()
     process_engine = AlertEngine(prices=prices, clock=clock)
-    monkeypatch.setattr(engine_module, "_engine", process_engine)
+    engine_module.ENGINE.set(process_engine)
     cross_rule(user, clock, prices)  # made elsewhere while this process stood by
     assert process_engine.stats()["armed"] == 0
     feeds_elected.send(sender=FeedRunner, token="7.host:1:abc")

@@ -365,7 +365,7 @@ def test_a_slow_alert_evaluation_never_delays_the_tick(
             return super().price_at(symbol, when)
 
     history = HangingHistory()
-    monkeypatch.setattr(engine_module, "_engine", engine_module.AlertEngine(prices=history))
+    engine_module.ENGINE.set(engine_module.AlertEngine(prices=history))
     [evaluation] = [s for s in bus.subscriptions(PricesPublished) if s.name == SUBSCRIPTION]
     user = get_user_model().objects.create_user("slow-alerts", password=None)
     btc = Symbol.objects.get(symbol="BTC")
