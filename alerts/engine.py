@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 import notifications.api
@@ -97,6 +97,9 @@ class AlertEngine:
         #: Timestamp (ms) of the batch each last price came from.
         self.last_ts: dict[str, int] = {}
         self._lock = threading.RLock()
+        #: Clear while `rebuild_in_background()` loads the index.
+        self._rebuilt = threading.Event()
+        self._rebuilt.set()
         self._revision = -1
         #: When `sync` last ran (monotonic), for `evaluate(max_sync_age=…)`.
         self._synced_at = -1e18
@@ -163,12 +166,14 @@ class AlertEngine:
             logger.info("alert index loaded: %d rules at revision %d", count, revision)
             return count
 
-    def rebuild(self, now: datetime | None = None) -> int:
+    def rebuild(self, now: datetime | None = None, *, latest: dict[str, tuple[float, int | None]] | None = None) -> int:
         """Take over from another process (the feed process that lost its lease): the whole
         index from the database, and the last published price of every symbol as the
-        previous tick, so a crossing between the old leader's last batch and this
-        process's first one still fires. Returns the rules loaded."""
-        latest = self.prices.latest_quotes()
+        previous tick (`latest`, read now unless given), so a crossing between the old
+        leader's last batch and this process's first one still fires. Returns the rules
+        loaded."""
+        if latest is None:
+            latest = self.prices.latest_quotes()
         with self._lock:
             count = self.load(now)
             self._synced_at = time.monotonic()
@@ -178,6 +183,34 @@ class AlertEngine:
             self._references = {}
         logger.info("alert engine rebuilt for takeover: %d rules, %d last prices", count, len(latest))
         return count
+
+    def rebuild_in_background(self) -> threading.Thread:
+        """`rebuild()` without holding up the caller (the feed process taking over, whose
+        prices must not wait for the index to load): the previous tick is read here, before
+        this process publishes anything; the index loads on a thread of its own, and
+        `evaluate()` waits for it, so no batch is matched against a stale index (the bus
+        merges the batches that arrive meanwhile)."""
+        latest = self.prices.latest_quotes()
+        self._rebuilt.clear()
+
+        def work() -> None:
+            try:
+                self.rebuild(latest=latest)
+            except Exception:  # evaluate() then loads the index itself (a fresh sync)
+                logger.exception("alert engine rebuild failed")
+                with self._lock:
+                    self._revision = -1
+            finally:
+                self._rebuilt.set()
+                connection.close()  # this thread's database connection
+
+        thread = threading.Thread(target=work, name="alerts-rebuild", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_rebuilt(self, timeout: float | None = None) -> bool:
+        """Wait for a rebuild started by `rebuild_in_background()` (True when none runs)."""
+        return self._rebuilt.wait(timeout)
 
     def sync(self, now: datetime | None = None) -> int:
         """Catch up with rule changes made anywhere; returns rules (re)applied."""
@@ -334,6 +367,7 @@ class AlertEngine:
 
     def evaluate(self, batch: dict[str, Any], *, max_sync_age: float = 0.0) -> Evaluation:
         """Sync the index (unless it was synced less than `max_sync_age` s ago), match, claim, notify."""
+        self._rebuilt.wait()  # a takeover's rebuild first
         now = self.clock()
         mono = time.monotonic()
         if mono - self._synced_at >= max_sync_age:
@@ -426,8 +460,9 @@ def get_engine() -> AlertEngine:
 
 
 def on_feeds_elected(**_: Any) -> None:
-    """`realtime_project.feeds.feeds_elected`: this process now evaluates prices."""
-    get_engine().rebuild()
+    """`realtime_project.feeds.feeds_elected`: this process now evaluates prices. The
+    previous tick is read before the feeds start; the index loads beside them."""
+    get_engine().rebuild_in_background()
 
 
 def on_prices_published(event: Any) -> None:

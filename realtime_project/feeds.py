@@ -16,7 +16,8 @@ deploy/supervisord.conf) and, in embedded mode, `manage.py serve` runs the same 
 a thread of its own (`FeedThread`). In production (Redis) any number of `manage.py feeds`
 processes may run: one is active, the others are hot standbys, by a
 lease in Redis (`realtime_project/lease.py`, `run_leased`): the winner sends
-`feeds_elected` (the alert engine rebuilds its index from the database), then `start()`s
+`feeds_elected` (the alert engine reads the previous tick, and rebuilds its index from the
+database beside the feeds: prices do not wait for it), then `start()`s
 the runner with the lease's fencing token on every publication its feeds make; a process
 that loses the lease `stop()`s it. Everything the feeds keep in memory is warmed from the
 database when they start, so a standby that takes over carries on where the leader was.
@@ -390,7 +391,8 @@ def default_store() -> HealthStore:
 
 #: Sent (sync, from a worker thread) when this process becomes the active feed process,
 #: before its feeds start: apps rebuild what they keep in memory from the database (the
-#: alert engine's index). Receivers get `token`, the lease's fencing token.
+#: alert engine's index). Receivers get `token`, the lease's fencing token, and return
+#: quickly: the first prices after a takeover wait for them (slow work goes on a thread).
 feeds_elected = Signal()
 
 

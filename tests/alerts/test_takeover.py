@@ -4,6 +4,7 @@ takeover fires once, and one the old leader already fired does not fire again.""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -74,6 +75,7 @@ def test_a_crossing_the_old_leader_fired_is_not_fired_again(clock: Clock, make_u
     assert fired(user) == [101, 98]
 
 
+@pytest.mark.django_db(transaction=True)  # the rebuild reads on a thread of its own
 def test_the_feeds_elected_signal_rebuilds_the_process_engine(
     clock: Clock, make_user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,4 +85,40 @@ def test_the_feeds_elected_signal_rebuilds_the_process_engine(
     cross_rule(user, clock, prices)  # made elsewhere while this process stood by
     assert process_engine.stats()["armed"] == 0
     feeds_elected.send(sender=FeedRunner, token="7.host:1:abc")
+    assert process_engine.wait_rebuilt(10)
     assert process_engine.stats()["armed"] == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the rebuild reads on a thread of its own
+def test_a_takeover_does_not_wait_for_the_index_and_no_batch_sees_a_stale_one(
+    clock: Clock, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, prices = make_user(), LastPublished()
+    cross_rule(user, clock, prices)
+    t0 = batch(clock, BTC=99)
+    prices.quotes = {"BTC": (99.0, t0["timestamp"])}  # the old leader's last published price
+    new = AlertEngine(prices=prices, clock=clock)
+    loading, release = threading.Event(), threading.Event()
+    real_load = new.load
+
+    def slow_load(now: Any = None) -> int:
+        loading.set()
+        assert release.wait(10)
+        return real_load(now)
+
+    monkeypatch.setattr(new, "load", slow_load)
+    monkeypatch.setattr(engine_module, "_engine", new)
+    feeds_elected.send(sender=FeedRunner, token="8.host:1:abc")  # returns with the load blocked
+    assert loading.wait(10)
+    prices.quotes = {"BTC": (101.0, t0["timestamp"] + 1000)}  # the new leader's first price, published
+    clock.advance(1)
+    result: list[Any] = []
+    evaluating = threading.Thread(target=lambda: result.append(new.evaluate(batch(clock, BTC=101))))
+    evaluating.start()
+    assert not new.wait_rebuilt(0) and not result  # the batch waits for the index
+    release.set()
+    evaluating.join(10)
+    assert new.wait_rebuilt(0)
+    # The previous tick was read before the takeover's prices: 99 -> 101 fires, once.
+    assert len(result[0].fired) == 1
+    assert fired(user) == [101]
