@@ -107,9 +107,8 @@ def test_a_takeover_does_not_wait_for_the_index_and_no_batch_sees_a_stale_one(
         return real_load(now)
 
     monkeypatch.setattr(new, "load", slow_load)
-    monkeypatch.setattr(engine_module, "_engine", new)
-    feeds_elected.send(sender=FeedRunner, token="8.host:1:abc")  # returns with the load blocked
-    assert loading.wait(10)
+    rebuilding = new.rebuild_in_background()  # what feeds_elected runs: returns with the load blocked
+    assert loading.wait(10) and rebuilding.is_alive()
     prices.quotes = {"BTC": (101.0, t0["timestamp"] + 1000)}  # the new leader's first price, published
     clock.advance(1)
     result: list[Any] = []
