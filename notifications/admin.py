@@ -15,7 +15,7 @@ from .errors import InvalidAnnouncement, InvalidNotification
 from .models import Announcement, Delivery, DeliverySettings, Notification, PushSubscription, TypeDefault
 from .services.announcements import announcement_schedule, announcement_validate
 from .services.notifications import notification_send
-from .spec import NotificationSpec
+from .validation import NotificationSpec
 
 
 class DeliveryInline(admin.TabularInline[Delivery, Notification]):

@@ -15,11 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from .choices import NotificationType, Priority
 from .errors import InvalidNotification, NotificationNotFound
 from .hub import NotificationHub, hub
 from .services.notifications import SendResult
-from .spec import NotificationSpec
-from .types import NotificationType, Priority
+from .validation import NotificationSpec
 
 __all__ = [
     "InvalidNotification",

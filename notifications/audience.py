@@ -9,7 +9,7 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
-from .types import Audience
+from .choices import Audience
 
 logger = logging.getLogger("notifications.audience")
 

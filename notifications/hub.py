@@ -18,14 +18,14 @@ from django.utils import timezone
 from realtime_project.gateway.api import publish_on_commit, validate_channel
 
 from . import selectors
+from .choices import Audience, NotificationType
 from .errors import InvalidNotification
 from .models import Announcement
 from .payloads import ANNOUNCEMENTS_CHANNEL, PublicId, created_event, ms, parse_id
 from .services import announcements, digests
 from .services import notifications as services
 from .services.notifications import SendResult
-from .spec import NotificationSpec
-from .types import Audience, NotificationType
+from .validation import NotificationSpec
 
 Clock = Callable[[], datetime]
 

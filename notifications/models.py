@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from .types import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority
+from .choices import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority
 
 
 class Notification(models.Model):

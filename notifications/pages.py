@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from .choices import DeliveryChannel, NotificationType
 from .errors import InvalidPreferences
 from .policy import CHANNEL_ORDER, time_zones
 from .services.email import BadUnsubscribeLink, category_label, unsubscribe_apply, unsubscribe_check
 from .services.preferences import preferences_get, preferences_update
-from .types import DeliveryChannel, NotificationType
 
 SERVICE_WORKER = Path(__file__).resolve().parent / "static" / "notifications" / "sw.js"
 #: Mute choices of the page (minutes; 0 unmutes).

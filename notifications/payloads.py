@@ -8,8 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, NotRequired, TypedDict
 
+from .choices import NotificationType
 from .models import Announcement, AnnouncementReceipt, Notification
-from .types import NotificationType
 
 Kind = Literal["n", "a"]
 _KINDS: dict[str, Kind] = {"n": "n", "a": "a"}

@@ -14,7 +14,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, tzinfo
 
-from .types import DeliveryChannel, NotificationType, Priority, SuppressReason
+from .choices import DeliveryChannel, NotificationType, Priority, SuppressReason
 
 _T, _F = True, False
 #: (in_app, push, email) when neither the user nor staff said otherwise. Money and

@@ -12,10 +12,10 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from .choices import Audience, NotificationType
 from .conf import notification_settings
 from .models import Announcement, AnnouncementReceipt, Notification
 from .payloads import announcement_payload, notification_payload, snapshot_event
-from .types import Audience, NotificationType
 
 
 def active_announcements(now: datetime) -> QuerySet[Announcement]:
@@ -197,9 +197,9 @@ def announcements_snapshot(user_id: int, now: datetime | None = None) -> dict[st
 
 def type_defaults() -> dict[tuple[str, str], bool]:
     """Staff's defaults per (type, channel), from the admin (built-ins where unset)."""
+    from .choices import TYPES
     from .models import TypeDefault
     from .policy import CHANNEL_ORDER, builtin_default
-    from .types import TYPES
 
     out = {(t, c): builtin_default(t, c) for t in TYPES for c in CHANNEL_ORDER}
     for row in TypeDefault.objects.all():

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .types import NotificationType, Priority
+from .choices import NotificationType, Priority
 
 
 class NotificationOut(serializers.Serializer[Any]):

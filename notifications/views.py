@@ -15,13 +15,13 @@ from rest_framework.views import APIView
 from realtime_project.accounts.identity import signed_in_user_id
 
 from . import selectors
+from .choices import TYPES
 from .conf import notification_settings
 from .errors import NotificationNotFound
 from .hub import hub
 from .payloads import InvalidId, PublicId, parse_id
 from .selectors import Cursor
 from .serializers import NotificationError, NotificationPage, UnreadCount
-from .types import TYPES
 
 
 def _uid(request: Request) -> int:

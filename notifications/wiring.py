@@ -6,9 +6,9 @@ import importlib
 import logging
 from typing import Any
 
+from .choices import NotificationType, Priority
 from .errors import InvalidNotification
-from .spec import NotificationSpec
-from .types import NotificationType, Priority
+from .validation import NotificationSpec
 
 logger = logging.getLogger("notifications.wiring")
 

@@ -18,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from .. import metrics, selectors
+from ..choices import Audience, DeliveryChannel, DeliveryState, NotificationType
 from ..conf import notification_settings
 from ..models import Announcement, AnnouncementReceipt, Delivery, NotificationPreference
 from ..policy import EMAIL_PRIORITIES
-from ..types import Audience, DeliveryChannel, DeliveryState, NotificationType
 
 #: Rows written per INSERT (an announcement to everyone can mean many recipients).
 BATCH = 1000

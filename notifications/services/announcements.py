@@ -8,10 +8,10 @@ from datetime import datetime
 from django.db import transaction
 
 from ..audience import audience_user_ids
+from ..choices import Audience, Priority
 from ..errors import InvalidAnnouncement
 from ..models import Announcement, AnnouncementReceipt
 from ..payloads import announcement_payload, created_event
-from ..types import Audience, Priority
 from . import delivery
 
 logger = logging.getLogger("notifications.announcements")

@@ -10,8 +10,8 @@ from typing import Any
 
 from realtime_project.gateway.api import publish_on_commit
 
+from ..choices import PRIORITY_RANK
 from ..payloads import ANNOUNCEMENTS_CHANNEL, user_channel
-from ..types import PRIORITY_RANK
 
 
 def to_user(user_id: int, event: dict[str, Any]) -> None:

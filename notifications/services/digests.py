@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 
 from .. import selectors
+from ..choices import NotificationType, Priority
 from ..conf import notification_settings
 from ..models import BatchedItem, Notification
 from ..payloads import created_event, ms, notification_payload
-from ..spec import NotificationSpec
-from ..types import NotificationType, Priority
+from ..validation import NotificationSpec
 from . import delivery
 from .routing import route_notification
 

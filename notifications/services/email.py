@@ -32,10 +32,10 @@ from django.urls import reverse
 from realtime_project.gateway.presence import online_user_ids
 
 from .. import metrics, selectors
+from ..choices import DeliveryChannel, DeliveryState, NotificationType, SuppressReason
 from ..conf import notification_settings
 from ..models import Announcement, AnnouncementReceipt, Delivery, DeliverySettings, Notification
 from ..policy import DIGEST_PRIORITIES, zone
-from ..types import DeliveryChannel, DeliveryState, NotificationType, SuppressReason
 from .outbox import claim, retry_delay
 from .preferences import channel_set
 

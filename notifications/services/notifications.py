@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from .. import selectors
+from ..choices import Priority
 from ..conf import notification_settings
 from ..errors import InvalidNotification, NotificationNotFound
 from ..models import Announcement, AnnouncementReceipt, BatchedItem, Notification
@@ -20,8 +21,7 @@ from ..payloads import (
     read_all_event,
     read_event,
 )
-from ..spec import NotificationSpec
-from ..types import Priority
+from ..validation import NotificationSpec
 from . import delivery
 from .routing import deliveries_cancel_read, route_notification
 

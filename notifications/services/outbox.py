@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F, QuerySet
 
+from ..choices import DeliveryState
 from ..conf import NotificationSettings
 from ..models import Delivery
-from ..types import DeliveryState
 
 #: Claimed rows are due again after this if the worker died before recording an outcome.
 LEASE_SECONDS = 300

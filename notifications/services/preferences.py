@@ -14,10 +14,10 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from .. import selectors
+from ..choices import CHANNELS, TYPES, NotificationType
 from ..errors import InvalidPreferences
 from ..models import DeliverySettings, NotificationPreference
 from ..policy import CHANNEL_ORDER, time_zones
-from ..types import CHANNELS, TYPES, NotificationType
 
 #: Longest mute a user can ask for at once (a forgotten mute should not last forever).
 MAX_MUTE_MINUTES = 30 * 24 * 60

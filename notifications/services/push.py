@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from realtime_project.gateway.presence import online_user_ids
 
 from .. import metrics
+from ..choices import DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
 from ..conf import NotificationSettings, notification_settings
 from ..errors import InvalidSubscription
 from ..models import Announcement, Delivery, PushSubscription
@@ -31,7 +32,6 @@ from ..payloads import ms
 from ..push.endpoint import validate_subscription
 from ..push.sender import PushMessage, PushOutcome, send_pushes
 from ..push.vapid import vapid_key
-from ..types import DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
 from .outbox import claim, retry_delay
 
 logger = logging.getLogger("notifications.push")

@@ -21,11 +21,11 @@ from django.db.models import QuerySet
 from realtime_project.gateway.presence import online_user_ids
 
 from .. import metrics, selectors
+from ..choices import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
 from ..conf import NotificationSettings, notification_settings
 from ..models import Announcement, AnnouncementReceipt, Delivery, PushSubscription
 from ..push.sender import PushOutcome, send_pushes
 from ..push.vapid import vapid_key
-from ..types import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
 from .outbox import LEASE_SECONDS
 from .push import Outcomes, announcement_messages
 

@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .. import metrics, selectors
+from ..choices import DeliveryChannel, DeliveryState, SuppressReason
 from ..conf import notification_settings
 from ..models import Delivery, Notification, PushSubscription
 from ..policy import EMAIL_PRIORITIES
-from ..types import DeliveryChannel, DeliveryState, SuppressReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
+from .choices import PRIORITIES, TYPES
 from .errors import InvalidNotification
 from .payloads import jsonable
-from .types import PRIORITIES, TYPES
 
 MAX_TITLE = 200
 MAX_BODY = 4_000
