@@ -18,7 +18,7 @@ from typing import Any
 from .choices import NotificationType, Priority
 from .errors import InvalidNotification, NotificationNotFound
 from .hub import NotificationHub, hub
-from .services.notifications import SendResult
+from .services.dedupe import SendResult
 from .validation import NotificationSpec
 
 __all__ = [

@@ -12,6 +12,7 @@ from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, 
 from realtime_project.gateway.protocol import ChannelName
 from realtime_project.gateway.router import Request, router
 
+from . import selectors
 from .errors import NotificationNotFound
 from .payloads import InvalidId, PublicId, parse_id
 
@@ -23,21 +24,17 @@ def per_user(principal: Principal, channel: ChannelName) -> ChannelName:
 
 async def notifications_snapshot(principal: Principal, channel: ChannelName) -> dict[str, Any] | None:
     """Durable recovery: unread count and the newest notifications, from the database."""
-    from .selectors import notifications_snapshot as build
-
     if principal.user_id is None:
         return None
-    result: dict[str, Any] = await database_sync_to_async(build)(principal.user_id)
+    result: dict[str, Any] = await database_sync_to_async(selectors.notifications_snapshot)(principal.user_id)
     return result
 
 
 async def announcements_snapshot(principal: Principal, channel: ChannelName) -> dict[str, Any] | None:
     """Active announcements to everyone, with this user's read state."""
-    from .selectors import announcements_snapshot as build
-
     if principal.user_id is None:
         return None
-    result: dict[str, Any] = await database_sync_to_async(build)(principal.user_id)
+    result: dict[str, Any] = await database_sync_to_async(selectors.announcements_snapshot)(principal.user_id)
     return result
 
 

@@ -24,7 +24,7 @@ from .models import Announcement
 from .payloads import ANNOUNCEMENTS_CHANNEL, PublicId, created_event, ms, parse_id
 from .services import announcements, digests
 from .services import notifications as services
-from .services.notifications import SendResult
+from .services.dedupe import SendResult
 from .validation import NotificationSpec
 
 Clock = Callable[[], datetime]

@@ -12,10 +12,18 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .choices import Audience, NotificationType
+from .choices import TYPES, Audience, NotificationType
 from .conf import notification_settings
-from .models import Announcement, AnnouncementReceipt, Notification
+from .models import (
+    Announcement,
+    AnnouncementReceipt,
+    DeliverySettings,
+    Notification,
+    NotificationPreference,
+    TypeDefault,
+)
 from .payloads import announcement_payload, notification_payload, snapshot_event
+from .policy import CHANNEL_ORDER, UserPolicy, builtin_default
 
 
 def active_announcements(now: datetime) -> QuerySet[Announcement]:
@@ -197,21 +205,14 @@ def announcements_snapshot(user_id: int, now: datetime | None = None) -> dict[st
 
 def type_defaults() -> dict[tuple[str, str], bool]:
     """Staff's defaults per (type, channel), from the admin (built-ins where unset)."""
-    from .choices import TYPES
-    from .models import TypeDefault
-    from .policy import CHANNEL_ORDER, builtin_default
-
     out = {(t, c): builtin_default(t, c) for t in TYPES for c in CHANNEL_ORDER}
     for row in TypeDefault.objects.all():
         out[(row.type, "in_app")], out[(row.type, "push")], out[(row.type, "email")] = row.in_app, row.push, row.email
     return out
 
 
-def user_policy(user_id: int) -> Any:
+def user_policy(user_id: int) -> UserPolicy:
     """The user's `UserPolicy` (three small queries)."""
-    from .models import DeliverySettings, NotificationPreference
-    from .policy import UserPolicy
-
     enabled = type_defaults()
     for type_, channel, on in NotificationPreference.objects.filter(user_id=user_id).values_list(
         "type", "channel", "enabled"
@@ -235,9 +236,6 @@ def push_gate(*, type: str, priority: str, now: datetime, urgent_breaks_through:
     Two queries whatever the audience: the users whose own choice differs from the
     type's default, and the users with settings that can silence (mute, quiet hours).
     """
-    from .models import DeliverySettings, NotificationPreference
-    from .policy import UserPolicy
-
     default = type_defaults()[(type, "push")]
     differing = NotificationPreference.objects.filter(type=type, channel="push").exclude(enabled=default)
     overrides: dict[int, bool] = dict(differing.values_list("user_id", "enabled"))

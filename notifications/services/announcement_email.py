@@ -22,6 +22,7 @@ from ..choices import Audience, DeliveryChannel, DeliveryState, NotificationType
 from ..conf import notification_settings
 from ..models import Announcement, AnnouncementReceipt, Delivery, NotificationPreference
 from ..policy import EMAIL_PRIORITIES
+from .queue import enqueue_quietly
 
 #: Rows written per INSERT (an announcement to everyone can mean many recipients).
 BATCH = 1000
@@ -58,8 +59,6 @@ def _batches(ids: Iterator[int]) -> Iterator[list[int]]:
 def announcement_email_start(*, announcement_id: int, now: datetime) -> int:
     """Queue the emails of a published urgent/high announcement (due after the grace
     period); idempotent: a recipient who already has a row gets none. Returns rows queued."""
-    from ..tasks import enqueue_quietly
-
     announcement = Announcement.objects.filter(pk=announcement_id, published_at__isnull=False).first()
     if announcement is None or announcement.priority not in EMAIL_PRIORITIES:
         return 0

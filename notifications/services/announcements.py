@@ -13,6 +13,7 @@ from ..errors import InvalidAnnouncement
 from ..models import Announcement, AnnouncementReceipt
 from ..payloads import announcement_payload, created_event
 from . import delivery
+from .queue import enqueue, enqueue_quietly
 
 logger = logging.getLogger("notifications.announcements")
 
@@ -74,8 +75,6 @@ def announcement_schedule(*, announcement_id: int, now: datetime) -> None:
     The task is idempotent, and a periodic sweep publishes anything due that a lost
     or stale message missed (e.g. `publish_at` edited after the task was queued).
     """
-    from ..tasks import enqueue
-
     announcement = Announcement.objects.get(pk=announcement_id)
     if announcement.published_at is not None:
         return
@@ -126,7 +125,6 @@ def announcement_publish(*, announcement_id: int, now: datetime) -> bool:
 def _push_after_commit(announcement_id: int) -> None:
     """Web Push to the audience's devices (users without an open socket), and the emails
     of an urgent/high one (after the grace period), as tasks."""
-    from ..tasks import enqueue_quietly
 
     def send() -> None:
         enqueue_quietly("notifications.tasks.push_announcement", args=[announcement_id])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -22,10 +22,9 @@ from ..models import BatchedItem, Notification
 from ..payloads import created_event, ms, notification_payload
 from ..validation import NotificationSpec
 from . import delivery
+from .dedupe import Duplicate, SendResult, earlier_send, sent_with_key
+from .queue import enqueue
 from .routing import route_notification
-
-if TYPE_CHECKING:
-    from .notifications import SendResult
 
 logger = logging.getLogger("notifications.digests")
 
@@ -36,8 +35,6 @@ def notification_hold(*, user_id: int, spec: NotificationSpec, now: datetime) ->
     Write first (the item, due at now + window), then join the window already open,
     if any: no read-then-write upgrade (see notification_send).
     """
-    from .notifications import Duplicate, SendResult, _existing  # circular: imported lazily there
-
     window = notification_settings().digest_window
     with transaction.atomic():
         try:
@@ -52,13 +49,10 @@ def notification_hold(*, user_id: int, spec: NotificationSpec, now: datetime) ->
                     due_at=now + timedelta(seconds=window),
                     dedupe_key=spec.dedupe_key,
                 )
-                if (
-                    spec.dedupe_key is not None
-                    and Notification.objects.filter(user_id=user_id, dedupe_key=spec.dedupe_key).exists()
-                ):
+                if spec.dedupe_key is not None and sent_with_key(user_id, spec.dedupe_key):
                     raise Duplicate
         except (IntegrityError, Duplicate):
-            raced = _existing(user_id, spec.dedupe_key)
+            raced = earlier_send(user_id, spec.dedupe_key)
             if raced is None:
                 raise
             return raced
@@ -79,8 +73,6 @@ def notification_hold(*, user_id: int, spec: NotificationSpec, now: datetime) ->
 
 def _schedule_flush(window: float) -> None:
     # The periodic sweep (schedule.py) is the safety net if this message is lost.
-    from ..tasks import enqueue
-
     try:
         enqueue("notifications.tasks.flush_digests", countdown=window)
     except Exception:

@@ -38,6 +38,7 @@ from ..models import Announcement, AnnouncementReceipt, Delivery, DeliverySettin
 from ..policy import DIGEST_PRIORITIES, zone
 from .outbox import claim, retry_delay
 from .preferences import channel_set
+from .queue import enqueue_quietly
 
 logger = logging.getLogger("notifications.email")
 
@@ -280,8 +281,6 @@ def email_due(*, now: datetime, limit: int = 500) -> int:
         _reset(connection)
     _record(final, retry, now)
     if len(rows) == limit:
-        from ..tasks import enqueue_quietly
-
         enqueue_quietly("notifications.tasks.email_due")  # more may be due (an announcement's audience)
     return sent
 
@@ -315,8 +314,6 @@ def _record(final: list[tuple[Delivery, str, str]], retry: list[tuple[Delivery, 
         + [(DeliveryChannel.EMAIL, "retry", "")] * len(retry)
     )
     if retry:
-        from ..tasks import enqueue_quietly
-
         soonest = min(r.due_at for r, _ in retry if r.due_at is not None)
         enqueue_quietly("notifications.tasks.email_due", countdown=max(0.0, (soonest - now).total_seconds()))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -12,7 +11,7 @@ from .. import selectors
 from ..choices import Priority
 from ..conf import notification_settings
 from ..errors import InvalidNotification, NotificationNotFound
-from ..models import Announcement, AnnouncementReceipt, BatchedItem, Notification
+from ..models import Announcement, AnnouncementReceipt, Notification
 from ..payloads import (
     PublicId,
     created_event,
@@ -23,17 +22,9 @@ from ..payloads import (
 )
 from ..validation import NotificationSpec
 from . import delivery
+from .dedupe import Duplicate, SendResult, earlier_send, held_with_key
+from .digests import notification_hold
 from .routing import deliveries_cancel_read, route_notification
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """`notification` is None while a low-priority item waits in its digest window."""
-
-    notification: Notification | None
-    created: bool
-    held: bool = False
-    batched: BatchedItem | None = None
 
 
 def _require_user(user_id: int) -> None:
@@ -41,26 +32,6 @@ def _require_user(user_id: int) -> None:
         raise InvalidNotification("user_id must be an integer")
     if not get_user_model().objects.filter(pk=user_id, is_active=True).exists():
         raise InvalidNotification(f"no active user {user_id}")
-
-
-class Duplicate(Exception):
-    """The dedupe key is taken (in the other table): roll the insert back."""
-
-
-def _held_with_key(user_id: int, dedupe_key: str) -> bool:
-    return BatchedItem.objects.filter(user_id=user_id, dedupe_key=dedupe_key).exists()
-
-
-def _existing(user_id: int, dedupe_key: str | None) -> SendResult | None:
-    if dedupe_key is None:
-        return None
-    found = Notification.objects.filter(user_id=user_id, dedupe_key=dedupe_key).first()
-    if found is not None:
-        return SendResult(found, created=False)
-    item = BatchedItem.objects.filter(user_id=user_id, dedupe_key=dedupe_key).select_related("delivered_as").first()
-    if item is not None:
-        return SendResult(item.delivered_as, created=False, held=item.delivered_as is None, batched=item)
-    return None
 
 
 def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) -> SendResult:
@@ -71,10 +42,7 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
     """
     _require_user(user_id)
     if _digested(spec):
-        from .digests import notification_hold
-
-        held: SendResult = notification_hold(user_id=user_id, spec=spec, now=now)
-        return held
+        return notification_hold(user_id=user_id, spec=spec, now=now)
     # Write first, check after: the unique constraint decides races, and a transaction
     # that starts with a write never has to upgrade a read lock (SQLite refuses that
     # upgrade under contention with "database is locked").
@@ -82,10 +50,10 @@ def notification_send(*, user_id: int, spec: NotificationSpec, now: datetime) ->
         try:
             with transaction.atomic():
                 notification = _create(user_id, spec, now)
-                if spec.dedupe_key is not None and _held_with_key(user_id, spec.dedupe_key):
+                if spec.dedupe_key is not None and held_with_key(user_id, spec.dedupe_key):
                     raise Duplicate
         except (IntegrityError, Duplicate):
-            raced = _existing(user_id, spec.dedupe_key)
+            raced = earlier_send(user_id, spec.dedupe_key)
             if raced is None:
                 raise
             return raced
@@ -121,11 +89,9 @@ def notification_send_many(*, items: list[tuple[int, NotificationSpec]], now: da
             _require_user(user_id)
         for user_id, spec in items:
             if _digested(spec):
-                from .digests import notification_hold
-
                 results.append(notification_hold(user_id=user_id, spec=spec, now=now))
                 continue
-            existing = _existing(user_id, spec.dedupe_key)
+            existing = earlier_send(user_id, spec.dedupe_key)
             if existing is not None:
                 results.append(existing)
                 continue

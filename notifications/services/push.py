@@ -33,6 +33,7 @@ from ..push.endpoint import validate_subscription
 from ..push.sender import PushMessage, PushOutcome, send_pushes
 from ..push.vapid import vapid_key
 from .outbox import claim, retry_delay
+from .queue import enqueue_quietly
 
 logger = logging.getLogger("notifications.push")
 
@@ -300,8 +301,6 @@ def deliver_rows(rows: list[Delivery], now: datetime) -> int:
 
 
 def _enqueue_retry(user_ids: list[int], due: datetime, now: datetime) -> None:
-    from ..tasks import enqueue_quietly
-
     delay = max(0.0, (due - now).total_seconds())
     for uid in user_ids:
         enqueue_quietly("notifications.tasks.push_user", args=[uid], countdown=delay)

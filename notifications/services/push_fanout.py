@@ -28,6 +28,7 @@ from ..push.sender import PushOutcome, send_pushes
 from ..push.vapid import vapid_key
 from .outbox import LEASE_SECONDS
 from .push import Outcomes, announcement_messages
+from .queue import enqueue_quietly
 
 Sent = list[tuple[Delivery, PushSubscription]]
 
@@ -43,8 +44,6 @@ def _announcement_subscriptions(announcement: Announcement) -> QuerySet[PushSubs
 def announcement_push_start(*, announcement_id: int, now: datetime) -> int:
     """Split the audience's devices into chunks of PUSH_CHUNK_SIZE, one task each (any
     worker takes any chunk); returns the number of chunks."""
-    from ..tasks import enqueue_quietly
-
     announcement = Announcement.objects.filter(pk=announcement_id, published_at__isnull=False).first()
     if announcement is None or (announcement.expires_at is not None and announcement.expires_at <= now):
         return 0

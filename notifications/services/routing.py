@@ -21,6 +21,7 @@ from ..choices import DeliveryChannel, DeliveryState, SuppressReason
 from ..conf import notification_settings
 from ..models import Delivery, Notification, PushSubscription
 from ..policy import EMAIL_PRIORITIES
+from .queue import enqueue_quietly
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,6 @@ def route_notification(notification: Notification, now: datetime) -> Routed:
     user_id = notification.user_id
 
     def after_commit() -> None:
-        from ..tasks import enqueue_quietly
-
         metrics.count((r.channel, r.state, r.reason) for r in rows)
         if push_queued:
             enqueue_quietly("notifications.tasks.push_user", args=[user_id])
