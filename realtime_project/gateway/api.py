@@ -68,7 +68,6 @@ __all__ = [
     "publish_many_on_commit",
     "publish_on_commit",
     "send_to_user",
-    "send_to_user_on_commit",
     "validate_channel",
 ]
 
@@ -401,11 +400,6 @@ def _on_commit(encoded: list[tuple[ChannelName, str]], key: str | None, using: s
             logger.exception("durable publication %s sent but not confirmed in the outbox", key)
 
     transaction.on_commit(send, using=using)
-
-
-def send_to_user_on_commit(user_id: int, data: Any, *, using: str | None = None) -> None:
-    payload = encode_payload(data)
-    transaction.on_commit(lambda: _safe(lambda: _run_sync(_send_user_encoded(user_id, payload))), using=using)
 
 
 def end_sessions(user_id: int, *, reason: str, session_key: str | None = None, token_key: str | None = None) -> None:
