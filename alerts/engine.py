@@ -348,7 +348,7 @@ class AlertEngine:
                 not_fired_after={rid: g.since_ts for rid, g in values.items() if g.since_ts is not None},
             )
             if fired:
-                sent = notifications.api.hub.send_many(
+                sent = notifications.api.send_many(
                     [(rule.user_id, price_alert(rule, values[rule.pk], batch_ts)) for rule in fired]
                 )
                 result.notifications = [r.notification.pk for r in sent if r.notification is not None]

@@ -18,7 +18,7 @@ What it does:
    answer pings, honour `reconnect`, resubscribe with `since`): each subscribes to
    `--subs` random symbols and the market overview; the first `--signed-in` also to their
    notifications. This process writes notifications at `--rate` per second (the product's
-   NotificationHub, as a worker would), round robin over the signed-in users.
+   `notifications.api.send`, as a worker would), round robin over the signed-in users.
 4. Every `--kill-every` seconds it `kill -9`s the process group of one program chosen at
    random (seeded) among every program of the cluster, the balancers included.
 5. Measures:
@@ -152,7 +152,7 @@ def percentile(values: list[float], q: float) -> float | None:
 async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str], out: dict[str, Any]) -> None:
     from django.contrib.auth import get_user_model
 
-    from notifications.hub import NotificationHub
+    from notifications import api as notifications_api
     from realtime_project.cluster import Cluster, ClusterSpec
     from realtime_project.gateway.auth import issue_ticket
 
@@ -187,7 +187,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
     running = True
 
     async def publisher() -> None:
-        hub, n = NotificationHub(), 0
+        n = 0
         next_at = time.monotonic()
         while running:
             user = users[n % len(users)]
@@ -195,7 +195,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
                      "data": {"sent_ms": time.time() * 1000}, "dedupe_key": f"soak-{n}"}  # fmt: skip
             started = time.monotonic()
             try:
-                result = await asyncio.to_thread(hub.send, user.pk, spec_)
+                result = await asyncio.to_thread(notifications_api.send, user.pk, spec_)
                 sent[f"n:{result.notification.pk}"] = user.pk
             except Exception as exc:  # the database is fine; report anything else
                 print(f"soak: send failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -47,7 +47,7 @@ class NotificationSendForm(forms.ModelForm[Notification]):
         data = super().clean() or {}
         if not self.errors:
             try:
-                self.spec = NotificationSpec.build(**{name: data.get(name) or _EMPTY[name] for name in SEND[1:]})
+                self.spec = NotificationSpec(**{name: data.get(name) or _EMPTY[name] for name in SEND[1:]})
             except InvalidNotification as exc:
                 self.add_error(None, str(exc))
         return data

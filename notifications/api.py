@@ -1,12 +1,15 @@
-"""The Python API other apps call: `notify(...)`, the hub, and typed helpers.
+"""The notifications app's one door for other apps: send, read state, announcements.
 
-    from notifications.api import notify, payment_received
-    notify(user_id=7, type="security_warning", title="New sign-in", priority="urgent")
-    payment_received(user_id=7, amount=Decimal("49.00"), currency="USD", reference="inv_123")
+    from notifications import api as notifications_api
+    notifications_api.notify(user_id=7, type="security_warning", title="New sign-in", priority="urgent")
+    notifications_api.payment_received(user_id=7, amount=Decimal("49.00"), currency="USD", reference="inv_123")
 
-Every helper persists first and delivers after the caller's transaction commits
-(nothing is delivered if it rolls back). Pass `dedupe_key` to make a call idempotent.
-Raises `InvalidNotification` (a ValueError) for bad input; nothing is written then.
+Every write persists first and delivers after the caller's transaction commits (nothing
+is delivered if it rolls back) on `notifications:{user_id}`, which every gateway fans out
+to every connection of that user; read-state changes go the same way, so the user's other
+devices follow. Pass `dedupe_key` to make a send idempotent. Raises `InvalidNotification`
+(a ValueError) for bad input; nothing is written then. Each call takes `now` (default:
+the current time), so tests move time (digest windows) without sleeping.
 """
 
 from __future__ import annotations
@@ -15,27 +18,60 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from .choices import NotificationType, Priority
+from django.utils import timezone
+
+from . import selectors
+from .choices import Audience, NotificationType, Priority
 from .errors import InvalidNotification, NotificationNotFound
-from .hub import NotificationHub, hub
+from .models import Announcement
+from .payloads import PublicId, parse_id
+from .services import announcements, digests
+from .services import notifications as sending
 from .services.dedupe import SendResult
 from .validation import NotificationSpec
 
 __all__ = [
     "InvalidNotification",
-    "NotificationHub",
     "NotificationNotFound",
     "NotificationSpec",
     "NotificationType",
     "Priority",
     "SendResult",
-    "hub",
+    "broadcast",
+    "dismiss",
+    "flush_digests",
+    "mark_all_read",
+    "mark_read",
     "marketplace_update",
     "notify",
     "payment_received",
+    "publish_due_announcements",
     "security_warning",
+    "send",
+    "send_many",
     "subscription_renewal",
+    "unread_count",
 ]
+
+
+def _at(now: datetime | None) -> datetime:
+    return now if now is not None else timezone.now()
+
+
+# --- sending ----------------------------------------------------------------------------
+
+
+def send(user_id: int, notification: NotificationSpec | dict[str, Any], *, now: datetime | None = None) -> SendResult:
+    """Persist and deliver one notification (urgent/high/medium at once, low batched)."""
+    return sending.notification_send(user_id=user_id, spec=NotificationSpec.coerce(notification), now=_at(now))
+
+
+def send_many(
+    items: list[tuple[int, NotificationSpec | dict[str, Any]]], *, now: datetime | None = None
+) -> list[SendResult]:
+    """One transaction; delivered after commit in priority order (urgent first)."""
+    specs = [(uid, NotificationSpec.coerce(n)) for uid, n in items]
+    return sending.notification_send_many(items=specs, now=_at(now))
 
 
 def notify(
@@ -47,12 +83,68 @@ def notify(
     data: dict[str, Any] | None = None,
     priority: str = "medium",
     dedupe_key: str | None = None,
+    now: datetime | None = None,
 ) -> SendResult:
-    """Send one notification to one user (see `NotificationHub.send`)."""
-    spec = NotificationSpec.build(
-        type=type, title=title, body=body, data=data, priority=priority, dedupe_key=dedupe_key
+    """Send one notification to one user (`send` with the fields as arguments)."""
+    spec = NotificationSpec(
+        type=type, title=title, body=body, data=data or {}, priority=priority, dedupe_key=dedupe_key
     )
-    return hub.send(user_id, spec)
+    return send(user_id, spec, now=now)
+
+
+def broadcast(notification: NotificationSpec | dict[str, Any], *, now: datetime | None = None) -> Announcement:
+    """An announcement to everyone, stored once, published now."""
+    if isinstance(notification, NotificationSpec):
+        spec = notification
+    else:
+        fields = {k: v for k, v in notification.items() if k != "dedupe_key"}
+        spec = NotificationSpec.coerce({"type": NotificationType.SYSTEM_ANNOUNCEMENT, **fields})
+    if spec.type != NotificationType.SYSTEM_ANNOUNCEMENT:
+        raise InvalidNotification("broadcasts are system announcements")
+    at = _at(now)
+    announcement = announcements.announcement_create(
+        title=spec.title, body=spec.body, priority=spec.priority, audience=Audience.EVERYONE, publish_at=at, now=at
+    )
+    announcements.announcement_publish(announcement_id=announcement.pk, now=at)
+    return announcement
+
+
+def flush_digests(*, now: datetime | None = None) -> int:
+    """Deliver the digest windows closed by now (the periodic task does this too)."""
+    return digests.digests_flush_due(now=_at(now))
+
+
+def publish_due_announcements(*, now: datetime | None = None) -> int:
+    """Publish the scheduled announcements whose time has come (the periodic task does this too)."""
+    return announcements.announcements_publish_due(now=_at(now))
+
+
+# --- read state ---------------------------------------------------------------------------
+
+
+def _pid(value: str | int | PublicId) -> PublicId:
+    return value if isinstance(value, PublicId) else parse_id(value)
+
+
+def mark_read(user_id: int, notification_id: str | int | PublicId, *, now: datetime | None = None) -> int:
+    """Mark one notification read; returns the new unread count (`NotificationNotFound`)."""
+    return sending.notification_mark_read(user_id=user_id, notification_id=_pid(notification_id), now=_at(now))
+
+
+def mark_all_read(user_id: int, *, now: datetime | None = None) -> int:
+    return sending.notification_mark_all_read(user_id=user_id, now=_at(now))
+
+
+def dismiss(user_id: int, notification_id: str | int | PublicId, *, now: datetime | None = None) -> int:
+    """Hide one notification from lists and counts; returns the new unread count."""
+    return sending.notification_dismiss(user_id=user_id, notification_id=_pid(notification_id), now=_at(now))
+
+
+def unread_count(user_id: int, *, now: datetime | None = None) -> int:
+    return selectors.unread_count(user_id, _at(now))
+
+
+# --- typed helpers ------------------------------------------------------------------------
 
 
 def _money(amount: Decimal | int | float | str) -> Decimal:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from realtime_project.gateway.errors import BadRequest, NotFound
 from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, namespaces
@@ -15,6 +16,7 @@ from realtime_project.gateway.router import Request, router
 from . import selectors
 from .errors import NotificationNotFound
 from .payloads import InvalidId, PublicId, parse_id
+from .services import notifications as sending
 
 
 def per_user(principal: Principal, channel: ChannelName) -> ChannelName:
@@ -82,33 +84,33 @@ def _user(request: Request) -> int:
 
 @router.register("notifications.mark_read", schema=notification_id_schema, auth=True)
 def mark_read(request: Request) -> dict[str, Any]:
-    from .hub import hub
-
     try:
-        return {"unread_count": hub.mark_read(_user(request), request.data)}
+        return {
+            "unread_count": sending.notification_mark_read(
+                user_id=_user(request), notification_id=request.data, now=timezone.now()
+            )
+        }
     except NotificationNotFound:
         raise NotFound("no such notification", details={"notification_id": str(request.data)}) from None
 
 
 @router.register("notifications.mark_all_read", auth=True)
 def mark_all_read(request: Request) -> dict[str, Any]:
-    from .hub import hub
-
-    return {"unread_count": hub.mark_all_read(_user(request))}
+    return {"unread_count": sending.notification_mark_all_read(user_id=_user(request), now=timezone.now())}
 
 
 @router.register("notifications.dismiss", schema=notification_id_schema, auth=True)
 def dismiss(request: Request) -> dict[str, Any]:
-    from .hub import hub
-
     try:
-        return {"unread_count": hub.dismiss(_user(request), request.data)}
+        return {
+            "unread_count": sending.notification_dismiss(
+                user_id=_user(request), notification_id=request.data, now=timezone.now()
+            )
+        }
     except NotificationNotFound:
         raise NotFound("no such notification", details={"notification_id": str(request.data)}) from None
 
 
 @router.register("notifications.unread_count", auth=True)
 def unread_count(request: Request) -> dict[str, Any]:
-    from .hub import hub
-
-    return {"unread_count": hub.get_unread_count(_user(request))}
+    return {"unread_count": selectors.unread_count(_user(request), timezone.now())}

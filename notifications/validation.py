@@ -1,4 +1,4 @@
-"""`NotificationSpec`: what a caller asks to send, validated before anything is written."""
+"""`NotificationSpec`: what a caller asks to send, validated once, when it is made."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ MAX_BODY = 4_000
 MAX_DEDUPE_KEY = 200
 #: Data travels in every event and snapshot: keep it small.
 MAX_DATA_BYTES = 8_192
+FIELDS = frozenset({"type", "title", "body", "data", "priority", "dedupe_key"})
 
 
 @dataclass(frozen=True, slots=True)
 class NotificationSpec:
+    """A valid notification to send: constructing one validates and normalises it
+    (raises `InvalidNotification` with a clear message), so a spec is never checked twice."""
+
     type: str
     title: str
     body: str = ""
@@ -27,18 +31,15 @@ class NotificationSpec:
     priority: str = "medium"
     dedupe_key: str | None = None
 
-    @classmethod
-    def build(
-        cls,
-        *,
-        type: str,
-        title: str,
-        body: str = "",
-        data: dict[str, Any] | None = None,
-        priority: str = "medium",
-        dedupe_key: str | None = None,
-    ) -> NotificationSpec:
-        """Validate and normalise; raises `InvalidNotification` with a clear message."""
+    def __post_init__(self) -> None:
+        type, title, body, data, priority, dedupe_key = (
+            self.type,
+            self.title,
+            self.body,
+            self.data,
+            self.priority,
+            self.dedupe_key,
+        )
         if type not in TYPES:
             raise InvalidNotification(f"unknown notification type {type!r}; one of {sorted(TYPES)}")
         if priority not in PRIORITIES:
@@ -62,25 +63,19 @@ class NotificationSpec:
             raise InvalidNotification(f"data is larger than {MAX_DATA_BYTES} bytes")
         if dedupe_key is not None and (not isinstance(dedupe_key, str) or not 0 < len(dedupe_key) <= MAX_DEDUPE_KEY):
             raise InvalidNotification(f"dedupe_key must be a non-empty string of at most {MAX_DEDUPE_KEY} characters")
-        return cls(type, title.strip(), body, clean, priority, dedupe_key)
+        object.__setattr__(self, "title", title.strip())
+        object.__setattr__(self, "data", clean)
 
     @classmethod
     def coerce(cls, value: NotificationSpec | dict[str, Any]) -> NotificationSpec:
+        """A spec as is, or one made from a dict of its fields."""
         if isinstance(value, NotificationSpec):
-            return cls.build(
-                type=value.type,
-                title=value.title,
-                body=value.body,
-                data=value.data,
-                priority=value.priority,
-                dedupe_key=value.dedupe_key,
-            )
+            return value
         if not isinstance(value, dict):
             raise InvalidNotification("a notification is a NotificationSpec or a dict")
-        known = {"type", "title", "body", "data", "priority", "dedupe_key"}
-        unknown = set(value) - known
+        unknown = set(value) - FIELDS
         if unknown:
             raise InvalidNotification(f"unknown notification fields: {sorted(unknown)}")
         if "type" not in value or "title" not in value:
             raise InvalidNotification("a notification needs a type and a title")
-        return cls.build(**value)
+        return cls(**value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -18,10 +19,10 @@ from . import selectors
 from .choices import TYPES
 from .conf import notification_settings
 from .errors import NotificationNotFound
-from .hub import hub
 from .payloads import InvalidId, PublicId, parse_id
 from .selectors import Cursor
 from .serializers import NotificationError, NotificationPage, UnreadCount
+from .services import notifications as sending
 
 
 def _uid(request: Request) -> int:
@@ -87,7 +88,7 @@ class UnreadCountView(APIView):
 
     @extend_schema(responses={200: UnreadCount}, operation_id="notifications_unread_count")
     def get(self, request: Request) -> Response:
-        return Response({"unread_count": hub.get_unread_count(_uid(request))})
+        return Response({"unread_count": selectors.unread_count(_uid(request), timezone.now())})
 
 
 def _parse(notification_id: str) -> PublicId | Response:
@@ -98,10 +99,10 @@ def _parse(notification_id: str) -> PublicId | Response:
 
 
 class _NotificationActionView(APIView):
-    """POST on one notification: mark read or dismiss (the hub method differs)."""
+    """POST on one notification: mark read or dismiss (the service differs)."""
 
     permission_classes = [IsAuthenticated]
-    hub_method: str  # NotificationHub.mark_read or .dismiss
+    service: staticmethod[..., int]  # sending.notification_mark_read or notification_dismiss
 
     @extend_schema(request=None, responses={200: UnreadCount, 400: NotificationError, 404: NotificationError})
     def post(self, request: Request, notification_id: str) -> Response:
@@ -109,17 +110,18 @@ class _NotificationActionView(APIView):
         if isinstance(pid, Response):
             return pid
         try:
-            return Response({"unread_count": getattr(hub, self.hub_method)(_uid(request), pid)})
+            count = self.service(user_id=_uid(request), notification_id=pid, now=timezone.now())
+            return Response({"unread_count": count})
         except NotificationNotFound:
             return error("not_found", "no such notification", status.HTTP_404_NOT_FOUND)
 
 
 class MarkReadView(_NotificationActionView):
-    hub_method = "mark_read"
+    service = staticmethod(sending.notification_mark_read)
 
 
 class DismissView(_NotificationActionView):
-    hub_method = "dismiss"
+    service = staticmethod(sending.notification_dismiss)
 
 
 class MarkAllReadView(APIView):
@@ -127,4 +129,4 @@ class MarkAllReadView(APIView):
 
     @extend_schema(request=None, responses={200: UnreadCount})
     def post(self, request: Request) -> Response:
-        return Response({"unread_count": hub.mark_all_read(_uid(request))})
+        return Response({"unread_count": sending.notification_mark_all_read(user_id=_uid(request), now=timezone.now())})

@@ -6,8 +6,11 @@ import importlib
 import logging
 from typing import Any
 
+from django.utils import timezone
+
 from .choices import NotificationType, Priority
 from .errors import InvalidNotification
+from .services.notifications import notification_send
 from .validation import NotificationSpec
 
 logger = logging.getLogger("notifications.wiring")
@@ -26,8 +29,6 @@ def on_transaction_event(event: dict[str, Any]) -> int:
     (event, chain, hash): a rescan or a retried task does not notify twice.
     Returns how many notifications were created.
     """
-    from .hub import hub
-
     kind = event.get("event")
     if kind not in ("confirmed", "failed"):
         logger.warning("ignoring transaction event of kind %r", kind)
@@ -46,7 +47,7 @@ def on_transaction_event(event: dict[str, Any]) -> int:
     }
     if not confirmed:
         data["reason"] = event.get("reason")
-    spec = NotificationSpec.build(
+    spec = NotificationSpec(
         type=NotificationType.TRANSACTION_CONFIRMED if confirmed else NotificationType.TRANSACTION_FAILED,
         title=f"Transaction {'confirmed' if confirmed else 'failed'}: {_short(tx_hash)}",
         body=(
@@ -62,7 +63,7 @@ def on_transaction_event(event: dict[str, Any]) -> int:
     created = 0
     for user_id in event.get("user_ids") or []:
         try:
-            created += hub.send(int(user_id), spec).created
+            created += notification_send(user_id=int(user_id), spec=spec, now=timezone.now()).created
         except InvalidNotification:
             logger.warning("transaction event for unknown user %s", user_id)
     return created

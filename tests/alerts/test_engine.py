@@ -221,7 +221,7 @@ def test_the_prices_subscriber_uses_the_process_engine(clock, make_user) -> None
 
 
 def test_a_failed_trigger_rolls_back_and_rearms(engine, clock, make_user, monkeypatch) -> None:
-    from notifications.hub import hub
+    from notifications import api as notifications_api
 
     user = make_user()
     rule = engine.register_alert(user_id=user.pk, kind="price_above", symbol="BTC", threshold="100")
@@ -229,7 +229,7 @@ def test_a_failed_trigger_rolls_back_and_rearms(engine, clock, make_user, monkey
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(hub, "send_many", broken)
+    monkeypatch.setattr(notifications_api, "send_many", broken)
     with pytest.raises(RuntimeError):
         engine.evaluate(batch(clock, BTC=101))
     rule.refresh_from_db()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from notifications.hub import NotificationHub
+from notifications import api as notifications_api
 from notifications.models import Delivery, PushSubscription
 from realtime_project.gateway.presence import online_user_ids
 from tests.browser.conftest import in_thread, screenshot
@@ -127,7 +127,7 @@ def test_opt_in_service_worker_push_and_click(
 
     # An urgent notification: pushed even though this page has an open socket.
     result = in_thread(
-        NotificationHub().send,
+        notifications_api.send,
         user_id,
         {
             "type": "security_warning",
@@ -208,7 +208,7 @@ def test_battery_mode_sleeps_on_push_and_recovers_with_since(
     wait_for(lambda: in_thread(online_user_ids, [user_id]) == set(), "the gateway to see the socket gone")
     # Not urgent: pushed only because the page sleeps (no open socket).
     result = in_thread(
-        NotificationHub().send,
+        notifications_api.send,
         user_id,
         {"type": "payment_received", "title": "Payment received: 49 USD", "priority": "high"},
     )

@@ -87,7 +87,7 @@ async def test_each_process_kind_killed_in_turn_comes_back_and_nothing_is_lost(
 ) -> None:
     from django.contrib.auth import get_user_model
 
-    from notifications.hub import NotificationHub
+    from notifications import api as notifications_api
     from realtime_project.gateway.auth import issue_ticket
     from realtime_project.scheduling import install_default_schedule
 
@@ -108,12 +108,12 @@ async def test_each_process_kind_killed_in_turn_comes_back_and_nothing_is_lost(
     publishing = True
 
     async def publisher() -> None:
-        hub, n = NotificationHub(), 0
+        n = 0
         while publishing:
             user = users[n % USERS]
             spec = {"type": "security_warning", "title": f"fault {n}", "priority": "high",
                     "data": {"sent_ms": time.time() * 1000}, "dedupe_key": f"fault-{n}"}  # fmt: skip
-            result = await asyncio.to_thread(hub.send, user.pk, spec)
+            result = await asyncio.to_thread(notifications_api.send, user.pk, spec)
             sent[f"n:{result.notification.pk}"] = user.pk
             n += 1
             await asyncio.sleep(1 / RATE)

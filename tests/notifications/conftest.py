@@ -1,4 +1,4 @@
-"""Fixtures of the notifications tests: users, a hub with a movable clock."""
+"""Fixtures of the notifications tests: users, the app's API on a movable clock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from notifications.hub import NotificationHub
+from notifications import api
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -30,9 +30,20 @@ def clock() -> Clock:
     return Clock()
 
 
+class ClockedApi:
+    """`notifications.api` with each call's `now` read from the test clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        call = getattr(api, name)
+        return lambda *args, **kwargs: call(*args, now=self.clock(), **kwargs)
+
+
 @pytest.fixture
-def hub(clock: Clock) -> NotificationHub:
-    return NotificationHub(clock=clock)
+def notes(clock: Clock) -> ClockedApi:
+    return ClockedApi(clock)
 
 
 @pytest.fixture

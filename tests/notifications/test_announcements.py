@@ -16,36 +16,36 @@ from notifications.services.announcements import announcement_create
 pytestmark = pytest.mark.django_db
 
 
-def test_broadcast_is_stored_once_and_counts_for_everyone(hub, make_user) -> None:
+def test_broadcast_is_stored_once_and_counts_for_everyone(notes, make_user) -> None:
     users = [make_user() for _ in range(5)]
-    announcement = hub.broadcast({"title": "Maintenance at 02:00", "body": "10 minutes", "priority": "high"})
+    announcement = notes.broadcast({"title": "Maintenance at 02:00", "body": "10 minutes", "priority": "high"})
     assert Announcement.objects.count() == 1 and AnnouncementReceipt.objects.count() == 0
     for user in users:
-        assert hub.get_unread_count(user.pk) == 1
-        [item] = notification_list(user_id=user.pk, now=hub.clock()).items
+        assert notes.unread_count(user.pk) == 1
+        [item] = notification_list(user_id=user.pk, now=notes.clock()).items
         assert item["id"] == f"a:{announcement.pk}" and item["type"] == "system_announcement"
         assert item["read_at"] is None and item["priority"] == "high"
-    assert hub.mark_read(users[0].pk, f"a:{announcement.pk}") == 0
+    assert notes.mark_read(users[0].pk, f"a:{announcement.pk}") == 0
     assert AnnouncementReceipt.objects.count() == 1  # one receipt: only the reader's
-    assert hub.get_unread_count(users[1].pk) == 1
-    [item] = notification_list(user_id=users[0].pk, now=hub.clock()).items
-    assert item["read_at"] == int(hub.clock().timestamp() * 1000)
-    assert hub.dismiss(users[1].pk, f"a:{announcement.pk}") == 0
-    assert notification_list(user_id=users[1].pk, now=hub.clock()).items == []
+    assert notes.unread_count(users[1].pk) == 1
+    [item] = notification_list(user_id=users[0].pk, now=notes.clock()).items
+    assert item["read_at"] == int(notes.clock().timestamp() * 1000)
+    assert notes.dismiss(users[1].pk, f"a:{announcement.pk}") == 0
+    assert notification_list(user_id=users[1].pk, now=notes.clock()).items == []
 
 
-def test_staff_audience_is_delivered_per_user_and_hidden_from_others(hub, make_user, clock) -> None:
+def test_staff_audience_is_delivered_per_user_and_hidden_from_others(notes, make_user, clock) -> None:
     staff, member = make_user(is_staff=True), make_user()
     a = announcement_create(title="Deploy freeze", audience="staff", publish_at=clock.now, now=clock.now)
-    assert hub.publish_due_announcements() == 1
+    assert notes.publish_due_announcements() == 1
     assert list(AnnouncementReceipt.objects.values_list("user_id", "targeted")) == [(staff.pk, True)]
-    assert hub.get_unread_count(staff.pk) == 1 and hub.get_unread_count(member.pk) == 0
+    assert notes.unread_count(staff.pk) == 1 and notes.unread_count(member.pk) == 0
     with pytest.raises(LookupError):
-        hub.mark_read(member.pk, f"a:{a.pk}")
-    assert hub.mark_all_read(staff.pk) == 0
+        notes.mark_read(member.pk, f"a:{a.pk}")
+    assert notes.mark_all_read(staff.pk) == 0
 
 
-def test_scheduled_announcement_appears_at_publish_at_and_disappears_at_expiry(hub, make_user, clock) -> None:
+def test_scheduled_announcement_appears_at_publish_at_and_disappears_at_expiry(notes, make_user, clock) -> None:
     user = make_user()
     announcement_create(
         title="Later",
@@ -53,13 +53,13 @@ def test_scheduled_announcement_appears_at_publish_at_and_disappears_at_expiry(h
         expires_at=clock.now + timedelta(minutes=20),
         now=clock.now,
     )
-    assert hub.publish_due_announcements() == 0 and hub.get_unread_count(user.pk) == 0
+    assert notes.publish_due_announcements() == 0 and notes.unread_count(user.pk) == 0
     clock.advance(600)
-    assert hub.publish_due_announcements() == 1
-    assert hub.publish_due_announcements() == 0  # published once
-    assert hub.get_unread_count(user.pk) == 1
+    assert notes.publish_due_announcements() == 1
+    assert notes.publish_due_announcements() == 0  # published once
+    assert notes.unread_count(user.pk) == 1
     clock.advance(600)
-    assert hub.get_unread_count(user.pk) == 0
+    assert notes.unread_count(user.pk) == 0
 
 
 def test_publish_at_in_the_past_publishes_at_once(make_user, django_capture_on_commit_callbacks) -> None:
@@ -133,7 +133,7 @@ def test_admin_form_in_the_past_publishes_at_once(make_user, django_capture_on_c
     assert a.published_at is not None and a.created_by_id == staff.pk
 
 
-def test_wallet_chain_audience_reaches_users_with_a_wallet_on_that_chain(hub, make_user, clock) -> None:
+def test_wallet_chain_audience_reaches_users_with_a_wallet_on_that_chain(notes, make_user, clock) -> None:
     from wallets.models import Chain, Wallet
 
     polygon = Chain.objects.create(chain_id=137, name="Polygon", rpc_url="http://127.0.0.1:1", required_confirmations=1)
@@ -145,8 +145,8 @@ def test_wallet_chain_audience_reaches_users_with_a_wallet_on_that_chain(hub, ma
     announcement_create(
         title="Polygon upgrade", audience="wallet_chain", chain_id=137, publish_at=clock.now, now=clock.now
     )
-    assert hub.publish_due_announcements() == 1
-    counts = {u.pk: hub.get_unread_count(u.pk) for u in (on_polygon, on_every_chain, on_mainnet, no_wallet)}
+    assert notes.publish_due_announcements() == 1
+    counts = {u.pk: notes.unread_count(u.pk) for u in (on_polygon, on_every_chain, on_mainnet, no_wallet)}
     assert counts == {on_polygon.pk: 1, on_every_chain.pk: 1, on_mainnet.pk: 0, no_wallet.pk: 0}
 
 

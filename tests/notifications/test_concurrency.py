@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from notifications.hub import NotificationHub
+from notifications import api
 from notifications.models import BatchedItem, Notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,16 +41,15 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
 
 def test_two_sends_with_one_dedupe_key_store_one(make_user) -> None:
     user = make_user()
-    hub = NotificationHub()
     spec = {"type": "payment_received", "title": "Paid", "dedupe_key": "inv_9"}
-    results = together(*(lambda: hub.send(user.pk, spec) for _ in range(4)))
+    results = together(*(lambda: api.send(user.pk, spec) for _ in range(4)))
     assert Notification.objects.filter(user=user).count() == 1
     assert sum(r.created for r in results) == 1
     assert len({r.notification.pk for r in results}) == 1
 
 
 @override_settings(NOTIFICATIONS={"DIGEST_WINDOW": 60})
-def test_two_flushers_deliver_a_window_once(make_user, hub, clock) -> None:
+def test_two_flushers_deliver_a_window_once(make_user, notes, clock) -> None:
     from django.utils import timezone
 
     # Real time: embedded Celery runs each window's own flush task eagerly (at once,
@@ -58,9 +57,9 @@ def test_two_flushers_deliver_a_window_once(make_user, hub, clock) -> None:
     clock.now = timezone.now()
     user = make_user()
     for i in range(5):
-        hub.send(user.pk, {"type": "marketplace_update", "title": f"bid {i}", "priority": "low"})
+        notes.send(user.pk, {"type": "marketplace_update", "title": f"bid {i}", "priority": "low"})
     clock.advance(60)
-    created = together(hub.flush_digests, hub.flush_digests, hub.flush_digests)
+    created = together(notes.flush_digests, notes.flush_digests, notes.flush_digests)
     assert sum(created) == 1
     assert Notification.objects.get().data["count"] == 5
     assert not BatchedItem.objects.filter(delivered_as__isnull=True).exists()

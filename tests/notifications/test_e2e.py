@@ -14,15 +14,13 @@ import websockets
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from notifications.hub import NotificationHub
+from notifications import api
 from notifications.models import Announcement
 from realtime_project.gateway.auth import issue_ticket
 from tests.support.celery_worker import CeleryWorker
 from tests.support.ws import recv_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.redis]
-
-hub = NotificationHub()
 
 
 class Socket:
@@ -68,7 +66,7 @@ async def test_two_gateways_deliver_sync_read_state_and_recover(
     await laptop.subscribe("notifications")
 
     # Persisted here (this process), delivered through Redis by both gateways.
-    sent = await database_sync_to_async(hub.send)(
+    sent = await database_sync_to_async(api.send)(
         user.pk, {"type": "payment_received", "title": "Paid", "priority": "high"}
     )
     nid = f"n:{sent.notification.pk}"
@@ -87,7 +85,7 @@ async def test_two_gateways_deliver_sync_read_state_and_recover(
     # The laptop goes offline; two more arrive; it comes back on the other gateway.
     await laptop.close()
     for title in ("while away 1", "while away 2"):
-        await database_sync_to_async(hub.send)(user.pk, {"type": "payment_received", "title": title})
+        await database_sync_to_async(api.send)(user.pk, {"type": "payment_received", "title": title})
     assert [(await phone.recv())["data"]["notification"]["title"] for _ in range(2)] == ["while away 1", "while away 2"]
     back = await Socket.open(gw1.ws_url, user.pk)
     resumed, _ = await back.subscribe("notifications", since={"epoch": last["epoch"], "seq": last["seq"]})
@@ -154,5 +152,5 @@ async def test_announcement_is_published_by_a_real_worker_at_publish_at(
     assert arrived >= publish_at - timedelta(milliseconds=50)
     stored = await database_sync_to_async(Announcement.objects.get)(pk=announcement.pk)
     assert stored.published_at is not None and stored.published_at >= publish_at
-    assert await database_sync_to_async(hub.get_unread_count)(user.pk) == 1
+    assert await database_sync_to_async(api.unread_count)(user.pk) == 1
     await socket.close()

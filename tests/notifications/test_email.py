@@ -41,9 +41,9 @@ def email_row(notification_id: int) -> Delivery:
     return Delivery.objects.get(notification_id=notification_id, channel="email")
 
 
-def test_an_unread_urgent_notification_is_emailed_after_the_grace_period(smtp, hub, make_user, clock) -> None:
+def test_an_unread_urgent_notification_is_emailed_after_the_grace_period(smtp, notes, make_user, clock) -> None:
     user = make_user(email="alice@example.com")
-    n = hub.send(user.pk, alert()).notification
+    n = notes.send(user.pk, alert()).notification
     row = email_row(n.pk)
     assert row.state == "queued" and row.due_at == clock.now + timedelta(seconds=GRACE)
     clock.advance(GRACE - 1)
@@ -69,15 +69,15 @@ def test_an_unread_urgent_notification_is_emailed_after_the_grace_period(smtp, h
     assert response.status_code == 200 and b"security warning emails" in response.content
     assert NotificationPreference.objects.get(user=user, type="security_warning", channel="email").enabled is False
     assert not NotificationPreference.objects.filter(user=user, channel="push").exists()
-    n2 = hub.send(user.pk, alert(title="again")).notification
+    n2 = notes.send(user.pk, alert(title="again")).notification
     assert (email_row(n2.pk).state, email_row(n2.pk).reason) == ("suppressed", "preference")
 
 
-def test_reading_it_elsewhere_within_the_grace_period_cancels_the_email(smtp, hub, make_user, clock) -> None:
+def test_reading_it_elsewhere_within_the_grace_period_cancels_the_email(smtp, notes, make_user, clock) -> None:
     user = make_user(email="alice@example.com")
-    n = hub.send(user.pk, alert()).notification
+    n = notes.send(user.pk, alert()).notification
     clock.advance(30)
-    hub.mark_read(user.pk, f"n:{n.pk}")
+    notes.mark_read(user.pk, f"n:{n.pk}")
     clock.advance(GRACE)
     assert mail.email_due(now=clock.now) == 0 and smtp.messages == []
     row = email_row(n.pk)
@@ -85,17 +85,17 @@ def test_reading_it_elsewhere_within_the_grace_period_cancels_the_email(smtp, hu
 
 
 def test_medium_and_low_are_not_emailed_at_once_and_users_without_address_are_skipped(
-    smtp, hub, make_user, clock
+    smtp, notes, make_user, clock
 ) -> None:
     user, nomail = make_user(email="bob@example.com"), make_user()
-    medium = hub.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "medium"}).notification
+    medium = notes.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "medium"}).notification
     assert not Delivery.objects.filter(notification=medium, channel="email").exists()
-    n = hub.send(nomail.pk, alert()).notification
+    n = notes.send(nomail.pk, alert()).notification
     assert (email_row(n.pk).state, email_row(n.pk).reason) == ("suppressed", "no_address")
 
 
 def test_an_urgent_announcement_is_emailed_to_recipients_who_want_announcement_email(
-    smtp, hub, make_user, clock
+    smtp, notes, make_user, clock
 ) -> None:
     from notifications.services.announcement_email import announcement_email_start
     from notifications.services.announcements import announcement_create, announcement_publish
@@ -116,7 +116,7 @@ def test_an_urgent_announcement_is_emailed_to_recipients_who_want_announcement_e
     assert announcement_email_start(announcement_id=medium.pk, now=clock.now) == 0  # medium: never emailed
     assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 3  # off by default for ben
     assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 0  # idempotent
-    hub.mark_read(reader.pk, f"a:{urgent.pk}")  # read on the site within the grace period
+    notes.mark_read(reader.pk, f"a:{urgent.pk}")  # read on the site within the grace period
     clock.advance(GRACE - 1)
     assert mail.email_due(now=clock.now) == 0
     clock.advance(1)
@@ -156,20 +156,20 @@ def test_an_announcement_that_expires_during_the_grace_period_is_not_emailed(smt
     assert (row.state, row.reason) == ("cancelled", "expired")
 
 
-def test_an_smtp_server_that_refuses_fails_the_email_with_its_words(smtp, hub, make_user, clock) -> None:
+def test_an_smtp_server_that_refuses_fails_the_email_with_its_words(smtp, notes, make_user, clock) -> None:
     smtp.mode = "refuse"
     user = make_user(email="gone@example.com")
-    n = hub.send(user.pk, alert()).notification
+    n = notes.send(user.pk, alert()).notification
     clock.advance(GRACE)
     assert mail.email_due(now=clock.now) == 0
     row = email_row(n.pk)
     assert row.state == "failed" and "550" in row.reason and "Mailbox unavailable" in row.reason
 
 
-def test_a_dropped_connection_mid_message_is_retried_and_nothing_is_lost(smtp, hub, make_user, clock) -> None:
+def test_a_dropped_connection_mid_message_is_retried_and_nothing_is_lost(smtp, notes, make_user, clock) -> None:
     smtp.mode = "drop"
     user = make_user(email="alice@example.com")
-    n = hub.send(user.pk, alert()).notification
+    n = notes.send(user.pk, alert()).notification
     clock.advance(GRACE)
     assert mail.email_due(now=clock.now) == 0 and smtp.drops == 1
     row = email_row(n.pk)
@@ -185,11 +185,11 @@ def test_a_dropped_connection_mid_message_is_retried_and_nothing_is_lost(smtp, h
 
 @pytest.mark.parametrize("failure", ["refused", "timeout"])
 def test_an_unreachable_or_silent_server_is_retried_then_failed(
-    delivery_settings, hub, make_user, clock, failure
+    delivery_settings, notes, make_user, clock, failure
 ) -> None:
     delivery_settings.NOTIFICATIONS = {**delivery_settings.NOTIFICATIONS, "EMAIL_MAX_ATTEMPTS": 2}
     user = make_user(email="alice@example.com")
-    n = hub.send(user.pk, alert()).notification
+    n = notes.send(user.pk, alert()).notification
     clock.advance(GRACE)
     with silent_server() as port:
         delivery_settings.EMAIL_HOST = "127.0.0.1"
@@ -223,29 +223,29 @@ def test_unsubscribe_links_that_are_tampered_with_or_expired_change_nothing(
     assert not NotificationPreference.objects.exists()
 
 
-def test_the_daily_digest_lists_unread_low_and_medium_at_the_local_hour(smtp, hub, make_user, clock) -> None:
+def test_the_daily_digest_lists_unread_low_and_medium_at_the_local_hour(smtp, notes, make_user, clock) -> None:
     smtp_user = make_user(email="carol@example.com")
     # 12:00 UTC = 07:00 in New York: before the 08:00 digest hour there.
     preferences_update(
         user_id=smtp_user.pk, changes={"email_digest": True, "time_zone": "America/New_York"}, now=clock.now
     )
-    hub.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 10 USD", "priority": "medium"})
-    hub.send(smtp_user.pk, {"type": "subscription_renewal", "title": "Pro renews soon", "priority": "medium"})
-    read = hub.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 20 USD", "priority": "medium"})
-    hub.mark_read(smtp_user.pk, f"n:{read.notification.pk}")
+    notes.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 10 USD", "priority": "medium"})
+    notes.send(smtp_user.pk, {"type": "subscription_renewal", "title": "Pro renews soon", "priority": "medium"})
+    read = notes.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 20 USD", "priority": "medium"})
+    notes.mark_read(smtp_user.pk, f"n:{read.notification.pk}")
     # By default the digest lists confirmations and marketplace updates too (only the
     # digest ever emails them); a type whose email is off is left out: price alerts by
     # default, and whatever the user switched off.
-    hub.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "Swap confirmed", "priority": "medium"})
-    hub.send(smtp_user.pk, {"type": "marketplace_update", "title": "New bid", "priority": "low"})
-    hub.send(smtp_user.pk, {"type": "price_alert", "title": "email off by default", "priority": "medium"})
+    notes.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "Swap confirmed", "priority": "medium"})
+    notes.send(smtp_user.pk, {"type": "marketplace_update", "title": "New bid", "priority": "low"})
+    notes.send(smtp_user.pk, {"type": "price_alert", "title": "email off by default", "priority": "medium"})
     preferences_update(
         user_id=smtp_user.pk, changes={"types": {"transaction_confirmed": {"email": False}}}, now=clock.now
     )
-    hub.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "switched off", "priority": "medium"})
+    notes.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "switched off", "priority": "medium"})
     assert mail.email_digests_due(now=clock.now) == 0
     clock.advance(3600)
-    assert hub.flush_digests() == 1  # the low-priority item's window closed
+    assert notes.flush_digests() == 1  # the low-priority item's window closed
     assert mail.email_digests_due(now=clock.now) == 1
     assert mail.email_digests_due(now=clock.now) == 0  # once a day
     [message] = smtp.messages

@@ -41,7 +41,7 @@ def test_quiet_hours_span_midnight_in_the_users_time_zone() -> None:
     )
 
 
-def test_the_users_choice_wins_over_staffs_default_which_wins_over_the_builtin(hub, make_user, clock) -> None:
+def test_the_users_choice_wins_over_staffs_default_which_wins_over_the_builtin(notes, make_user, clock) -> None:
     user = make_user(email="a@example.com")
     client = DjangoClient()
     client.force_login(user)
@@ -52,7 +52,7 @@ def test_the_users_choice_wins_over_staffs_default_which_wins_over_the_builtin(h
         "/api/notifications/preferences/", {"types": {"price_alert": {"email": False}}}, content_type="application/json"
     )
     assert response.status_code == 200 and response.json()["types"]["price_alert"]["email"] is False  # user
-    n = hub.send(user.pk, {"type": "price_alert", "title": "BTC 100k", "priority": "high"}).notification
+    n = notes.send(user.pk, {"type": "price_alert", "title": "BTC 100k", "priority": "high"}).notification
     assert Delivery.objects.get(notification=n, channel="email").reason == "preference"
 
 

@@ -37,12 +37,12 @@ def urgent(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_notification_reaches_the_push_service_encrypted_signed_and_readable(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     [row] = deliveries(n)
     assert row.state == "queued" and row.subscription is not None
     assert push_user(user_id=user.pk, now=clock.now) == 1
@@ -69,24 +69,24 @@ def test_a_notification_reaches_the_push_service_encrypted_signed_and_readable(
 
 @pytest.mark.parametrize(("priority", "ttl", "urgency"), [("high", 43200, "normal"), ("medium", 21600, "normal")])
 def test_ttl_and_urgency_follow_the_priority(
-    delivery_settings, push_service, hub, make_user, clock, priority, ttl, urgency
+    delivery_settings, push_service, notes, make_user, clock, priority, ttl, urgency
 ) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    hub.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": priority})
+    notes.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": priority})
     push_user(user_id=user.pk, now=clock.now)
     [got] = push_service.messages(sub)
     assert (got.headers["TTL"], got.headers["Urgency"]) == (str(ttl), urgency)
 
 
 def test_a_tampered_receipt_is_refused_and_changes_nothing(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     push_user(user_id=user.pk, now=clock.now)
     token = push_service.messages(sub)[0].json["receipt"]
     bad = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
@@ -98,13 +98,13 @@ def test_a_tampered_receipt_is_refused_and_changes_nothing(
 
 
 @pytest.mark.parametrize("status", [410, 404])
-def test_an_expired_subscription_is_removed(delivery_settings, push_service, hub, make_user, clock, status) -> None:
+def test_an_expired_subscription_is_removed(delivery_settings, push_service, notes, make_user, clock, status) -> None:
     user = make_user()
     gone, alive = push_service.new_subscription(), push_service.new_subscription()
     subscribe(user, gone)
     subscribe(user, alive)
     push_service.script(gone, status)
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     push_user(user_id=user.pk, now=clock.now)
     assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [alive.endpoint]
     states = sorted((d.state, d.reason) for d in deliveries(n))
@@ -113,14 +113,14 @@ def test_an_expired_subscription_is_removed(delivery_settings, push_service, hub
 
 
 def test_413_truncates_the_body_and_never_fails_the_notification(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
     push_service.max_body = 700  # this push service takes less than RFC 8291's 4096 bytes
     body = "Withdrawal of 1.5 ETH to 0xabc… requested. " * 80  # ~3.5 kB
-    n = hub.send(user.pk, urgent(body=body)).notification
+    n = notes.send(user.pk, urgent(body=body)).notification
     push_user(user_id=user.pk, now=clock.now)
     [got] = push_service.messages(sub)
     message = got.json
@@ -132,12 +132,12 @@ def test_413_truncates_the_body_and_never_fails_the_notification(
     assert Notification.objects.get(pk=n.pk).body == body  # the inbox keeps the whole text
 
 
-def test_429_honours_retry_after_then_sends(delivery_settings, push_service, hub, make_user, clock) -> None:
+def test_429_honours_retry_after_then_sends(delivery_settings, push_service, notes, make_user, clock) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
     push_service.script(sub, (429, 120))
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     push_user(user_id=user.pk, now=clock.now)
     [row] = deliveries(n)
     assert row.state == "queued" and row.due_at == clock.now + timedelta(seconds=120)
@@ -153,14 +153,14 @@ def test_429_honours_retry_after_then_sends(delivery_settings, push_service, hub
 
 @pytest.mark.parametrize("failure", [500, "hang"])
 def test_server_errors_and_timeouts_back_off_then_fail_with_the_reason(
-    delivery_settings, push_service, hub, make_user, clock, failure
+    delivery_settings, push_service, notes, make_user, clock, failure
 ) -> None:
     delivery_settings.NOTIFICATIONS = {**delivery_settings.NOTIFICATIONS, "PUSH_MAX_ATTEMPTS": 3}
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
     push_service.script(sub, failure, failure, failure)
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     dues = []
     for _ in range(3):
         push.push_due(now=clock.now)
@@ -183,13 +183,13 @@ def sub_pk(sub: Any) -> int:
 
 
 def test_several_pending_pushes_for_a_device_go_as_one_summary(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
     for i in range(5):
-        hub.send(user.pk, {"type": "price_alert", "title": f"BTC crossed {i}", "priority": "high"})
+        notes.send(user.pk, {"type": "price_alert", "title": f"BTC crossed {i}", "priority": "high"})
     assert push_user(user_id=user.pk, now=clock.now) == 1
     [got] = push_service.messages(sub)
     assert got.json["title"] == "5 new notifications" and got.json["count"] == 5
@@ -198,18 +198,18 @@ def test_several_pending_pushes_for_a_device_go_as_one_summary(
 
 
 def test_a_burst_of_1000_low_notifications_is_one_digest_and_one_push(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     delivery_settings.NOTIFICATIONS = {**delivery_settings.NOTIFICATIONS, "DIGEST_WINDOW": 60}
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    hub.send_many(
+    notes.send_many(
         [(user.pk, {"type": "marketplace_update", "title": f"bid {i}", "priority": "low"}) for i in range(1000)]
     )
     assert push.push_due(now=clock.now) == 0  # held in the digest window: nothing to push
     clock.advance(60)
-    assert hub.flush_digests() == 1
+    assert notes.flush_digests() == 1
     # Marketplace updates are off for push by default: the user turns them on.
     push.push_due(now=clock.now)
     assert push_service.messages(sub) == []
@@ -217,44 +217,46 @@ def test_a_burst_of_1000_low_notifications_is_one_digest_and_one_push(
     from notifications.services.preferences import preferences_update
 
     preferences_update(user_id=user.pk, changes={"types": {"marketplace_update": {"push": True}}}, now=clock.now)
-    hub.send_many(
+    notes.send_many(
         [(user.pk, {"type": "marketplace_update", "title": f"ask {i}", "priority": "low"}) for i in range(1000)]
     )
     clock.advance(60)
-    assert hub.flush_digests() == 1
+    assert notes.flush_digests() == 1
     assert push.push_due(now=clock.now) == 1
     [got] = push_service.messages(sub)
     assert got.json["title"] == "1000 new marketplace updates" and push_service.count == 1
 
 
-def test_read_elsewhere_cancels_the_push(delivery_settings, push_service, hub, make_user, clock) -> None:
+def test_read_elsewhere_cancels_the_push(delivery_settings, push_service, notes, make_user, clock) -> None:
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    n = hub.send(user.pk, urgent()).notification
-    hub.mark_read(user.pk, f"n:{n.pk}")
+    n = notes.send(user.pk, urgent()).notification
+    notes.mark_read(user.pk, f"n:{n.pk}")
     assert push_user(user_id=user.pk, now=clock.now) == 0
     [row] = deliveries(n)
     assert (row.state, row.reason) == ("cancelled", "read") and push_service.count == 0
 
 
-def test_preferences_quiet_hours_and_mute_suppress_push(delivery_settings, push_service, hub, make_user, clock) -> None:
+def test_preferences_quiet_hours_and_mute_suppress_push(
+    delivery_settings, push_service, notes, make_user, clock
+) -> None:
     from notifications.services.preferences import preferences_update
 
     user = make_user()
     subscribe(user, push_service.new_subscription())
     preferences_update(user_id=user.pk, changes={"types": {"price_alert": {"push": False}}}, now=clock.now)
-    off = hub.send(user.pk, {"type": "price_alert", "title": "BTC 100k", "priority": "high"}).notification
+    off = notes.send(user.pk, {"type": "price_alert", "title": "BTC 100k", "priority": "high"}).notification
     # 12:00 UTC is 21:00 in Tokyo: inside quiet hours 20:00-08:00 there.
     preferences_update(
         user_id=user.pk,
         changes={"time_zone": "Asia/Tokyo", "quiet_hours": {"start": "20:00", "end": "08:00"}},
         now=clock.now,
     )
-    quiet = hub.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "high"}).notification
-    breaks_through = hub.send(user.pk, urgent()).notification
+    quiet = notes.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "high"}).notification
+    breaks_through = notes.send(user.pk, urgent()).notification
     preferences_update(user_id=user.pk, changes={"quiet_hours": None, "mute_minutes": 60}, now=clock.now)
-    muted = hub.send(user.pk, urgent(title="muted")).notification
+    muted = notes.send(user.pk, urgent(title="muted")).notification
     assert [(d.state, d.reason) for d in deliveries(off)] == [("suppressed", "preference")]
     assert [(d.state, d.reason) for d in deliveries(quiet)] == [("suppressed", "quiet_hours")]
     assert [d.state for d in deliveries(breaks_through)] == ["queued"]
@@ -283,7 +285,7 @@ def test_malformed_subscriptions_are_refused(delivery_settings, push_service, ma
 
 
 def test_a_stored_subscription_whose_keys_cannot_encrypt_fails_alone_and_is_removed(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     """Keys that passed registration but are unusable now (a row edited in the admin, a
     restored backup): that device's push fails with the reason, at once and for good;
@@ -293,7 +295,7 @@ def test_a_stored_subscription_whose_keys_cannot_encrypt_fails_alone_and_is_remo
     subscribe(user, broken)
     subscribe(user, fine)
     PushSubscription.objects.filter(endpoint=broken.endpoint).update(p256dh="BA" + "A" * 85)  # off the curve
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     assert push_user(user_id=user.pk, now=clock.now) == 1
     states = sorted((d.state, d.reason) for d in deliveries(n))
     assert states == [("failed", "invalid subscription keys: p256dh is not a point on P-256"), ("sent", "")]
@@ -329,13 +331,13 @@ def test_production_refuses_insecure_and_internal_endpoints(
     assert PushSubscription.objects.count() == 0
 
 
-def test_the_guard_holds_at_send_time_too(delivery_settings, push_service, hub, make_user, clock) -> None:
+def test_the_guard_holds_at_send_time_too(delivery_settings, push_service, notes, make_user, clock) -> None:
     """Stored while allowed, then refused when sending (e.g. settings tightened, or a name
     re-pointed at an internal address): failed with the reason, nothing sent."""
     user = make_user()
     sub = push_service.new_subscription()
     subscribe(user, sub)
-    n = hub.send(user.pk, urgent()).notification
+    n = notes.send(user.pk, urgent()).notification
     delivery_settings.NOTIFICATIONS = {
         **delivery_settings.NOTIFICATIONS,
         "PUSH_ALLOW_PRIVATE": False,
@@ -438,14 +440,14 @@ def signing_ids(token: str) -> Any:
 
 
 def test_connections_to_a_push_service_are_kept_alive_across_tasks(
-    delivery_settings, push_service, hub, make_user, clock
+    delivery_settings, push_service, notes, make_user, clock
 ) -> None:
     """The worker process's push client keeps its connections: a second task's pushes go
     over connections the first one opened."""
     users = [make_user() for _ in range(4)]
     for user in users:
         subscribe(user, push_service.new_subscription())
-        hub.send(user.pk, urgent())
+        notes.send(user.pk, urgent())
     assert push_user(user_id=users[0].pk, now=clock.now) == 1
     first = set(push_service.peers)
     for user in users[1:]:
@@ -453,7 +455,7 @@ def test_connections_to_a_push_service_are_kept_alive_across_tasks(
     assert len(push_service.peers) == 4 and set(push_service.peers) == first  # one connection, reused
 
 
-def test_delivery_counts_are_in_metrics(delivery_settings, push_service, hub, make_user, clock) -> None:
+def test_delivery_counts_are_in_metrics(delivery_settings, push_service, notes, make_user, clock) -> None:
     from notifications import metrics
 
     before = metrics.totals()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from notifications.hub import NotificationHub
+from notifications import api
 from notifications.models import Delivery
 from realtime_project.gateway.presence import online_user_ids
 from tests.support.ws import Client
@@ -29,8 +29,7 @@ async def test_an_open_socket_means_no_push_unless_urgent(delivery_settings, pus
     await database_sync_to_async(subscribe)(away, away_sub)
     client = Client(user=user)
     assert await client.connect()
-    hub = NotificationHub()
-    send = database_sync_to_async(hub.send)
+    send = database_sync_to_async(api.send)
     # Sent for real: after commit the (eager, embedded) task checks presence and pushes.
     seen = (await send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "high"})).notification
     alarm = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client as HttpClient
 
-from notifications.hub import NotificationHub
+from tests.notifications.conftest import ClockedApi
 
 pytestmark = pytest.mark.django_db
 
@@ -19,15 +19,15 @@ def http(make_user):  # type: ignore[no-untyped-def]
     return client
 
 
-def test_cursor_pages_merge_personal_notifications_and_announcements(http, hub: NotificationHub, clock) -> None:
+def test_cursor_pages_merge_personal_notifications_and_announcements(http, notes: ClockedApi, clock) -> None:
     user = http.user
     expected = []
     for i in range(7):
         clock.advance(1)
         if i in (2, 5):
-            expected.append(f"a:{hub.broadcast({'title': f'ann {i}'}).pk}")
+            expected.append(f"a:{notes.broadcast({'title': f'ann {i}'}).pk}")
         else:
-            expected.append(f"n:{hub.send(user.pk, {'type': 'payment_received', 'title': f'p {i}'}).notification.pk}")
+            expected.append(f"n:{notes.send(user.pk, {'type': 'payment_received', 'title': f'p {i}'}).notification.pk}")
     seen, url = [], "/api/notifications/?limit=3"
     while url:
         page = http.get(url).json()
@@ -37,12 +37,12 @@ def test_cursor_pages_merge_personal_notifications_and_announcements(http, hub: 
     assert seen == expected[::-1]  # newest first, each once
 
 
-def test_filters_by_type_and_read_state(http, hub: NotificationHub) -> None:
+def test_filters_by_type_and_read_state(http, notes: ClockedApi) -> None:
     user = http.user
-    a = hub.send(user.pk, {"type": "payment_received", "title": "paid"}).notification
-    hub.send(user.pk, {"type": "security_warning", "title": "login", "priority": "urgent"})
-    ann = hub.broadcast({"title": "news"})
-    hub.mark_read(user.pk, f"n:{a.pk}")
+    a = notes.send(user.pk, {"type": "payment_received", "title": "paid"}).notification
+    notes.send(user.pk, {"type": "security_warning", "title": "login", "priority": "urgent"})
+    ann = notes.broadcast({"title": "news"})
+    notes.mark_read(user.pk, f"n:{a.pk}")
     ids = lambda q: [i["id"] for i in http.get(f"/api/notifications/?{q}").json()["results"]]  # noqa: E731
     assert ids("type=payment_received") == [f"n:{a.pk}"]
     assert ids("type=system_announcement") == [f"a:{ann.pk}"]
@@ -51,10 +51,10 @@ def test_filters_by_type_and_read_state(http, hub: NotificationHub) -> None:
     assert http.get("/api/notifications/unread-count/").json() == {"unread_count": 2}
 
 
-def test_actions_and_their_errors(http, hub: NotificationHub, make_user) -> None:
+def test_actions_and_their_errors(http, notes: ClockedApi, make_user) -> None:
     user = http.user
-    mine = hub.send(user.pk, {"type": "payment_received", "title": "paid"}).notification
-    theirs = hub.send(make_user().pk, {"type": "payment_received", "title": "theirs"}).notification
+    mine = notes.send(user.pk, {"type": "payment_received", "title": "paid"}).notification
+    theirs = notes.send(make_user().pk, {"type": "payment_received", "title": "theirs"}).notification
     assert http.post(f"/api/notifications/n:{mine.pk}/read/").json() == {"unread_count": 0}
     assert http.post(f"/api/notifications/n:{theirs.pk}/read/").status_code == 404
     assert http.post(f"/api/notifications/n:{theirs.pk}/dismiss/").json()["code"] == "not_found"

@@ -8,14 +8,12 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-from notifications.hub import NotificationHub
+from notifications import api
 from tests.support.ws import Client
 
 from .conftest import note
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-hub = NotificationHub()
 
 
 async def subscribed(user: Any, channel: str = "notifications", **extra: Any) -> tuple[Client, dict[str, Any]]:
@@ -51,7 +49,7 @@ async def test_every_connection_of_the_user_gets_it_and_others_do_not(make_user)
     assert (await phone.recv())["data"]["event"] == "snapshot"  # durable: starts from the DB
     assert (await laptop.recv())["data"] == {"event": "snapshot", "unread_count": 0, "notifications": []}
     await stranger.recv()
-    result = await database_sync_to_async(hub.send)(user.pk, note(data={"ip": "10.0.0.1"}))
+    result = await database_sync_to_async(api.send)(user.pk, note(data={"ip": "10.0.0.1"}))
     for client in (phone, laptop):
         [message] = await messages(client, 1)
         assert message["channel"] == "notifications" and message["seq"] == first["seq"] + 1
@@ -68,7 +66,7 @@ async def test_every_connection_of_the_user_gets_it_and_others_do_not(make_user)
 
 async def test_read_state_follows_the_user_to_other_connections(make_user) -> None:
     user = await database_sync_to_async(make_user)()
-    sent = [await database_sync_to_async(hub.send)(user.pk, note(title=f"n{i}")) for i in range(3)]
+    sent = [await database_sync_to_async(api.send)(user.pk, note(title=f"n{i}")) for i in range(3)]
     ids = [f"n:{r.notification.pk}" for r in sent]
     phone, _ = await subscribed(user)
     laptop, _ = await subscribed(user)
@@ -94,7 +92,7 @@ async def test_read_state_follows_the_user_to_other_connections(make_user) -> No
 
 async def test_bad_actions_get_coded_errors_and_change_nothing(make_user) -> None:
     owner, intruder = await database_sync_to_async(make_user)(), await database_sync_to_async(make_user)()
-    pk = (await database_sync_to_async(hub.send)(owner.pk, note())).notification.pk
+    pk = (await database_sync_to_async(api.send)(owner.pk, note())).notification.pk
     client, _ = await subscribed(intruder)
     await client.recv()
     for frame, code in [
@@ -108,7 +106,7 @@ async def test_bad_actions_get_coded_errors_and_change_nothing(make_user) -> Non
             error = await client.request({"type": action, "id": 9, **frame})
             assert error["type"] == "error" and error["code"] == code and error["id"] == 9, error
     assert await client.nothing()
-    assert await database_sync_to_async(hub.get_unread_count)(owner.pk) == 1
+    assert await database_sync_to_async(api.unread_count)(owner.pk) == 1
     await client.close()
     anonymous = Client()
     assert await anonymous.connect()
@@ -125,7 +123,7 @@ async def test_a_flush_is_delivered_in_priority_order(make_user) -> None:
     await client.recv()
     batch = [(user.pk, {"type": "marketplace_update", "title": p, "priority": p}) for p in ("medium", "high", "urgent")]
     batch.append((user.pk, {"type": "security_warning", "title": "urgent 2", "priority": "urgent"}))
-    await database_sync_to_async(hub.send_many)(batch)
+    await database_sync_to_async(api.send_many)(batch)
     received = [m["data"]["notification"]["title"] for m in await messages(client, 4)]
     assert received == ["urgent", "urgent 2", "high", "medium"]
     await client.close()
@@ -135,11 +133,11 @@ async def test_an_offline_user_catches_up_exactly_on_reconnect(make_user) -> Non
     user = await database_sync_to_async(make_user)()
     client, _ = await subscribed(user)
     await client.recv()
-    await database_sync_to_async(hub.send)(user.pk, note(title="seen"))
+    await database_sync_to_async(api.send)(user.pk, note(title="seen"))
     seen = (await messages(client, 1))[0]
     await client.close()  # offline
     for title in ("missed 1", "missed 2"):
-        await database_sync_to_async(hub.send)(user.pk, note(title=title))
+        await database_sync_to_async(api.send)(user.pk, note(title=title))
     back, resumed = await subscribed(user, since={"epoch": seen["epoch"], "seq": seen["seq"]})
     assert resumed["recovered"] is True
     replay = await messages(back, 2)
@@ -161,11 +159,11 @@ async def test_announcements_channel_snapshot_carries_the_users_read_state(make_
     reader, other = await database_sync_to_async(make_user)(), await database_sync_to_async(make_user)()
     listener, _ = await subscribed(other, "announcements")
     assert (await listener.recv())["data"]["notifications"] == []
-    announcement = await database_sync_to_async(hub.broadcast)({"title": "Hello all"})
+    announcement = await database_sync_to_async(api.broadcast)({"title": "Hello all"})
     live = (await messages(listener, 1))[0]
     assert live["channel"] == "announcements" and live["data"]["event"] == "created"
     assert live["data"]["notification"]["id"] == f"a:{announcement.pk}"
-    await database_sync_to_async(hub.mark_read)(reader.pk, f"a:{announcement.pk}")
+    await database_sync_to_async(api.mark_read)(reader.pk, f"a:{announcement.pk}")
     client, _ = await subscribed(reader, "announcements")
     snap = (await client.recv())["data"]
     assert snap["unread_count"] == 0 and snap["notifications"][0]["read_at"] is not None

@@ -1,4 +1,4 @@
-"""The hub without sockets: persistence, idempotency, read state, counts, bad input."""
+"""The notes without sockets: persistence, idempotency, read state, counts, bad input."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from .conftest import note
 pytestmark = pytest.mark.django_db
 
 
-def test_send_persists_with_every_field(hub, make_user, clock) -> None:
+def test_send_persists_with_every_field(notes, make_user, clock) -> None:
     user = make_user()
-    result = hub.send(user.pk, note(body="Chrome on Linux", data={"ip": "10.0.0.1"}))
+    result = notes.send(user.pk, note(body="Chrome on Linux", data={"ip": "10.0.0.1"}))
     assert result.created and not result.held
     row = Notification.objects.get()
     assert (row.user_id, row.type, row.title, row.body, row.priority) == (
@@ -28,7 +28,7 @@ def test_send_persists_with_every_field(hub, make_user, clock) -> None:
         "high",
     )
     assert row.data == {"ip": "10.0.0.1"} and row.created_at == clock.now and row.read_at is None
-    assert hub.get_unread_count(user.pk) == 1
+    assert notes.unread_count(user.pk) == 1
 
 
 def publications(callbacks: list[Any]) -> list[Any]:
@@ -37,55 +37,55 @@ def publications(callbacks: list[Any]) -> list[Any]:
     return [c for c in callbacks if c.__module__ == "realtime_project.gateway.api"]
 
 
-def test_delivery_waits_for_commit_and_rollback_delivers_nothing(hub, make_user, django_capture_on_commit_callbacks):
+def test_delivery_waits_for_commit_and_rollback_delivers_nothing(notes, make_user, django_capture_on_commit_callbacks):
     user = make_user()
     with django_capture_on_commit_callbacks() as callbacks:
-        hub.send(user.pk, note())
+        notes.send(user.pk, note())
     assert len(publications(callbacks)) == 1  # one publication, queued for after commit
     with pytest.raises(RuntimeError), django_capture_on_commit_callbacks() as rolled_back:
         with transaction.atomic():
-            hub.send(user.pk, note(title="never"))
+            notes.send(user.pk, note(title="never"))
             raise RuntimeError
     assert rolled_back == [] and not Notification.objects.filter(title="never").exists()
 
 
-def test_a_dedupe_key_makes_sends_idempotent(hub, make_user, django_capture_on_commit_callbacks) -> None:
+def test_a_dedupe_key_makes_sends_idempotent(notes, make_user, django_capture_on_commit_callbacks) -> None:
     user, other = make_user(), make_user()
     with django_capture_on_commit_callbacks() as callbacks:
-        first = hub.send(user.pk, note(dedupe_key="login:42"))
-        second = hub.send(user.pk, note(dedupe_key="login:42", title="changed"))
-        hub.send(other.pk, note(dedupe_key="login:42"))  # keys are per user
+        first = notes.send(user.pk, note(dedupe_key="login:42"))
+        second = notes.send(user.pk, note(dedupe_key="login:42", title="changed"))
+        notes.send(other.pk, note(dedupe_key="login:42"))  # keys are per user
     assert first.created and not second.created
     assert second.notification is not None and second.notification.pk == first.notification.pk  # type: ignore[union-attr]
     assert Notification.objects.filter(user=user).count() == 1
     assert len(publications(callbacks)) == 2  # user once, other once
 
 
-def test_mark_read_dismiss_and_counts(hub, make_user) -> None:
+def test_mark_read_dismiss_and_counts(notes, make_user) -> None:
     user = make_user()
-    ids = [hub.send(user.pk, note(title=f"n{i}")).notification.pk for i in range(3)]  # type: ignore[union-attr]
-    assert hub.mark_read(user.pk, f"n:{ids[0]}") == 2
-    assert hub.mark_read(user.pk, f"n:{ids[0]}") == 2  # idempotent
-    assert hub.dismiss(user.pk, f"n:{ids[1]}") == 1
-    assert hub.mark_all_read(user.pk) == 0
+    ids = [notes.send(user.pk, note(title=f"n{i}")).notification.pk for i in range(3)]  # type: ignore[union-attr]
+    assert notes.mark_read(user.pk, f"n:{ids[0]}") == 2
+    assert notes.mark_read(user.pk, f"n:{ids[0]}") == 2  # idempotent
+    assert notes.dismiss(user.pk, f"n:{ids[1]}") == 1
+    assert notes.mark_all_read(user.pk) == 0
     assert Notification.objects.filter(read_at__isnull=True).count() == 1  # the dismissed one stays unread, hidden
     with pytest.raises(NotificationNotFound):
-        hub.mark_read(user.pk, f"n:{ids[1]}")  # dismissed: gone from the user's view
+        notes.mark_read(user.pk, f"n:{ids[1]}")  # dismissed: gone from the user's view
 
 
-def test_another_users_notification_is_not_found_and_unchanged(hub, make_user) -> None:
+def test_another_users_notification_is_not_found_and_unchanged(notes, make_user) -> None:
     owner, intruder = make_user(), make_user()
-    pk = hub.send(owner.pk, note()).notification.pk  # type: ignore[union-attr]
-    for action in (hub.mark_read, hub.dismiss):
+    pk = notes.send(owner.pk, note()).notification.pk  # type: ignore[union-attr]
+    for action in (notes.mark_read, notes.dismiss):
         with pytest.raises(NotificationNotFound):
             action(intruder.pk, f"n:{pk}")
     with pytest.raises(NotificationNotFound):
-        hub.mark_read(owner.pk, "n:999999")  # unknown id
+        notes.mark_read(owner.pk, "n:999999")  # unknown id
     with pytest.raises(NotificationNotFound):
-        hub.mark_read(owner.pk, "a:999999")
+        notes.mark_read(owner.pk, "a:999999")
     row = Notification.objects.get(pk=pk)
     assert row.read_at is None and row.dismissed_at is None
-    assert hub.mark_all_read(intruder.pk) == 0
+    assert notes.mark_all_read(intruder.pk) == 0
     assert Notification.objects.get(pk=pk).read_at is None
 
 
@@ -104,17 +104,17 @@ def test_another_users_notification_is_not_found_and_unchanged(hub, make_user) -
         {"title": "x"},
     ],
 )
-def test_bad_sends_raise_and_write_nothing(hub, make_user, bad) -> None:
+def test_bad_sends_raise_and_write_nothing(notes, make_user, bad) -> None:
     user = make_user()
     with pytest.raises(InvalidNotification):
-        hub.send(user.pk, bad)
+        notes.send(user.pk, bad)
     assert Notification.objects.count() == 0
 
 
-def test_unknown_user_and_malformed_ids(hub, make_user) -> None:
+def test_unknown_user_and_malformed_ids(notes, make_user) -> None:
     with pytest.raises(InvalidNotification):
-        hub.send(987654, note())
+        notes.send(987654, note())
     user = make_user()
     for bad in ("x:1", "n:", "n:-1", "n:abc", "", True, None, "n:1:2"):
         with pytest.raises(ValueError):
-            hub.mark_read(user.pk, bad)
+            notes.mark_read(user.pk, bad)
