@@ -344,7 +344,7 @@ def run_live(args: argparse.Namespace) -> list[dict[str, Any]]:
     from tests.support.feeds_process import FeedsProcess
     from tests.support.servers import ServerProcess
     from tests.wallets.nodes import Anvil
-    from wallets.services import chain_register
+    from wallets.services.chains import chain_register
 
     anvil = Anvil("--block-time", "1", "--gas-limit", "100000000")
     procs: list[Any] = []
@@ -464,7 +464,7 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
     from wallets.backfill import backfill_run, backfills_on_link
     from wallets.listener import BlockListener
     from wallets.models import ChainCursor, WalletActivity, WalletBackfill
-    from wallets.services import chain_register
+    from wallets.services.chains import chain_register
 
     anvil = Anvil("--chain-id", "31338", "--gas-limit", "100000000")
     try:

@@ -111,7 +111,7 @@ def reset_scan_state(chain_id: int) -> None:
 def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:
     from wallets.listener import BlockListener
     from wallets.models import WalletActivity
-    from wallets.scanning import chain_scan
+    from wallets.scanning.scanner import chain_scan
 
     listener = BlockListener()
     with GcTimer() as gc_timer:
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from tests.wallets.nodes import Anvil
     from wallets.models import Wallet
-    from wallets.services import chain_register
+    from wallets.services.chains import chain_register
 
     anvil = Anvil("--gas-limit", "100000000")
     try:

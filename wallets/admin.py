@@ -23,6 +23,9 @@ from .models import (
     WalletBackfill,
     WatchedTransaction,
 )
+from .rpc import RpcError
+from .scanning.reorg import CursorMoved, ReorgTooDeep, chain_rescan_deep
+from .tasks import scan_chain
 
 
 @admin.register(Chain)
@@ -33,8 +36,6 @@ class ChainAdmin(admin.ModelAdmin[Chain]):
 
     @admin.action(description="Scan the selected chains now")
     def scan_now(self, request: HttpRequest, queryset: QuerySet[Chain]) -> None:
-        from .tasks import scan_chain
-
         for chain in queryset:
             scan_chain.delay(chain.chain_id)
         messages.info(request, f"scan enqueued for {queryset.count()} chain(s)")
@@ -49,9 +50,6 @@ class ChainCursorAdmin(admin.ModelAdmin[ChainCursor]):
     @admin.action(description="Deep reorg: roll back to the last common ancestor and rescan")
     def rescan_deep(self, request: HttpRequest, queryset: QuerySet[ChainCursor]) -> None:
         """For `reorg_too_deep` (a fork older than the reorg window): see docs/wallets.md."""
-        from .rpc import RpcError
-        from .scanning.reorg import CursorMoved, ReorgTooDeep, chain_rescan_deep
-
         for cursor in queryset.select_related("chain"):
             chain_id = cursor.chain.chain_id
             try:

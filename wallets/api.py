@@ -18,7 +18,7 @@ from typing import Any
 from .addresses import InvalidAddress, checksum
 from .monitor import TransactionMonitor
 from .selectors import holdings_of, verified_owner_ids
-from .services import wallet_link_verified
+from .services.linking import wallet_link_verified
 from .siwe import BadSignature, build_message, recover_signer
 
 build_siwe_message = build_message

@@ -21,19 +21,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .addresses import checksum_lower
+from .choices import ApprovalStandard
 from .events import UNLIMITED, Event
-from .models import ApprovalStandard, Chain, KnownContract, TokenApproval, Wallet, WalletActivity
-from .tokens import TokenInfo
+from .models import Chain, TokenApproval, Wallet, WalletActivity
+from .payloads import revoke_hint, security_update
+from .selectors import known_spenders
+from .services.queue import enqueue_on_commit
+from .tokens import TokenInfo, token_infos_stored
 
 logger = logging.getLogger("wallets.approvals")
 
-APPROVE_SELECTOR = "0x095ea7b3"  # approve(address,uint256)
-SET_APPROVAL_FOR_ALL_SELECTOR = "0xa22cb465"  # setApprovalForAll(address,bool)
 
 UNLIMITED_WARNING = "unlimited"
 ABOVE_BALANCE_WARNING = "above_balance"
@@ -95,15 +96,6 @@ def approval_events(events: Iterable[Event]) -> list[Event]:
     return out
 
 
-def known_spenders(*, chain: Chain, spenders: Iterable[str]) -> dict[str, str]:
-    """lowercase spender -> name, for the spenders that are known contracts of `chain`."""
-    wanted = {checksum_lower(s) for s in spenders}
-    if not wanted:
-        return {}
-    rows = KnownContract.objects.filter(chain=chain, address__in=wanted).values_list("address", "name")
-    return {address.lower(): name for address, name in rows}
-
-
 def classify_events(
     events: Sequence[Event],
     *,
@@ -147,75 +139,6 @@ def warning_data(change: ApprovalChange) -> dict[str, Any] | None:
     if not change.warning:
         return None
     return {"reason": change.warning, "level": change.level, "known_spender": bool(change.spender_name)}
-
-
-def revoke_hint(*, token: str, spender: str, standard: str) -> dict[str, str]:
-    """The transaction that revokes an approval (for a wallet UI) and the same in words."""
-    cs_token, cs_spender = checksum_lower(token.lower()), checksum_lower(spender.lower())
-    padded = "0" * 24 + spender.lower()[2:]
-    if standard == ApprovalStandard.OPERATOR:
-        return {
-            "method": f"setApprovalForAll({cs_spender}, false)",
-            "to": cs_token,
-            "data": SET_APPROVAL_FOR_ALL_SELECTOR + padded + "0" * 64,
-            "text": f"Revoke it: call setApprovalForAll({cs_spender}, false) on the collection {cs_token} "
-            "from this wallet (a revoke tool such as revoke.cash does it for you).",
-        }
-    return {
-        "method": f"approve({cs_spender}, 0)",
-        "to": cs_token,
-        "data": APPROVE_SELECTOR + padded + "0" * 64,
-        "text": f"Revoke it: call approve({cs_spender}, 0) on the token {cs_token} from this wallet "
-        "(a revoke tool such as revoke.cash does it for you).",
-    }
-
-
-def _units(raw: int, decimals: int | None) -> float:
-    return float(raw) if decimals is None else float(Decimal(raw).scaleb(-decimals))
-
-
-def security_data(
-    row: TokenApproval, *, state: str, symbol: str, decimals: int | None, spender_name: str
-) -> dict[str, Any]:
-    """`data` of a `security` frame (and of the snapshot's `warnings`) for one approval."""
-    amount = int(row.amount)
-    data: dict[str, Any] = {
-        "id": f"approval:{row.chain.chain_id}:{row.token.lower()}:{row.spender.lower()}:{row.standard}",
-        "kind": "approval",
-        "state": state,
-        "reason": row.warning or None,
-        "level": row.level or None,
-        "standard": row.standard,
-        "token": row.token,
-        "symbol": symbol,
-        "spender": row.spender,
-        "spender_name": spender_name or None,
-        "known_spender": bool(spender_name),
-        "hash": row.tx_hash,
-        "block": row.block_number,
-        "chain": row.chain.chain_id,
-    }
-    if row.standard == ApprovalStandard.ERC20:
-        data.update(
-            amount=_units(amount, decimals),
-            amount_raw=str(amount),
-            decimals=decimals,
-            unlimited=amount == UNLIMITED,
-        )
-    else:
-        data["approved"] = bool(amount)
-    data["revoke"] = revoke_hint(token=row.token, spender=row.spender, standard=row.standard)
-    return data
-
-
-def security_update(row: TokenApproval, *, state: str, timestamp_ms: int, **names: Any) -> dict[str, Any]:
-    return {
-        "type": "security",
-        "address": row.owner,
-        "chain": row.chain.chain_id,
-        "data": security_data(row, state=state, **names),
-        "timestamp": timestamp_ms,
-    }
 
 
 @dataclass
@@ -284,10 +207,7 @@ def notify_on_commit(raised: Sequence[int]) -> None:
     """After commit, the notification task for newly raised warnings (a cross-app event as a task)."""
     if not raised:
         return
-    from .tasks import approval_warnings
-
-    ids = list(raised)
-    transaction.on_commit(lambda: approval_warnings.delay(ids))
+    enqueue_on_commit("wallets.tasks.approval_warnings", list(raised))
 
 
 def approvals_roll_back(*, chain: Chain, ancestor: int, timestamp_ms: int) -> list[dict[str, Any]]:
@@ -337,42 +257,6 @@ def _newest_stored_approval(row: TokenApproval, ancestor: int) -> WalletActivity
     )
 
 
-def active_warnings(*, address: str) -> list[dict[str, Any]]:
-    """The dangerous approvals still in force for `address` (the snapshot's `warnings`)."""
-    return active_warnings_of(addresses=[address])[address]
-
-
-def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """`active_warnings` of many addresses, one query (and one known-spender read per chain)."""
-    from .tokens import token_infos_stored
-
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
-    rows = list(
-        TokenApproval.objects.filter(owner__in=list(out))
-        .exclude(warning="")
-        .select_related("chain")
-        .order_by("-raised_at", "-id")
-    )
-    spenders: dict[int, set[str]] = {}
-    chains: dict[int, Chain] = {}
-    for row in rows:
-        spenders.setdefault(row.chain_id, set()).add(row.spender.lower())
-        chains[row.chain_id] = row.chain
-    names = {pk: known_spenders(chain=chains[pk], spenders=s) for pk, s in spenders.items()}
-    for row in rows:
-        info = token_infos_stored(chain_pk=row.chain_id, token=row.token.lower())
-        out[row.owner].append(
-            security_data(
-                row,
-                state="active",
-                symbol=info.symbol if info else "",
-                decimals=info.decimals if info else None,
-                spender_name=names[row.chain_id].get(row.spender.lower(), ""),
-            )
-        )
-    return out
-
-
 def owners_to_notify(*, chain: Chain, owner: str) -> list[int]:
     """Users who proved they own `owner` (verified link) on `chain`: watch-only links of an
     address someone else owns see the public warning in the panel, but are not notified."""
@@ -420,8 +304,6 @@ def approval_warnings_send(*, approval_ids: Sequence[int]) -> int:
 
 
 def _symbol(row: TokenApproval) -> str:
-    from .tokens import token_infos_stored
-
     info = token_infos_stored(chain_pk=row.chain_id, token=row.token.lower())
     return info.symbol if info and info.symbol else ""
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,14 +41,17 @@ from django.utils import timezone
 
 from .addresses import checksum_lower
 from .approvals import approvals_apply, notify_on_commit
+from .choices import BackfillState
 from .conf import DEFAULT_BLOCK_TIMES, wallets_settings
 from .listener import BlockListener
-from .models import BackfillState, Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
+from .models import Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
+from .payloads import backfill_update
 from .publishing import publish_updates
 from .rpc import RpcError
 from .scanning.batch import build_batch
 from .scanning.store import insert_activity
-from .selectors import chain_get
+from .selectors import chain_get, wallet_snapshots
+from .traces import METHODS
 
 logger = logging.getLogger("wallets.backfill")
 
@@ -336,8 +339,6 @@ def _batch(
 
 def _traces(chain: Chain) -> str:
     """The call-trace method the live scan detected for the chain ("" if none or off)."""
-    from .traces import METHODS
-
     if chain.traces == "off":
         return ""
     method = ChainCursor.objects.filter(chain=chain).values_list("trace_method", flat=True).first()
@@ -346,8 +347,6 @@ def _traces(chain: Chain) -> str:
 
 def _finish(chain: Chain, backfills: list[WalletBackfill], run: BackfillRun) -> None:
     """Done: the final progress frames, a fresh snapshot each, and the history's warnings."""
-    from .selectors import wallet_snapshots
-
     moment = timezone.now()
     for backfill in backfills:
         backfill.state, backfill.finished_at = BackfillState.DONE, moment
@@ -375,48 +374,3 @@ def _record_error(chain: Chain, run: BackfillRun) -> None:
     WalletBackfill.objects.filter(chain=chain, state__in=OPEN_STATES).update(
         error=run.error, error_detail=run.detail[:2000], updated_at=timezone.now()
     )
-
-
-# --- what users see ----------------------------------------------------------------------
-
-
-def backfill_data(backfill: WalletBackfill, *, chain_id: int) -> dict[str, Any]:
-    """Progress of one backfill (the `backfill` frame's data, the API, the snapshot)."""
-    total = done = 0
-    if backfill.from_block is not None and backfill.to_block is not None:
-        total = int(backfill.to_block) - int(backfill.from_block) + 1
-        done = min(total, max(0, int(backfill.next_block or backfill.from_block) - int(backfill.from_block)))
-    if backfill.state == BackfillState.DONE:
-        done = total
-    return {
-        "chain": chain_id,
-        "state": backfill.state,
-        "from_block": backfill.from_block,
-        "to_block": backfill.to_block,
-        "blocks_done": done,
-        "blocks_total": total,
-        "percent": 100.0 if backfill.state == BackfillState.DONE else round(100.0 * done / total, 1) if total else 0.0,
-        "found": backfill.found,
-        "error": backfill.error or None,
-    }
-
-
-def backfill_update(backfill: WalletBackfill, *, chain: Chain) -> dict[str, Any]:
-    return {
-        "type": "backfill",
-        "address": backfill.address,
-        "chain": chain.chain_id,
-        "data": backfill_data(backfill, chain_id=chain.chain_id),
-        "timestamp": int(time.time() * 1000),
-    }
-
-
-def backfills_of(addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """address -> progress per chain, for the API and the snapshot."""
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
-    rows = (
-        WalletBackfill.objects.filter(address__in=list(addresses)).select_related("chain").order_by("chain__chain_id")
-    )
-    for row in rows:
-        out.setdefault(row.address, []).append(backfill_data(row, chain_id=row.chain.chain_id))
-    return out

@@ -9,11 +9,6 @@ from .rpc import ChainClient
 BALANCE_OF = "0x70a08231"  # balanceOf(address)
 
 
-def read_balance(client: ChainClient, *, address: str, token: str, block: int) -> int | None:
-    """Balance in raw units at `block`; None when the token has no usable balanceOf."""
-    return read_balances(client, [(address, token)], block=block)[(address.lower(), token.lower())]
-
-
 def read_balances(
     client: ChainClient, pairs: Iterable[tuple[str, str]], *, block: int
 ) -> dict[tuple[str, str], int | None]:

@@ -26,6 +26,14 @@ from realtime_project.backoff import full_jitter
 from realtime_project.feeds import Feed
 
 from .chaindata import Tx
+from .conf import wallets_settings
+from .feedstate import feed_forget, feed_mark
+from .listener import BlockListener
+from .monitor import TransactionMonitor
+from .pending import pending_seen, tracked_addresses
+from .rpc import RpcError
+from .scanning.scanner import chain_scan
+from .selectors import chain_get, enabled_chains
 from .watcher import PUSH_SAFETY_INTERVAL, ChainConfig, ChainWatcher, ScanOutcome, Work
 
 logger = logging.getLogger("wallets.feeds")
@@ -42,9 +50,6 @@ class ChainWork(Work):
     """The sync side of a watcher, on the chain's own thread: scans, monitor, pending."""
 
     def __init__(self, config: ChainConfig, *, clock: Callable[[], datetime] | None = None) -> None:
-        from .conf import wallets_settings
-        from .listener import BlockListener
-
         self.config = config
         self.clock = clock
         self.listener = BlockListener(max_log_range=wallets_settings().logs_range)
@@ -53,15 +58,9 @@ class ChainWork(Work):
         self._owner = secrets.token_hex(6)  # this watcher's feed marks
 
     def _chain(self) -> Any:
-        from .selectors import chain_get
-
         return chain_get(chain_id=self.config.chain_id)
 
     def scan(self) -> ScanOutcome:
-        from .monitor import TransactionMonitor
-        from .rpc import RpcError
-        from .scanning import chain_scan
-
         close_old_connections()
         started = time.perf_counter()
         try:
@@ -83,8 +82,6 @@ class ChainWork(Work):
             close_old_connections()
 
     def pending(self, items: list[Tx | str]) -> int:
-        from .pending import pending_seen, tracked_addresses
-
         close_old_connections()
         try:
             chain = self._chain()
@@ -98,8 +95,6 @@ class ChainWork(Work):
     def close(self) -> None:
         """The watcher stopped: forget its mark, so beat polls the chain again at once
         instead of when the mark expires (a feed process that dies still expires)."""
-        from .feedstate import feed_forget
-
         try:
             feed_forget(chain_id=self.config.chain_id, owner=self._owner)
         except Exception:  # the cache is down: the mark expires by itself
@@ -108,15 +103,11 @@ class ChainWork(Work):
             close_old_connections()
 
     def mark(self, mode: str, health: dict[str, Any]) -> None:
-        from .feedstate import feed_mark
-
         interval = max(self.config.poll_interval, PUSH_SAFETY_INTERVAL if mode == "push" else 0.0)
         feed_mark(chain_id=self.config.chain_id, mode=mode, interval=interval, health=health, owner=self._owner)
 
 
 def load_configs() -> list[ChainConfig]:
-    from .selectors import enabled_chains
-
     close_old_connections()
     try:
         return [

@@ -19,6 +19,9 @@ from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, 
 from realtime_project.gateway.protocol import ChannelName
 
 from .addresses import ADDRESS_RE, checksum
+from .conf import wallets_settings
+from .health import chains_health
+from .selectors import link_of, public_snapshot, wallet_snapshot
 
 PUBLIC_NAMESPACE = "wallet_public"
 
@@ -26,8 +29,6 @@ PUBLIC_NAMESPACE = "wallet_public"
 async def owns(principal: Principal, channel: ChannelName) -> bool | ChannelName:
     """A user who linked the address may subscribe (the key is already EIP-55): the full
     channel with a verified link, its public part with a watch-only one."""
-    from .selectors import link_of
-
     if principal.user_id is None or channel.key is None:
         return False
     link = await database_sync_to_async(link_of)(user_id=principal.user_id, address=channel.key)
@@ -39,9 +40,6 @@ async def owns(principal: Principal, channel: ChannelName) -> bool | ChannelName
 async def snapshot(principal: Principal, channel: ChannelName) -> dict[str, Any] | None:
     """Rebuild the channel from the database when history cannot recover a resubscriber
     (`channel` is the internal one: the public part gets the public snapshot)."""
-    from .conf import wallets_settings
-    from .selectors import public_snapshot, wallet_snapshot
-
     if channel.key is None:
         return None
     limit = wallets_settings().snapshot_activity
@@ -56,8 +54,6 @@ async def _linked(principal: Principal, channel: ChannelName) -> bool | ChannelN
 
 
 def readiness() -> dict[str, Any]:
-    from .health import chains_health
-
     return chains_health()
 
 

@@ -24,9 +24,11 @@ from django.db import transaction
 from .balances import read_balances
 from .listener import BlockListener
 from .models import Balance, Chain, ChainCursor, TokenMetadata, Wallet
+from .publishing import publish_updates
 from .rpc import RpcError
 from .scanning.batch import BalanceChange
 from .scanning.store import upsert_balances
+from .selectors import wallet_snapshot
 
 logger = logging.getLogger("wallets.initial")
 
@@ -52,9 +54,6 @@ def wallet_initial_balances(*, wallet_id: int, listener: BlockListener | None = 
             # Not fatal: the wallet is linked; its balances follow its activity.
             logger.warning("initial balances of %s on chain %s: %s", wallet.address, chain.chain_id, exc)
     if stored:
-        from .publishing import publish_updates
-        from .selectors import wallet_snapshot
-
         publish_updates([wallet_snapshot(address=wallet.address)])
     return stored
 
@@ -99,9 +98,3 @@ def _chain_balances(wallet: Wallet, chain: Chain, listener: BlockListener) -> in
             upsert_balances(chain=chain, changes=fresh)
             return len(fresh)
     return 0
-
-
-def _known_tokens(wallet: Wallet, chain: Chain) -> set[str]:
-    """Tokens ("" = native) this wallet already has a balance row for on `chain`."""
-    rows = Balance.objects.filter(chain=chain, address=wallet.address).values_list("token", flat=True)
-    return {token.lower() for token in rows}

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from .chaindata import Block, Log
 from .events import TOPIC_ADDRESS_POSITIONS, TOPICS
+from .providers import client_for
 from .rpc import ChainClient, RangeTooLarge
 
 logger = logging.getLogger("wallets.listener")
@@ -67,8 +68,6 @@ class ChainLike(Protocol):
 
 
 def _default_client(chain: ChainLike) -> ChainClient:
-    from .providers import client_for
-
     return client_for(chain.rpc_url, chain.chain_id)
 
 

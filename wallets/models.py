@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from .choices import ActivityKind, ApprovalStandard, BackfillState, TxStatus
+
 
 def validate_ws_url(value: str) -> None:
     if value and not value.startswith(("ws://", "wss://")):
@@ -126,14 +128,6 @@ class WalletChallenge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
 
-class ActivityKind(models.TextChoices):
-    BALANCE = "balance"
-    TRANSACTION = "transaction"
-    APPROVAL = "approval"
-    NFT = "nft"
-    INTERNAL = "internal", "internal transfer (inside a contract call)"
-
-
 class WalletActivity(models.Model):
     """One thing that happened to a watched address in a block.
 
@@ -217,19 +211,6 @@ class SkippedLog(models.Model):
         ]
 
 
-class TxStatus(models.TextChoices):
-    PENDING = "pending"
-    INCLUDED = "included"
-    CONFIRMED = "confirmed"
-    FAILED = "failed"
-    DROPPED = "dropped"
-    REPLACED = "replaced"
-
-
-#: Statuses the monitor still polls (a reorg rolled back by the scanner reopens the others).
-OPEN_STATUSES = (TxStatus.PENDING, TxStatus.INCLUDED)
-
-
 class WatchedTransaction(models.Model):
     """A transaction followed from pending to confirmed (or failed, dropped, replaced)."""
 
@@ -282,11 +263,6 @@ class KnownContract(models.Model):
         return f"{self.name} {self.address} ({self.chain_id})"
 
 
-class ApprovalStandard(models.TextChoices):
-    ERC20 = "erc20", "ERC-20 allowance"
-    OPERATOR = "operator", "ApprovalForAll (every NFT of the collection)"
-
-
 class TokenApproval(models.Model):
     """The current approval a linked owner gave a spender on a token, from its newest event.
 
@@ -326,13 +302,6 @@ class TokenApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} -> {self.spender} on {self.token} ({self.chain_id})"
-
-
-class BackfillState(models.TextChoices):
-    WAITING = "waiting", "waiting for the chain's first scan"
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
 
 
 class WalletBackfill(models.Model):

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from .addresses import checksum_lower, normalise_tx_hash
 from .chaindata import Receipt
+from .choices import TxStatus
 from .conf import wallets_settings
 from .listener import BlockListener
-from .models import Chain, TxStatus, WatchedTransaction
-from .payloads import units
+from .models import Chain, WatchedTransaction
+from .payloads import transaction_data, units
 from .publishing import publish_transaction
 from .rpc import ChainClient, Reverted, RpcError
 from .selectors import chain_get, open_transactions, owner_user_ids_for_addresses
@@ -94,8 +95,6 @@ class TransactionMonitor:
     def get_status(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> dict[str, Any] | None:
         """The transaction's status; with `user_id`, only if that user watches it or
         proved they own its sender or recipient (None otherwise, as for an unknown one)."""
-        from .payloads import transaction_data
-
         tx_hash = normalise_tx_hash(tx_hash)
         chain_get(chain_id=chain)
         tx = WatchedTransaction.objects.select_related("chain").filter(chain__chain_id=chain, hash=tx_hash).first()

@@ -7,14 +7,19 @@ the exact integer in raw units as a string (`value_raw`), since wei exceed a dou
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .addresses import checksum_lower
 from .chaindata import Tx
-from .events import Event
+from .choices import ApprovalStandard, BackfillState
+from .events import UNLIMITED, Event
 from .tokens import TokenInfo
 from .traces import InternalTransfer
+
+if TYPE_CHECKING:
+    from .models import Chain, TokenApproval, WalletBackfill
 
 
 def units(raw: int, decimals: int | None) -> float:
@@ -266,3 +271,109 @@ def transaction_data(tx: Any) -> dict[str, Any]:
     if tx.replaced_by:
         data["replaced_by"] = tx.replaced_by
     return data
+
+
+# --- approvals and their warnings (`security` frames) -----------------------------------
+
+#: Calls a revoke hint spells out.
+APPROVE_SELECTOR = "0x095ea7b3"  # approve(address,uint256)
+SET_APPROVAL_FOR_ALL_SELECTOR = "0xa22cb465"  # setApprovalForAll(address,bool)
+
+
+def revoke_hint(*, token: str, spender: str, standard: str) -> dict[str, str]:
+    """The transaction that revokes an approval (for a wallet UI) and the same in words."""
+    cs_token, cs_spender = checksum_lower(token.lower()), checksum_lower(spender.lower())
+    padded = "0" * 24 + spender.lower()[2:]
+    if standard == ApprovalStandard.OPERATOR:
+        return {
+            "method": f"setApprovalForAll({cs_spender}, false)",
+            "to": cs_token,
+            "data": SET_APPROVAL_FOR_ALL_SELECTOR + padded + "0" * 64,
+            "text": f"Revoke it: call setApprovalForAll({cs_spender}, false) on the collection {cs_token} "
+            "from this wallet (a revoke tool such as revoke.cash does it for you).",
+        }
+    return {
+        "method": f"approve({cs_spender}, 0)",
+        "to": cs_token,
+        "data": APPROVE_SELECTOR + padded + "0" * 64,
+        "text": f"Revoke it: call approve({cs_spender}, 0) on the token {cs_token} from this wallet "
+        "(a revoke tool such as revoke.cash does it for you).",
+    }
+
+
+def security_data(
+    row: TokenApproval, *, state: str, symbol: str, decimals: int | None, spender_name: str
+) -> dict[str, Any]:
+    """`data` of a `security` frame (and of the snapshot's `warnings`) for one approval."""
+    amount = int(row.amount)
+    data: dict[str, Any] = {
+        "id": f"approval:{row.chain.chain_id}:{row.token.lower()}:{row.spender.lower()}:{row.standard}",
+        "kind": "approval",
+        "state": state,
+        "reason": row.warning or None,
+        "level": row.level or None,
+        "standard": row.standard,
+        "token": row.token,
+        "symbol": symbol,
+        "spender": row.spender,
+        "spender_name": spender_name or None,
+        "known_spender": bool(spender_name),
+        "hash": row.tx_hash,
+        "block": row.block_number,
+        "chain": row.chain.chain_id,
+    }
+    if row.standard == ApprovalStandard.ERC20:
+        data.update(
+            amount=units(amount, decimals),
+            amount_raw=str(amount),
+            decimals=decimals,
+            unlimited=amount == UNLIMITED,
+        )
+    else:
+        data["approved"] = bool(amount)
+    data["revoke"] = revoke_hint(token=row.token, spender=row.spender, standard=row.standard)
+    return data
+
+
+def security_update(row: TokenApproval, *, state: str, timestamp_ms: int, **names: Any) -> dict[str, Any]:
+    return {
+        "type": "security",
+        "address": row.owner,
+        "chain": row.chain.chain_id,
+        "data": security_data(row, state=state, **names),
+        "timestamp": timestamp_ms,
+    }
+
+
+# --- history backfill progress (`backfill` frames) ---------------------------------------
+
+
+def backfill_data(backfill: WalletBackfill, *, chain_id: int) -> dict[str, Any]:
+    """Progress of one backfill (the `backfill` frame's data, the API, the snapshot)."""
+    total = done = 0
+    if backfill.from_block is not None and backfill.to_block is not None:
+        total = int(backfill.to_block) - int(backfill.from_block) + 1
+        done = min(total, max(0, int(backfill.next_block or backfill.from_block) - int(backfill.from_block)))
+    if backfill.state == BackfillState.DONE:
+        done = total
+    return {
+        "chain": chain_id,
+        "state": backfill.state,
+        "from_block": backfill.from_block,
+        "to_block": backfill.to_block,
+        "blocks_done": done,
+        "blocks_total": total,
+        "percent": 100.0 if backfill.state == BackfillState.DONE else round(100.0 * done / total, 1) if total else 0.0,
+        "found": backfill.found,
+        "error": backfill.error or None,
+    }
+
+
+def backfill_update(backfill: WalletBackfill, *, chain: Chain) -> dict[str, Any]:
+    return {
+        "type": "backfill",
+        "address": backfill.address,
+        "chain": chain.chain_id,
+        "data": backfill_data(backfill, chain_id=chain.chain_id),
+        "timestamp": int(time.time() * 1000),
+    }

@@ -9,8 +9,20 @@ from typing import Any
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
-from .models import OPEN_STATUSES, Balance, Chain, TokenMetadata, Wallet, WalletActivity, WatchedTransaction
-from .payloads import stored, transaction_data, units
+from .addresses import checksum_lower
+from .choices import OPEN_STATUSES
+from .models import (
+    Balance,
+    Chain,
+    KnownContract,
+    TokenApproval,
+    Wallet,
+    WalletActivity,
+    WalletBackfill,
+    WatchedTransaction,
+)
+from .payloads import backfill_data, security_data, stored, transaction_data, units
+from .tokens import token_infos_stored
 
 
 class UnknownChain(LookupError):
@@ -39,8 +51,6 @@ def linked_addresses(addresses: Iterable[str]) -> set[str]:
     wanted = {a for a in addresses if a}
     if not wanted:
         return set()
-    from .addresses import checksum_lower
-
     checksummed = {checksum_lower(a.lower()) for a in wanted}
     return set(Wallet.objects.filter(address__in=checksummed).values_list("address", flat=True).distinct())
 
@@ -70,8 +80,6 @@ def watch_only_addresses(addresses: Iterable[str]) -> set[str]:
 def owner_user_ids_for_addresses(addresses: Iterable[str]) -> set[int]:
     """Users who proved they own one of `addresses` (any case): verified links only, since
     watch-only links need no proof and nothing private follows them."""
-    from .addresses import checksum_lower
-
     wanted = {checksum_lower(a.lower()) for a in addresses if a}
     return set(Wallet.objects.filter(address__in=wanted, watch_only=False).values_list("user_id", flat=True))
 
@@ -95,10 +103,6 @@ def verified_owner_ids(*, address: str) -> list[int]:
     )
 
 
-def transaction_get(*, chain_id: int, tx_hash: str) -> WatchedTransaction | None:
-    return WatchedTransaction.objects.select_related("chain").filter(chain__chain_id=chain_id, hash=tx_hash).first()
-
-
 def open_transactions(*, chain: Chain) -> QuerySet[WatchedTransaction]:
     return WatchedTransaction.objects.filter(chain=chain, status__in=OPEN_STATUSES).select_related("chain")
 
@@ -111,9 +115,6 @@ def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
 def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, dict[str, Any]]:
     """`wallet_snapshot` of many addresses with one query per part (histories finishing
     together publish a snapshot each: one query per address and part was most of the cost)."""
-    from .approvals import active_warnings_of
-    from .backfill import backfills_of
-
     wanted = list(dict.fromkeys(addresses))
     activity: dict[str, list[Any]] = {a: [] for a in wanted}
     if len(wanted) == 1:
@@ -194,14 +195,8 @@ def holdings_of(*, user_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def token_metadata(*, chain: Chain, address: str) -> TokenMetadata | None:
-    return TokenMetadata.objects.filter(chain=chain, address=address.lower()).first()
-
-
 def stored_balances(*, chain: Chain, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Known raw balances of (address, token) pairs, all lowercase (token "" = native)."""
-    from .addresses import checksum_lower
-
     pairs = list(pairs)
     if not pairs:
         return {}
@@ -212,4 +207,54 @@ def stored_balances(*, chain: Chain, pairs: Iterable[tuple[str, str]]) -> dict[t
         key = (row[0].lower(), row[1].lower())
         if key in wanted:
             out[key] = int(row[2])
+    return out
+
+
+def known_spenders(*, chain: Chain, spenders: Iterable[str]) -> dict[str, str]:
+    """lowercase spender -> name, for the spenders that are known contracts of `chain`."""
+    wanted = {checksum_lower(s) for s in spenders}
+    if not wanted:
+        return {}
+    rows = KnownContract.objects.filter(chain=chain, address__in=wanted).values_list("address", "name")
+    return {address.lower(): name for address, name in rows}
+
+
+def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The dangerous approvals still in force for each of `addresses` (the snapshot's
+    `warnings`): one query, and one known-spender read per chain."""
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
+    rows = list(
+        TokenApproval.objects.filter(owner__in=list(out))
+        .exclude(warning="")
+        .select_related("chain")
+        .order_by("-raised_at", "-id")
+    )
+    spenders: dict[int, set[str]] = {}
+    chains: dict[int, Chain] = {}
+    for row in rows:
+        spenders.setdefault(row.chain_id, set()).add(row.spender.lower())
+        chains[row.chain_id] = row.chain
+    names = {pk: known_spenders(chain=chains[pk], spenders=s) for pk, s in spenders.items()}
+    for row in rows:
+        info = token_infos_stored(chain_pk=row.chain_id, token=row.token.lower())
+        out[row.owner].append(
+            security_data(
+                row,
+                state="active",
+                symbol=info.symbol if info else "",
+                decimals=info.decimals if info else None,
+                spender_name=names[row.chain_id].get(row.spender.lower(), ""),
+            )
+        )
+    return out
+
+
+def backfills_of(addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """address -> progress per chain, for the API and the snapshot."""
+    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
+    rows = (
+        WalletBackfill.objects.filter(address__in=list(addresses)).select_related("chain").order_by("chain__chain_id")
+    )
+    for row in rows:
+        out.setdefault(row.address, []).append(backfill_data(row, chain_id=row.chain.chain_id))
     return out

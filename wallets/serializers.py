@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .models import Chain, Wallet, WalletActivity
+from .selectors import backfills_of
 
 
 class ChainSerializer(serializers.ModelSerializer[Chain]):
@@ -29,8 +30,6 @@ class WalletSerializer(serializers.ModelSerializer[Wallet]):
 
     def get_backfill(self, wallet: Wallet) -> list[dict[str, Any]]:
         """History read on link, per chain: state, blocks done of total, items found."""
-        from .backfill import backfills_of
-
         return backfills_of([wallet.address])[wallet.address]
 
 

@@ -10,11 +10,18 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from .approvals import approval_warnings_send
+from .backfill import backfill_run
+from .choices import BackfillState
+from .feedstate import feed_serves
+from .initial import wallet_initial_balances
 from .listener import BlockListener
+from .models import WalletBackfill
 from .monitor import TransactionMonitor
 from .rpc import RpcError
-from .scanning import chain_scan
+from .scanning.scanner import chain_scan
 from .selectors import UnknownChain, chain_get, enabled_chains
+from .services.pruning import challenges_prune, skipped_logs_prune
 
 logger = logging.getLogger("wallets.tasks")
 
@@ -26,8 +33,6 @@ def scan_due_chains() -> list[int]:
     A chain the feed process serves (pushed heads, or its own polling) is skipped: beat's
     polling is the fallback for when no feed process runs (wallets/feedstate.py).
     """
-    from .feedstate import feed_serves
-
     now = timezone.now()
     due: list[int] = []
     for chain in enabled_chains().select_related("cursor"):
@@ -79,8 +84,6 @@ def _track(chain: Any, listener: BlockListener) -> dict[str, Any]:
 def prune_challenges() -> int:
     """Delete stale sign-in challenges (expired or used more than a day ago) and skip
     records older than 30 days; returns how many challenges went."""
-    from .services import challenges_prune, skipped_logs_prune
-
     skipped_logs_prune()
     return challenges_prune()
 
@@ -88,8 +91,6 @@ def prune_challenges() -> int:
 @shared_task(name="wallets.tasks.initial_balances", ignore_result=True)
 def initial_balances(wallet_id: int) -> int:
     """Read and store the balances of a newly linked wallet (see wallets/initial.py)."""
-    from .initial import wallet_initial_balances
-
     try:
         return wallet_initial_balances(wallet_id=wallet_id)
     except Exception:  # never fail the link over it: balances also follow activity
@@ -100,8 +101,6 @@ def initial_balances(wallet_id: int) -> int:
 @shared_task(name="wallets.tasks.approval_warnings", ignore_result=True)
 def approval_warnings(approval_ids: list[int]) -> int:
     """Notify owners of newly raised dangerous approvals (see wallets/approvals.py)."""
-    from .approvals import approval_warnings_send
-
     return approval_warnings_send(approval_ids=approval_ids)
 
 
@@ -109,8 +108,6 @@ def approval_warnings(approval_ids: list[int]) -> int:
 def run_backfills() -> list[int]:
     """Beat entry point: a backfill run for each chain with open history backfills (a run
     holds the chain's backfill lock; one interrupted by a restart resumes here)."""
-    from .models import BackfillState, WalletBackfill
-
     chain_ids = sorted(
         set(
             WalletBackfill.objects.filter(
@@ -126,8 +123,6 @@ def run_backfills() -> list[int]:
 @shared_task(name="wallets.tasks.backfill_chain", ignore_result=True)
 def backfill_chain(chain_id: int) -> dict[str, Any]:
     """Read the history of newly linked addresses on one chain (see wallets/backfill.py)."""
-    from .backfill import backfill_run
-
     try:
         return backfill_run(chain_id=chain_id).as_dict()
     except UnknownChain:

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from realtime_project.accounts.identity import signed_in_user_id
 
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
+from .errors import WalletError
 from .monitor import TransactionMonitor
 from .schemas import ActivityPage, ChainList, Challenge, TransactionStatus, WalletList, errors
 from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
@@ -28,16 +29,10 @@ from .serializers import (
     WalletSerializer,
     WatchSerializer,
 )
-from .services import (
-    WalletError,
-    transaction_unwatch,
-    transaction_watch,
-    wallet_challenge_create,
-    wallet_link_watch_only,
-    wallet_unlink,
-    wallet_verify,
-)
+from .services.linking import wallet_challenge_create, wallet_link_watch_only, wallet_unlink, wallet_verify
+from .services.transactions import transaction_unwatch, transaction_watch
 from .siwe import BadSignature
+from .tasks import track_transactions
 
 
 def _uid(request: Request) -> int:
@@ -220,6 +215,4 @@ def _status(chain_id: int, tx_hash: str) -> dict[str, Any]:
 
 
 def _enqueue_tracking(chain_id: int) -> None:
-    from .tasks import track_transactions
-
     track_transactions.delay(chain_id)

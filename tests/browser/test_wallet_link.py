@@ -77,7 +77,7 @@ anvil_node = wallets_fixtures.anvil_node  # one anvil for the module, as in test
 @pytest.fixture
 def anvil_chain(anvil_node: Anvil) -> Iterator[Any]:
     """anvil registered as chain 31337, scanned from its next block; reverted afterwards."""
-    from wallets.services import chain_register
+    from wallets.services.chains import chain_register
 
     snapshot = rpc(anvil_node.url, "evm_snapshot")
     head = int(rpc(anvil_node.url, "eth_blockNumber"), 16)
@@ -142,7 +142,7 @@ def link(page: Page) -> None:
 def test_link_a_wallet_with_siwe_and_see_its_activity_live(
     anvil_chain: Any, wallet_page: Callable[[], Page], signed_in_user: tuple[int, str]
 ) -> None:
-    from wallets.scanning import chain_scan
+    from wallets.scanning.scanner import chain_scan
 
     user_id, _ = signed_in_user
     page = wallet_page()

@@ -191,7 +191,7 @@ def test_siwe_message_names_the_requests_host(settings: Any) -> None:
     from eth_account import Account
     from rest_framework.test import APIClient
 
-    from wallets.services import chain_register
+    from wallets.services.chains import chain_register
 
     settings.ALLOWED_HOSTS = ["rt.example.com"]
     chain_register(chain_id=1, name="Ethereum", rpc_url="http://127.0.0.1:1")

@@ -17,7 +17,7 @@ from web3.contract import Contract
 from realtime_project.gateway.runtime import memory_history
 from wallets.models import Chain, Wallet
 from wallets.providers import register_provider, unregister_provider
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 from wallets.tokens import clear_cache
 
 BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
@@ -95,7 +95,7 @@ def user(django_user_model: Any) -> Any:
 
 
 def link(user: Any, address: str, chains: list[Chain] | None = None) -> Wallet:
-    from wallets.services import wallet_link_watch_only
+    from wallets.services.linking import wallet_link_watch_only
 
     return wallet_link_watch_only(
         user_id=user.pk, address=address, chain_ids=[c.chain_id for c in chains] if chains else None

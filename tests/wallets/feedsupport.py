@@ -11,7 +11,7 @@ from web3 import HTTPProvider, Web3
 
 from tests.wallets.conftest import artifact
 from wallets.models import WalletActivity
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 from wallets.watcher import ChainWatcher
 
 

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from tests.wallets.conftest import Evm
 from wallets.models import Chain, Wallet, WalletActivity, WalletChallenge, WatchedTransaction
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from realtime_project.gateway.protocol import encode_payload
 from tests.wallets.conftest import Evm, frames, link
 from wallets.approvals import ApprovalChange, approvals_apply
 from wallets.models import KnownContract, TokenApproval, Wallet, WalletActivity
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 from wallets.selectors import wallet_snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]

@@ -16,7 +16,7 @@ from wallets.backfill import backfill_run
 from wallets.listener import BlockListener
 from wallets.models import ChainCursor, TokenApproval, Wallet, WalletActivity, WalletBackfill
 from wallets.rpc import RpcUnavailable
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 from wallets.tasks import run_backfills
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from tests.support.ws import Client
 from tests.wallets.conftest import Evm, link
 from wallets.models import WalletActivity
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

@@ -18,7 +18,7 @@ from tests.wallets.nodes import rpc
 from wallets.devchain import DEV_CHAIN_ID, start_dev_chain
 from wallets.devchain.provision import DEMO_WALLET_LABEL, DEV_CHAIN_NAME, demo_username
 from wallets.models import Chain, ChainCursor, Wallet, WalletActivity, WatchedTransaction
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 from wallets.tasks import scan_chain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]

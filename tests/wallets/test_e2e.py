@@ -20,7 +20,7 @@ from tests.support.celery_worker import CeleryWorker
 from tests.support.ws import next_message
 from tests.wallets.conftest import artifact, link
 from tests.wallets.nodes import rpc
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.evm, pytest.mark.redis]
 

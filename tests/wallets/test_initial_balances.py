@@ -10,7 +10,7 @@ from tests.wallets.conftest import Evm, frames, link
 from wallets.initial import wallet_initial_balances
 from wallets.models import Balance, Wallet
 from wallets.rpc import RpcError
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

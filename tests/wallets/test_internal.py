@@ -13,8 +13,8 @@ from tests.wallets.nodes import FaultyRpc
 from wallets.backfill import backfill_run
 from wallets.health import chains_health
 from wallets.models import ChainCursor, WalletActivity, WalletBackfill
-from wallets.scanning import chain_scan
-from wallets.services import chain_register
+from wallets.scanning.scanner import chain_scan
+from wallets.services.chains import chain_register
 from wallets.traces import from_call_tracer, from_trace_block
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]

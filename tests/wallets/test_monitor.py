@@ -14,7 +14,7 @@ from wallets.addresses import InvalidTxHash
 from wallets.api import register_transaction_listener
 from wallets.models import WatchedTransaction
 from wallets.monitor import TransactionMonitor, _confirmation_listeners, _failure_listeners
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 from wallets.selectors import UnknownChain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.wallets.conftest import Evm, link
 from wallets.models import ChainCursor, SkippedLog, TokenMetadata, WalletActivity
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

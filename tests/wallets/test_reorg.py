@@ -9,7 +9,7 @@ import pytest
 from tests.wallets.conftest import Evm, frames, link
 from wallets.models import Balance, ChainCursor, ScannedBlock, WalletActivity, WatchedTransaction
 from wallets.monitor import TransactionMonitor
-from wallets.scanning import chain_scan
+from wallets.scanning.scanner import chain_scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

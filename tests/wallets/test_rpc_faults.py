@@ -11,8 +11,8 @@ from web3 import HTTPProvider, Web3
 from tests.wallets.conftest import artifact, link
 from wallets.listener import forget_log_ranges
 from wallets.models import ChainCursor, WalletActivity
-from wallets.scanning import chain_scan
-from wallets.services import chain_register
+from wallets.scanning.scanner import chain_scan
+from wallets.services.chains import chain_register
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from tests.wallets.conftest import Evm, link
 from wallets.chaindata import Block
 from wallets.models import Balance, Chain, ScannedBlock, WalletActivity
-from wallets.scanning import chain_scan
 from wallets.scanning.batch import ActivityRow, BalanceChange
+from wallets.scanning.scanner import chain_scan
 from wallets.scanning.store import insert_activity, upsert_balances, upsert_scanned_blocks
 
 A1 = "0x52908400098527886E0F7030069857D2E4169EE7"

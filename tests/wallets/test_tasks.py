@@ -51,7 +51,7 @@ def test_stale_sign_in_challenges_are_pruned(evm: Evm, chain: Any, user: Any) ->
     from django.utils import timezone
 
     from wallets.models import WalletChallenge
-    from wallets.services import wallet_challenge_create
+    from wallets.services.linking import wallet_challenge_create
 
     def challenge(**changes: Any) -> int:
         c = wallet_challenge_create(user_id=user.pk, address=evm.accounts[1], chain_id=evm.chain_id)

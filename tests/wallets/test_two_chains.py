@@ -27,7 +27,7 @@ from tests.support.ws import answer_ping
 from tests.wallets.conftest import link
 from tests.wallets.nodes import Anvil, rpc
 from wallets.models import WalletActivity
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.evm, pytest.mark.redis]
 

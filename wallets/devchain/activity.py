@@ -18,7 +18,7 @@ from typing import Any
 from django.db import close_old_connections
 from web3 import Web3
 
-from ..services import transaction_watch
+from ..services.transactions import transaction_watch
 from .node import DEV_CHAIN_ID
 from .provision import DevSetup
 

@@ -37,7 +37,8 @@ from ..models import (
     WalletBackfill,
     WatchedTransaction,
 )
-from ..services import chain_register, wallet_challenge_create, wallet_link_watch_only, wallet_verify
+from ..services.chains import chain_register
+from ..services.linking import wallet_challenge_create, wallet_link_watch_only, wallet_verify
 from ..tokens import clear_cache
 from .node import DEV_CHAIN_ID
 

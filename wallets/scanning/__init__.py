@@ -1,6 +1,5 @@
-"""Chain scanning: cursor to head in batches, reorg roll-back, activity written with the cursor."""
+"""Chain scanning: cursor to head in batches, reorg roll-back, activity written with the cursor.
 
-from .reorg import CursorMoved, ReorgTooDeep
-from .scanner import ScanResult, chain_scan
-
-__all__ = ["CursorMoved", "ReorgTooDeep", "ScanResult", "chain_scan"]
+`scanner.chain_scan` is the entry point; the package itself imports nothing, so the history
+backfill can share `batch` and `store` without an import cycle through the scanner.
+"""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..addresses import checksum_lower
-from ..approvals import ApprovalChange, approval_events, classify_events, known_spenders, warning_data
+from ..approvals import ApprovalChange, approval_events, classify_events, warning_data
 from ..balances import read_balances
 from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
@@ -20,7 +20,7 @@ from ..listener import BlockListener, LogFilter
 from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, internal_update, native_update
 from ..pending import Included
-from ..selectors import stored_balances
+from ..selectors import known_spenders, stored_balances
 from ..tokens import TokenInfo, token_infos
 
 

@@ -11,11 +11,13 @@ from django.utils import timezone
 from ..addresses import checksum_lower
 from ..approvals import approvals_roll_back
 from ..balances import read_balances
+from ..choices import TxStatus
+from ..conf import wallets_settings
 from ..listener import BlockListener
-from ..models import Balance, Chain, ChainCursor, ScannedBlock, TxStatus, WalletActivity, WatchedTransaction
+from ..models import Balance, Chain, ChainCursor, ScannedBlock, WalletActivity, WatchedTransaction
 from ..payloads import balance_update, removed_update
 from ..publishing import publish_transaction, publish_update
-from ..selectors import stored_balances
+from ..selectors import chain_get, stored_balances
 
 logger = logging.getLogger("wallets.reorg")
 
@@ -174,9 +176,6 @@ def chain_rescan_deep(*, chain_id: int, listener: BlockListener | None = None) -
     """The operator's answer to `reorg_too_deep` (admin action): roll back to the last
     common ancestor found beyond the reorg window (`deep_ancestor`), publishing the
     corrections like any reorg; the next scan reads the node's fork from there."""
-    from ..conf import wallets_settings
-    from ..selectors import chain_get
-
     chain = chain_get(chain_id=chain_id)
     listener = listener or BlockListener()
     cursor = ChainCursor.objects.get(chain=chain)

@@ -21,7 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..approvals import approvals_apply, notify_on_commit
+from ..backfill import extend_for_scan, start_waiting
 from ..chaindata import Block
+from ..choices import TxStatus
 from ..conf import WalletsSettings, wallets_settings
 from ..listener import BlockListener
 from ..models import (
@@ -29,7 +31,6 @@ from ..models import (
     ChainCursor,
     ScannedBlock,
     SkippedLog,
-    TxStatus,
     WalletActivity,
     WatchedTransaction,
 )
@@ -137,8 +138,6 @@ def _initial_cursor(chain: Chain, listener: BlockListener, head: Block) -> Chain
             chain=chain, defaults={"block_number": block.number, "block_hash": block.hash}
         )
         if created:  # wallets linked before the first scan: their history ends here
-            from ..backfill import start_waiting
-
             start_waiting(chain=chain, cursor_block=block.number)
     ScannedBlock.objects.get_or_create(
         chain=chain,
@@ -302,8 +301,6 @@ def _commit(
         if (cursor.block_number, cursor.block_hash) != expected:
             raise CursorMoved(f"chain {chain.chain_id}: cursor moved from {expected[0]} during the scan")
         if cursor.links_version != links[0]:
-            from ..backfill import extend_for_scan  # (wallets.backfill imports this package)
-
             # Linked after this batch read its addresses: their backfills cover these blocks.
             extend_for_scan(
                 chain=chain, scanned_with=links[1], watched_now=watched_addresses(chain=chain), last_block=last.number

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from wallets.services import chain_register
+from wallets.services.chains import chain_register
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Writes of the wallets app: chains, linking/verifying/unlinking wallets, watching transactions."""
+"""Linking wallets to users: watch-only, proven by a signed challenge (SIWE), or unlinked."""
 
 from __future__ import annotations
 
@@ -6,65 +6,18 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.db import IntegrityError, models, transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .addresses import checksum
-from .conf import wallets_settings
-from .models import Chain, SkippedLog, Wallet, WalletChallenge, WatchedTransaction
-from .selectors import chain_get
-from .siwe import build_message, recover_signer
-
-
-class WalletError(Exception):
-    """A refused wallet operation; `code` is stable, the text is for humans."""
-
-    code = "bad_request"
-    status = 400
-
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
-        if status:
-            self.status = status
-
-
-def chain_register(
-    *,
-    chain_id: int,
-    name: str,
-    rpc_url: str,
-    ws_url: str = "",
-    required_confirmations: int | None = None,
-    poll_interval: float | None = None,
-    native_symbol: str = "ETH",
-    enabled: bool = True,
-    start_block: int | None = None,
-) -> Chain:
-    """Create or update a chain; confirmations and poll interval default from the chain facts.
-
-    `ws_url` (ws:// or wss://, optional): heads and pending transactions pushed by the node.
-    """
-    if ws_url and not ws_url.startswith(("ws://", "wss://")):
-        raise WalletError("ws_url must start with ws:// or wss://", code="invalid_ws_url")
-    conf = wallets_settings()
-    chain, _ = Chain.objects.update_or_create(
-        chain_id=chain_id,
-        defaults={
-            "name": name,
-            "rpc_url": rpc_url,
-            "ws_url": ws_url,
-            "required_confirmations": (
-                required_confirmations if required_confirmations is not None else conf.confirmations_for(chain_id)
-            ),
-            "poll_interval": poll_interval if poll_interval is not None else conf.poll_interval_for(chain_id),
-            "native_symbol": native_symbol,
-            "enabled": enabled,
-            "start_block": start_block,
-        },
-    )
-    return chain
+from ..addresses import checksum
+from ..backfill import backfills_on_link
+from ..conf import wallets_settings
+from ..errors import WalletError
+from ..models import Chain, Wallet, WalletChallenge
+from ..selectors import chain_get, enabled_chains
+from ..siwe import build_message, recover_signer
+from .queue import enqueue_on_commit
 
 
 def _chains(chain_ids: Sequence[int] | None) -> list[Chain]:
@@ -99,26 +52,17 @@ def wallet_link_watch_only(
 
 
 def _read_initial_balances_on_commit(wallet: Wallet) -> None:
-    from .tasks import initial_balances
-
-    wallet_id = wallet.pk
-    transaction.on_commit(lambda: initial_balances.delay(wallet_id))
+    enqueue_on_commit("wallets.tasks.initial_balances", wallet.pk)
 
 
 def _backfill_on_commit(wallet: Wallet, chains: Sequence[Chain]) -> None:
     """The linked address's history on each of its chains (none chosen: every enabled one),
     read in the background (wallets/backfill.py)."""
-    from django.conf import settings
-
-    from .backfill import backfills_on_link
-    from .selectors import enabled_chains
-
     started = backfills_on_link(address=wallet.address, chains=list(chains) or list(enabled_chains()))
     if not started or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return  # embedded mode: the periodic `run_backfills` starts it within seconds, off the request
-    from .tasks import backfill_chain
-
-    transaction.on_commit(lambda: [backfill_chain.delay(chain_id) for chain_id in started])
+    for chain_id in started:
+        enqueue_on_commit("wallets.tasks.backfill_chain", chain_id)
 
 
 def wallet_challenge_create(
@@ -203,35 +147,7 @@ def wallet_link_verified(*, user_id: int, address: str) -> Wallet:
     return wallet
 
 
-def challenges_prune(*, keep_seconds: int = 86_400) -> int:
-    """Delete sign-in challenges that expired, or were used, more than `keep_seconds` ago
-    (kept that long for support questions); returns how many were deleted."""
-    cutoff = timezone.now() - timedelta(seconds=keep_seconds)
-    stale = models.Q(expires_at__lt=cutoff) | models.Q(used_at__lt=cutoff)
-    deleted, _ = WalletChallenge.objects.filter(stale).delete()
-    return int(deleted)
-
-
-def skipped_logs_prune(*, keep_days: int = 30) -> int:
-    """Delete recorded skip reasons (malformed logs, non-standard tokens) older than
-    `keep_days`; returns how many were deleted."""
-    deleted, _ = SkippedLog.objects.filter(created_at__lt=timezone.now() - timedelta(days=keep_days)).delete()
-    return int(deleted)
-
-
 def wallet_unlink(*, user_id: int, wallet_id: int) -> None:
     deleted, _ = Wallet.objects.filter(user_id=user_id, pk=wallet_id).delete()
     if not deleted:
         raise WalletError("no such wallet", code="not_found", status=404)
-
-
-def transaction_watch(*, user_id: int | None, chain_id: int, tx_hash: str) -> WatchedTransaction:
-    from .monitor import TransactionMonitor
-
-    return TransactionMonitor().watch(tx_hash, chain_id, user_id=user_id)
-
-
-def transaction_unwatch(*, user_id: int | None, chain_id: int, tx_hash: str) -> bool:
-    from .monitor import TransactionMonitor
-
-    return TransactionMonitor().unwatch(tx_hash, chain_id, user_id=user_id)
