@@ -138,8 +138,8 @@ def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:
 
 def run_decode_only(chain_id: int, start: int, blocks: int, watched: set[str]) -> dict[str, Any]:
     """The pure parts alone (no RPC, no DB): JSON logs to records; parse, filter, build the payloads."""
-    from wallets.events import parse_logs
     from wallets.listener import BlockListener, LogFilter
+    from wallets.logs import parse_logs
     from wallets.payloads import event_update
     from wallets.rpc import _raw_log
     from wallets.selectors import chain_get

@@ -1,8 +1,13 @@
-"""Python API of the wallets app for other apps (notifications, alerts, portfolio).
+"""The wallets app's one door for other apps (notifications, alerts, accounts).
 
-- `register_transaction_listener(fn)`: `fn(event)` after commit when a watched transaction
-  is confirmed or fails, with `{"event": "confirmed"|"failed", "user_ids": [...], "chain",
-  "hash", "from", "to", "value", "reason"}`; a listener's exception is logged, never raised.
+- Domain events on `realtime_project.events.bus`, emitted after commit:
+  `TransactionSettled` (a watched transaction confirmed or failed) and
+  `ApprovalWarningsRaised` (dangerous approvals raised a warning).
+- What to tell users about them: `transaction_notice(event)` and
+  `approval_warning_notices(approval_ids=...)` give `Notice`s (type, title, body, data,
+  priority, dedupe key, recipients); `approval_warning_notified(approval_id=...)` records
+  that an approval's owners were told.
+- `users_with_wallet_on_chain(chain_id)`: users with a linked wallet on that chain.
 - `portfolio_holdings(user_id)`: non-zero balances of the user's wallets,
   `[{"chain", "address", "token", "symbol", "amount": Decimal}]` (token None = native coin).
 - Sign-In with Ethereum (accounts): `build_siwe_message`, `recover_siwe_signer` (EIP-4361
@@ -12,12 +17,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .addresses import InvalidAddress, checksum
-from .monitor import TransactionMonitor
+from .approvals import approval_warning_notified
+from .events import ApprovalWarningsRaised, TransactionSettled
+from .notices import Notice, approval_warning_notices, transaction_notice
 from .selectors import holdings_of, verified_owner_ids
+from .selectors import users_with_wallet_on_chain as _users_on_chain
 from .services.linking import wallet_link_verified
 from .siwe import BadSignature, build_message, recover_signer
 
@@ -26,22 +33,26 @@ recover_siwe_signer = recover_signer
 checksum_address = checksum
 BadSiweSignature = BadSignature
 __all__ = [
+    "ApprovalWarningsRaised",
     "BadSiweSignature",
     "InvalidAddress",
+    "Notice",
+    "TransactionSettled",
+    "approval_warning_notices",
+    "approval_warning_notified",
     "build_siwe_message",
     "checksum_address",
     "link_verified_wallet",
     "portfolio_holdings",
     "recover_siwe_signer",
-    "register_transaction_listener",
+    "transaction_notice",
+    "users_with_wallet_on_chain",
     "verified_owner_ids",
 ]
 
 
-def register_transaction_listener(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    TransactionMonitor.on_confirmation(fn)
-    TransactionMonitor.on_failure(fn)
-    return fn
+def users_with_wallet_on_chain(chain_id: int) -> set[int]:
+    return _users_on_chain(chain_id=chain_id)
 
 
 def portfolio_holdings(user_id: int) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ An ERC-20 `Approval` of 2**256-1 (unlimited) or of more than the owner holds, an
 `ApprovalForAll(true)`, let the spender take the owner's tokens at any later time: the
 usual way wallets are drained. Each one from a linked owner becomes a `TokenApproval`
 row with a `warning`, a `security` frame on `wallet:{owner}` (with a revoke hint) and,
-after commit, a `security_warning` notification to the owners who proved the address
-(priority high; urgent when the spender is not a `KnownContract` of the chain). A newer
+after commit, an `ApprovalWarningsRaised` event: the notifications app tells the owners
+who proved the address (priority high; urgent when the spender is not a `KnownContract`
+of the chain; the wording is in `notices.py`). A newer
 approval of the same (token, spender) to 0 or `ApprovalForAll(false)` clears it.
 
 State moves only forward by (block, log index), so the live scan and a history
@@ -24,14 +25,16 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from realtime_project.events import bus
+
 from .addresses import checksum_lower
 from .choices import ApprovalStandard
-from .events import UNLIMITED, Event
-from .models import Chain, TokenApproval, Wallet, WalletActivity
-from .payloads import revoke_hint, security_update
+from .events import ApprovalWarningsRaised
+from .logs import UNLIMITED, Event
+from .models import Chain, TokenApproval, WalletActivity
+from .payloads import security_update
 from .selectors import known_spenders
-from .services.queue import enqueue_on_commit
-from .tokens import TokenInfo, token_infos_stored
+from .tokens import TokenInfo
 
 logger = logging.getLogger("wallets.approvals")
 
@@ -204,10 +207,16 @@ def approvals_apply(*, chain: Chain, changes: Sequence[ApprovalChange], timestam
 
 
 def notify_on_commit(raised: Sequence[int]) -> None:
-    """After commit, the notification task for newly raised warnings (a cross-app event as a task)."""
+    """After commit, `ApprovalWarningsRaised` on the event bus for newly raised warnings (the
+    notifications app tells their owners)."""
     if not raised:
         return
-    enqueue_on_commit("wallets.tasks.approval_warnings", list(raised))
+    bus.emit(ApprovalWarningsRaised(tuple(raised)))
+
+
+def approval_warning_notified(*, approval_id: int) -> None:
+    """Its owners were told: never again for this approval event."""
+    TokenApproval.objects.filter(pk=approval_id, notified_at__isnull=True).update(notified_at=timezone.now())
 
 
 def approvals_roll_back(*, chain: Chain, ancestor: int, timestamp_ms: int) -> list[dict[str, Any]]:
@@ -255,79 +264,3 @@ def _newest_stored_approval(row: TokenApproval, ancestor: int) -> WalletActivity
         .order_by("-block_number", "-log_index")
         .first()
     )
-
-
-def owners_to_notify(*, chain: Chain, owner: str) -> list[int]:
-    """Users who proved they own `owner` (verified link) on `chain`: watch-only links of an
-    address someone else owns see the public warning in the panel, but are not notified."""
-    wallets = Wallet.objects.filter(address=owner, watch_only=False).filter(Q(chains=chain) | Q(chains__isnull=True))
-    return sorted(set(wallets.values_list("user_id", flat=True)))
-
-
-def approval_warnings_send(*, approval_ids: Sequence[int]) -> int:
-    """Notify the owners of each still-active warning once; returns notifications created."""
-    from notifications.api import InvalidNotification, security_warning
-
-    created = 0
-    for row in (
-        TokenApproval.objects.filter(pk__in=list(approval_ids), notified_at__isnull=True)
-        .exclude(warning="")
-        .select_related("chain")
-    ):
-        info = _symbol(row)
-        name = known_spenders(chain=row.chain, spenders=[row.spender.lower()]).get(row.spender.lower(), "")
-        title, body = _texts(row, symbol=info, spender_name=name)
-        data = {
-            "chain": row.chain.chain_id,
-            "owner": row.owner,
-            "token": row.token,
-            "symbol": info,
-            "spender": row.spender,
-            "spender_name": name or None,
-            "reason": row.warning,
-            "amount_raw": str(int(row.amount)),
-            "hash": row.tx_hash,
-            "revoke": revoke_hint(token=row.token, spender=row.spender, standard=row.standard),
-        }
-        key = f"approval:{row.chain.chain_id}:{row.token.lower()}:{row.spender.lower()}:{row.tx_hash}:{row.log_index}"
-        for user_id in owners_to_notify(chain=row.chain, owner=row.owner):
-            try:
-                result = security_warning(
-                    user_id=user_id, title=title, body=body, data=data, urgent=row.level == URGENT, dedupe_key=key
-                )
-            except InvalidNotification as exc:
-                logger.warning("approval warning %s for user %s refused: %s", row.pk, user_id, exc)
-                continue
-            created += int(result.created)
-        TokenApproval.objects.filter(pk=row.pk, notified_at__isnull=True).update(notified_at=timezone.now())
-    return created
-
-
-def _symbol(row: TokenApproval) -> str:
-    info = token_infos_stored(chain_pk=row.chain_id, token=row.token.lower())
-    return info.symbol if info and info.symbol else ""
-
-
-def _short(address: str) -> str:
-    return f"{address[:6]}…{address[-4:]}"
-
-
-def _texts(row: TokenApproval, *, symbol: str, spender_name: str) -> tuple[str, str]:
-    who = spender_name or _short(row.spender)
-    what = symbol or _short(row.token)
-    unknown = "" if spender_name else " This spender is not a contract we know."
-    hint = revoke_hint(token=row.token, spender=row.spender, standard=row.standard)["text"]
-    wallet = f"Wallet {_short(row.owner)} on {row.chain.name}"
-    if row.warning == APPROVAL_FOR_ALL_WARNING:
-        title = f"{who} may move every NFT of {what} in your wallet"
-        body = f"{wallet} gave {row.spender} approval for all of {row.token}.{unknown} {hint}"
-    elif row.warning == UNLIMITED_WARNING:
-        title = f"Unlimited approval: {who} may spend all your {what}"
-        body = f"{wallet} approved {row.spender} to spend an unlimited amount of {row.token}.{unknown} {hint}"
-    else:
-        title = f"Approval above your balance: {who} may spend your {what}"
-        body = (
-            f"{wallet} approved {row.spender} to spend more {what} than it holds "
-            f"({int(row.amount)} raw units), including whatever arrives later.{unknown} {hint}"
-        )
-    return title[:200], body

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .chaindata import Block, Log
-from .events import TOPIC_ADDRESS_POSITIONS, TOPICS
+from .logs import TOPIC_ADDRESS_POSITIONS, TOPICS
 from .providers import client_for
 from .rpc import ChainClient, RangeTooLarge
 

@@ -2,8 +2,8 @@
 
 `poll(chain)` runs after every scan of the chain (so confirmations are published on each
 new block); the scanner itself spots replacements (same sender and nonce mined under
-another hash) and moves transactions of orphaned blocks back to pending. Listeners
-registered with `on_confirmation`/`on_failure` are called after commit, once per outcome.
+another hash) and moves transactions of orphaned blocks back to pending. A confirmation
+or a failure is announced once, after commit, as `TransactionSettled` on the event bus.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from realtime_project.events import bus
+
 from .addresses import checksum_lower, normalise_tx_hash
 from .chaindata import Receipt
 from .choices import TxStatus
 from .conf import wallets_settings
+from .events import TransactionSettled
 from .listener import BlockListener
 from .models import Chain, WatchedTransaction
 from .payloads import transaction_data, units
@@ -29,10 +32,6 @@ from .selectors import chain_get, open_transactions, owner_user_ids_for_addresse
 
 logger = logging.getLogger("wallets.monitor")
 
-Listener = Callable[[dict[str, Any]], None]
-_confirmation_listeners: list[Listener] = []
-_failure_listeners: list[Listener] = []
-
 
 class TransactionMonitor:
     """Follows watched transactions of every chain (stateless: the state is in the database)."""
@@ -40,22 +39,6 @@ class TransactionMonitor:
     def __init__(self, *, listener: BlockListener | None = None, clock: Callable[[], datetime] = timezone.now) -> None:
         self.listener = listener or BlockListener()
         self.clock = clock
-
-    # --- listeners --------------------------------------------------------------------------
-
-    @staticmethod
-    def on_confirmation(fn: Listener) -> Listener:
-        """Call `fn(event)` when a watched transaction reaches its required confirmations."""
-        if fn not in _confirmation_listeners:
-            _confirmation_listeners.append(fn)
-        return fn
-
-    @staticmethod
-    def on_failure(fn: Listener) -> Listener:
-        """Call `fn(event)` when a watched transaction is mined and reverted."""
-        if fn not in _failure_listeners:
-            _failure_listeners.append(fn)
-        return fn
 
     # --- watching ---------------------------------------------------------------------------
 
@@ -225,7 +208,7 @@ class TransactionMonitor:
             return f"reverted (reason unavailable: {exc.code})"
         return "reverted (the replay succeeded: the failure depends on earlier transactions of its block)"
 
-    # --- listeners after commit ---------------------------------------------------------------
+    # --- outcomes after commit ---------------------------------------------------------------
 
     @staticmethod
     def _notify_on_commit(tx: WatchedTransaction) -> None:
@@ -233,35 +216,25 @@ class TransactionMonitor:
             return
         tx.notified = tx.status
         tx.save(update_fields=["notified"])
-        event = transaction_event(tx)
-        listeners = list(_confirmation_listeners if tx.status == TxStatus.CONFIRMED else _failure_listeners)
-        transaction.on_commit(lambda: _call_listeners(listeners, event))
+        bus.emit(transaction_settled(tx))  # after commit: nothing is announced that rolls back
 
 
-def transaction_event(tx: WatchedTransaction) -> dict[str, Any]:
-    """The event given to transaction listeners (cross-app contract)."""
+def transaction_settled(tx: WatchedTransaction) -> TransactionSettled:
+    """The event of a confirmed or failed transaction (cross-app contract)."""
     # Watchers, and the proven owners of either side: not who linked one watch-only.
     user_ids = set(tx.watchers.values_list("id", flat=True)) | owner_user_ids_for_addresses(
         [tx.from_address, tx.to_address]
     )
-    return {
-        "event": "confirmed" if tx.status == TxStatus.CONFIRMED else "failed",
-        "user_ids": sorted(user_ids),
-        "chain": tx.chain.chain_id,
-        "hash": tx.hash,
-        "from": tx.from_address or None,
-        "to": tx.to_address or None,
-        "value": units(int(tx.value), 18),
-        "reason": tx.reason or None,
-    }
-
-
-def _call_listeners(listeners: list[Listener], event: dict[str, Any]) -> None:
-    for fn in listeners:
-        try:
-            fn(event)
-        except Exception:  # one listener must never break tracking or the others
-            logger.exception("transaction listener %r failed", fn)
+    return TransactionSettled(
+        outcome="confirmed" if tx.status == TxStatus.CONFIRMED else "failed",
+        user_ids=tuple(sorted(user_ids)),
+        chain=tx.chain.chain_id,
+        hash=tx.hash,
+        sender=tx.from_address or None,
+        recipient=tx.to_address or None,
+        value=units(int(tx.value), 18),
+        reason=tx.reason or None,
+    )
 
 
 def _apply_details(tx: WatchedTransaction, found: Any) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .addresses import checksum_lower
 from .chaindata import Tx
 from .choices import ApprovalStandard, BackfillState
-from .events import UNLIMITED, Event
+from .logs import UNLIMITED, Event
 from .tokens import TokenInfo
 from .traces import InternalTransfer
 

@@ -258,3 +258,15 @@ def backfills_of(addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     for row in rows:
         out.setdefault(row.address, []).append(backfill_data(row, chain_id=row.chain.chain_id))
     return out
+
+
+def users_with_wallet_on_chain(*, chain_id: int) -> set[int]:
+    """Users with a linked wallet on `chain_id`: a wallet is on the chains it lists, and a
+    wallet listing none is on every enabled chain."""
+    chain = Chain.objects.filter(chain_id=chain_id).first()
+    if chain is None:
+        return set()
+    users = set(Wallet.objects.filter(chains=chain).values_list("user_id", flat=True))
+    if chain.enabled:
+        users |= set(Wallet.objects.filter(chains__isnull=True).values_list("user_id", flat=True))
+    return users

@@ -10,7 +10,6 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from .approvals import approval_warnings_send
 from .backfill import backfill_run
 from .choices import BackfillState
 from .feedstate import feed_serves
@@ -96,12 +95,6 @@ def initial_balances(wallet_id: int) -> int:
     except Exception:  # never fail the link over it: balances also follow activity
         logger.exception("initial balances of wallet %s failed", wallet_id)
         return 0
-
-
-@shared_task(name="wallets.tasks.approval_warnings", ignore_result=True)
-def approval_warnings(approval_ids: list[int]) -> int:
-    """Notify owners of newly raised dangerous approvals (see wallets/approvals.py)."""
-    return approval_warnings_send(approval_ids=approval_ids)
 
 
 @shared_task(name="wallets.tasks.run_backfills", ignore_result=True)

@@ -1,14 +1,17 @@
-"""The notes without sockets: persistence, idempotency, read state, counts, bad input."""
+"""The API without sockets: persistence, idempotency, read state, counts, bad input, typed helpers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import transaction
 
+from notifications import api
 from notifications.errors import InvalidNotification, NotificationNotFound
-from notifications.models import Notification
+from notifications.models import BatchedItem, Notification
 
 from .conftest import note
 
@@ -118,3 +121,24 @@ def test_unknown_user_and_malformed_ids(notes, make_user) -> None:
     for bad in ("x:1", "n:", "n:-1", "n:abc", "", True, None, "n:1:2"):
         with pytest.raises(ValueError):
             notes.mark_read(user.pk, bad)
+
+
+def test_python_api_helpers(make_user) -> None:
+    user = make_user()
+    paid = api.payment_received(user_id=user.pk, amount=Decimal("49.90"), currency="USD", reference="inv_1")
+    again = api.payment_received(user_id=user.pk, amount="49.90", currency="USD", reference="inv_1")
+    assert paid.created and not again.created
+    assert paid.notification.title == "Payment received: 49.9 USD"
+    assert paid.notification.data == {"amount": 49.9, "currency": "USD", "reference": "inv_1"}
+    renewal = api.subscription_renewal(
+        user_id=user.pk, plan="Pro", renews_at=datetime(2026, 12, 1, tzinfo=UTC), amount=10, currency="EUR"
+    )
+    assert renewal.notification.title == "Your Pro subscription renews on 2026-12-01"
+    market = api.marketplace_update(user_id=user.pk, title="New bid on #7", listing_id=7)
+    assert market.held and BatchedItem.objects.get().data == {"event": "update", "listing_id": 7}
+    direct = api.notify(user_id=user.pk, type="security_warning", title="New sign-in", priority="urgent")
+    assert direct.notification.priority == "urgent"
+    with pytest.raises(api.InvalidNotification):
+        api.payment_received(user_id=user.pk, amount="NaN", currency="USD", reference="x")
+    with pytest.raises(api.InvalidNotification):
+        api.notify(user_id=user.pk, type="spam", title="x")

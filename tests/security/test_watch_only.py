@@ -21,7 +21,7 @@ from realtime_project.gateway.auth import issue_ticket
 from tests.support.ws import Client
 from wallets.addresses import checksum
 from wallets.models import Chain, Wallet, WatchedTransaction
-from wallets.monitor import transaction_event
+from wallets.monitor import transaction_settled
 from wallets.payloads import balance_update
 from wallets.publishing import publish_transaction, publish_updates
 
@@ -114,6 +114,6 @@ async def test_a_stranger_cannot_subscribe_and_the_public_part_needs_a_link_too(
 
 def test_transaction_notifications_go_to_watchers_and_proven_owners_only() -> None:
     world = _setup()
-    event = transaction_event(world["tx"])
-    assert event["user_ids"] == sorted([world["owner"].pk, world["watcher"].pk])
-    assert world["follower"].pk not in event["user_ids"]
+    event = transaction_settled(world["tx"])
+    assert list(event.user_ids) == sorted([world["owner"].pk, world["watcher"].pk])
+    assert world["follower"].pk not in event.user_ids

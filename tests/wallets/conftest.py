@@ -14,7 +14,9 @@ import pytest_asyncio
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 
+from realtime_project.events import bus
 from realtime_project.gateway.runtime import memory_history
+from wallets.events import ApprovalWarningsRaised, TransactionSettled
 from wallets.models import Chain, Wallet
 from wallets.providers import register_provider, unregister_provider
 from wallets.services.chains import chain_register
@@ -25,6 +27,21 @@ BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
 def artifact(name: str) -> dict[str, Any]:
     return json.loads((BUILD / f"{name}.json").read_text())
+
+
+def settle() -> None:
+    """Wait until the bus handled the wallets events emitted so far (their subscribers,
+    such as the notifications app, run on the bus's worker threads)."""
+    for event_type in (TransactionSettled, ApprovalWarningsRaised):
+        for sub in bus.subscriptions(event_type):
+            assert sub.drain(10), f"{sub.name} did not handle the wallets events"
+
+
+@pytest.fixture(autouse=True)
+def _settled() -> Iterator[None]:
+    """No subscriber of a wallets event still writes when the test's database is flushed."""
+    yield
+    settle()
 
 
 class Evm:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from notifications.models import Notification
 from realtime_project.gateway.protocol import encode_payload
-from tests.wallets.conftest import Evm, frames, link
+from tests.wallets.conftest import Evm, frames, link, settle
 from wallets.approvals import ApprovalChange, approvals_apply
 from wallets.models import KnownContract, TokenApproval, Wallet, WalletActivity
 from wallets.scanning.scanner import chain_scan
@@ -31,6 +31,7 @@ def security(address: str) -> list[dict[str, Any]]:
 
 
 def warnings_of(user: Any) -> list[tuple[str, str]]:
+    settle()
     return list(
         Notification.objects.filter(user=user, type="security_warning").order_by("id").values_list("priority", "title")
     )
@@ -50,6 +51,7 @@ def test_unlimited_approval_raises_an_urgent_warning_and_revoking_clears_it(
     approve = evm.call(token.functions.approve(spender, UNLIMITED), 1)
 
     assert chain_scan(chain_id=chain.chain_id).error == ""
+    settle()
 
     row = TokenApproval.objects.get()
     assert (row.owner, row.token, row.spender, row.standard) == (a1, token.address, spender, "erc20")
@@ -77,6 +79,7 @@ def test_unlimited_approval_raises_an_urgent_warning_and_revoking_clears_it(
 
     # A re-scan of the same blocks changes and notifies nothing.
     chain_scan(chain_id=chain.chain_id)
+    settle()
     assert Notification.objects.filter(type="security_warning").count() == 1
 
     revoke = evm.call(token.functions.approve(spender, 0), 1)

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from notifications.models import Notification
-from tests.wallets.conftest import Evm, frames, link
+from tests.wallets.conftest import Evm, frames, link, settle
 from wallets.backfill import backfill_run
 from wallets.listener import BlockListener
 from wallets.models import ChainCursor, TokenApproval, Wallet, WalletActivity, WalletBackfill
@@ -220,6 +220,7 @@ def test_history_warns_once_of_approvals_still_in_force_only(evm: Evm, chain: An
     backfill_run(chain_id=chain.chain_id)
     rows = {r.spender: r.warning for r in TokenApproval.objects.all()}
     assert rows == {spender: "", other: "unlimited"}
+    settle()
     (warning,) = Notification.objects.filter(user=user, type="security_warning")
     assert warning.data["spender"] == other
     snapshot = [f for f in frames(a1) if f["type"] == "snapshot"][-1]

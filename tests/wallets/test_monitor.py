@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -9,24 +10,34 @@ import pytest
 from django.utils import timezone
 from web3 import Web3
 
+from realtime_project.events import bus
 from tests.wallets.conftest import Evm, frames, link
 from wallets.addresses import InvalidTxHash
-from wallets.api import register_transaction_listener
+from wallets.events import TransactionSettled
 from wallets.models import WatchedTransaction
-from wallets.monitor import TransactionMonitor, _confirmation_listeners, _failure_listeners
+from wallets.monitor import TransactionMonitor
 from wallets.scanning.scanner import chain_scan
 from wallets.selectors import UnknownChain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 
 
+#: Reads the events so far.
+Events = Callable[[], list[TransactionSettled]]
+
+
 @pytest.fixture
-def events() -> Any:
-    got: list[dict[str, Any]] = []
-    register_transaction_listener(got.append)
-    yield got
-    _confirmation_listeners.remove(got.append)
-    _failure_listeners.remove(got.append)
+def events() -> Iterator[Events]:
+    """The `TransactionSettled` events on the bus so far (reading waits for their delivery)."""
+    got: list[TransactionSettled] = []
+    sub = bus.subscribe(TransactionSettled, got.append, name="tests.wallets.settled")
+
+    def read() -> list[TransactionSettled]:
+        assert sub.drain(10), "events were not delivered"
+        return list(got)
+
+    yield read
+    bus.unsubscribe(sub)
 
 
 def statuses(address: str, tx_hash: str) -> list[tuple[str, int]]:
@@ -37,7 +48,9 @@ def statuses(address: str, tx_hash: str) -> list[tuple[str, int]]:
     ]
 
 
-def test_pending_included_confirmations_confirmed(evm: Evm, chain: Any, user: Any, events: list[Any]) -> None:
+def test_pending_included_confirmations_confirmed(
+    evm: Evm, chain: Any, user: Any, events: Callable[[], list[TransactionSettled]]
+) -> None:
     a1, a2 = evm.accounts[1:3]
     link(user, a2)
     evm.tester.disable_auto_mine_transactions()
@@ -62,21 +75,23 @@ def test_pending_included_confirmations_confirmed(evm: Evm, chain: Any, user: An
         a1,
         a2,
     )
-    assert events == [
-        {
-            "event": "confirmed",
-            "user_ids": [user.pk],
-            "chain": evm.chain_id,
-            "hash": tx_hash,
-            "from": a1,
-            "to": a2,
-            "value": 12345 / 10**18,
-            "reason": None,
-        }
+    assert events() == [
+        TransactionSettled(
+            outcome="confirmed",
+            user_ids=(user.pk,),
+            chain=evm.chain_id,
+            hash=tx_hash,
+            sender=a1,
+            recipient=a2,
+            value=12345 / 10**18,
+            reason=None,
+        )
     ]
 
 
-def test_failed_with_revert_reason(evm: Evm, chain: Any, user: Any, events: list[Any]) -> None:
+def test_failed_with_revert_reason(
+    evm: Evm, chain: Any, user: Any, events: Callable[[], list[TransactionSettled]]
+) -> None:
     a1, a2 = evm.accounts[1:3]
     # The sender's proven owner is notified (a watch-only link of it is not: issue #12).
     wallet = link(user, a1)
@@ -90,12 +105,12 @@ def test_failed_with_revert_reason(evm: Evm, chain: Any, user: Any, events: list
     tx = WatchedTransaction.objects.get(hash=tx_hash)
     assert (tx.status, tx.reason) == ("failed", "TestERC20: transfer amount exceeds balance")
     assert statuses(a1, tx_hash) == [("failed", 1)]
-    assert [(e["event"], e["reason"], e["user_ids"]) for e in events] == [
-        ("failed", "TestERC20: transfer amount exceeds balance", [user.pk])
+    assert [(e.outcome, e.reason, e.user_ids) for e in events()] == [
+        ("failed", "TestERC20: transfer amount exceeds balance", (user.pk,))
     ]
     evm.mine(5)
     monitor.poll(chain)  # failed is final: no more frames, no second notification
-    assert len(events) == 1 and statuses(a1, tx_hash) == [("failed", 1)]
+    assert len(events()) == 1 and statuses(a1, tx_hash) == [("failed", 1)]
 
 
 def test_replaced_by_same_nonce_is_detected_by_the_scan(evm: Evm, chain: Any, user: Any) -> None:

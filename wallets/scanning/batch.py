@@ -15,8 +15,8 @@ from ..approvals import ApprovalChange, approval_events, classify_events, warnin
 from ..balances import read_balances
 from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
-from ..events import parse_logs
 from ..listener import BlockListener, LogFilter
+from ..logs import parse_logs
 from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, internal_update, native_update
 from ..pending import Included

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wallets.chaindata import Log
-from wallets.events import APPROVAL_FOR_ALL, TRANSFER, TRANSFER_BATCH, TRANSFER_SINGLE, parse_logs
+from wallets.logs import APPROVAL_FOR_ALL, TRANSFER, TRANSFER_BATCH, TRANSFER_SINGLE, parse_logs
 
 WATCHED = "0x" + "11" * 20
 PADDED = "0x" + "0" * 24 + "11" * 20
