@@ -462,7 +462,7 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
 
     from tests.wallets.nodes import Anvil
     from wallets.backfill import backfill_run, backfills_on_link
-    from wallets.listener import BlockListener
+    from wallets.blocks import BlockListener
     from wallets.models import ChainCursor, WalletActivity, WalletBackfill
     from wallets.services.chains import chain_register
 

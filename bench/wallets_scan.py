@@ -109,7 +109,7 @@ def reset_scan_state(chain_id: int) -> None:
 
 
 def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:
-    from wallets.listener import BlockListener
+    from wallets.blocks import BlockListener
     from wallets.models import WalletActivity
     from wallets.scanning.scanner import chain_scan
 
@@ -138,7 +138,7 @@ def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:
 
 def run_decode_only(chain_id: int, start: int, blocks: int, watched: set[str]) -> dict[str, Any]:
     """The pure parts alone (no RPC, no DB): JSON logs to records; parse, filter, build the payloads."""
-    from wallets.listener import BlockListener, LogFilter
+    from wallets.blocks import BlockListener, LogFilter
     from wallets.logs import parse_logs
     from wallets.payloads import event_update
     from wallets.rpc import _raw_log

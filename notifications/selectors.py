@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+
+from wallets import api as wallets_api
 
 from .choices import TYPES, Audience, NotificationType
 from .conf import notification_settings
@@ -260,3 +263,26 @@ def push_gate(*, type: str, priority: str, now: datetime, urgent_breaks_through:
         )
 
     return gate
+
+
+# --- announcement audiences, resolved when an announcement is published -----------------
+
+
+def staff_user_ids() -> set[int]:
+    return set(get_user_model().objects.filter(is_staff=True, is_active=True).values_list("pk", flat=True))
+
+
+def wallet_chain_user_ids(chain_id: int) -> set[int]:
+    """Users with a linked wallet on `chain_id` (the wallets app decides what that means)."""
+    return wallets_api.users_with_wallet_on_chain(chain_id)
+
+
+def audience_user_ids(audience: str, chain_id: int | None) -> set[int] | None:
+    """None means everyone (stored once, delivered on the shared `announcements` channel)."""
+    if audience == Audience.EVERYONE:
+        return None
+    if audience == Audience.STAFF:
+        return staff_user_ids()
+    if audience == Audience.WALLET_CHAIN and chain_id is not None:
+        return wallet_chain_user_ids(chain_id)
+    return set()

@@ -41,9 +41,9 @@ from django.utils import timezone
 
 from .addresses import checksum_lower
 from .approvals import approvals_apply, notify_on_commit
+from .blocks import BlockListener
 from .choices import BackfillState
 from .conf import DEFAULT_BLOCK_TIMES, wallets_settings
-from .listener import BlockListener
 from .models import Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
 from .payloads import backfill_update
 from .publishing import publish_updates

@@ -25,10 +25,10 @@ from django.db import close_old_connections
 from realtime_project.backoff import full_jitter
 from realtime_project.feeds import Feed
 
+from .blocks import BlockListener
 from .chaindata import Tx
 from .conf import wallets_settings
 from .feedstate import feed_forget, feed_mark
-from .listener import BlockListener
 from .monitor import TransactionMonitor
 from .pending import pending_seen, tracked_addresses
 from .rpc import RpcError

@@ -22,7 +22,7 @@ import logging
 from django.db import transaction
 
 from .balances import read_balances
-from .listener import BlockListener
+from .blocks import BlockListener
 from .models import Balance, Chain, ChainCursor, TokenMetadata, Wallet
 from .publishing import publish_updates
 from .rpc import RpcError

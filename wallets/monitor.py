@@ -19,11 +19,11 @@ from django.utils import timezone
 from realtime_project.events import bus
 
 from .addresses import checksum_lower, normalise_tx_hash
+from .blocks import BlockListener
 from .chaindata import Receipt
 from .choices import TxStatus
 from .conf import wallets_settings
 from .events import TransactionSettled
-from .listener import BlockListener
 from .models import Chain, WatchedTransaction
 from .payloads import transaction_data, units
 from .publishing import publish_transaction

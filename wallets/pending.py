@@ -27,9 +27,9 @@ from django.db import transaction
 from django.db.models import Max, Q
 
 from .addresses import checksum_lower
+from .blocks import BlockListener
 from .chaindata import Tx
 from .choices import TxStatus
-from .listener import BlockListener
 from .models import Chain, Wallet, WatchedTransaction
 from .publishing import publish_transaction
 from .rpc import RpcError

@@ -11,10 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from .backfill import backfill_run
+from .blocks import BlockListener
 from .choices import BackfillState
 from .feedstate import feed_serves
 from .initial import wallet_initial_balances
-from .listener import BlockListener
 from .models import WalletBackfill
 from .monitor import TransactionMonitor
 from .rpc import RpcError

@@ -18,16 +18,21 @@ from realtime_project.accounts.identity import signed_in_user_id
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
 from .errors import WalletError
 from .monitor import TransactionMonitor
-from .schemas import ActivityPage, ChainList, Challenge, TransactionStatus, WalletList, errors
 from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
 from .serializers import (
+    ActivityPage,
     ActivitySerializer,
+    ChainList,
     ChainSerializer,
+    Challenge,
     ChallengeSerializer,
     LinkSerializer,
+    TransactionStatus,
     VerifySerializer,
+    WalletList,
     WalletSerializer,
     WatchSerializer,
+    errors,
 )
 from .services.linking import wallet_challenge_create, wallet_link_watch_only, wallet_unlink, wallet_verify
 from .services.transactions import transaction_unwatch, transaction_watch

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from django.db import transaction
 
-from ..audience import audience_user_ids
 from ..choices import Audience, Priority
 from ..errors import InvalidAnnouncement
 from ..models import Announcement, AnnouncementReceipt
 from ..payloads import announcement_payload, created_event
+from ..selectors import audience_user_ids
 from . import delivery
 from .queue import enqueue, enqueue_quietly
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from notifications.models import Notification
 from tests.wallets.conftest import Evm, frames, link, settle
 from wallets.backfill import backfill_run
-from wallets.listener import BlockListener
+from wallets.blocks import BlockListener
 from wallets.models import ChainCursor, TokenApproval, Wallet, WalletActivity, WalletBackfill
 from wallets.rpc import RpcUnavailable
 from wallets.scanning.scanner import chain_scan

@@ -9,7 +9,7 @@ import pytest
 from web3 import HTTPProvider, Web3
 
 from tests.wallets.conftest import artifact, link
-from wallets.listener import forget_log_ranges
+from wallets.blocks import forget_log_ranges
 from wallets.models import ChainCursor, WalletActivity
 from wallets.scanning.scanner import chain_scan
 from wallets.services.chains import chain_register

@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 from ..addresses import checksum_lower
 from ..approvals import ApprovalChange, approval_events, classify_events, warning_data
 from ..balances import read_balances
+from ..blocks import BlockListener, LogFilter
 from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
-from ..listener import BlockListener, LogFilter
 from ..logs import parse_logs
 from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, internal_update, native_update

@@ -11,9 +11,9 @@ from django.utils import timezone
 from ..addresses import checksum_lower
 from ..approvals import approvals_roll_back
 from ..balances import read_balances
+from ..blocks import BlockListener
 from ..choices import TxStatus
 from ..conf import wallets_settings
-from ..listener import BlockListener
 from ..models import Balance, Chain, ChainCursor, ScannedBlock, WalletActivity, WatchedTransaction
 from ..payloads import balance_update, removed_update
 from ..publishing import publish_transaction, publish_update

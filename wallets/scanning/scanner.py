@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from ..approvals import approvals_apply, notify_on_commit
 from ..backfill import extend_for_scan, start_waiting
+from ..blocks import BlockListener
 from ..chaindata import Block
 from ..choices import TxStatus
 from ..conf import WalletsSettings, wallets_settings
-from ..listener import BlockListener
 from ..models import (
     Chain,
     ChainCursor,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.wallets.conftest import Evm
-from wallets.listener import BlockListener, LogFilter
+from wallets.blocks import BlockListener, LogFilter
 from wallets.logs import TRANSFER
 
 pytestmark = [pytest.mark.django_db, pytest.mark.evm]

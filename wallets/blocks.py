@@ -18,7 +18,7 @@ from .logs import TOPIC_ADDRESS_POSITIONS, TOPICS
 from .providers import client_for
 from .rpc import ChainClient, RangeTooLarge
 
-logger = logging.getLogger("wallets.listener")
+logger = logging.getLogger("wallets.blocks")
 
 #: eth_getLogs ranges learned per chain id (halved on a cap, regrown on success).
 _log_ranges: dict[int, int] = {}
