@@ -461,9 +461,9 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import transaction
 
     from tests.wallets.nodes import Anvil
-    from wallets.backfill import backfill_run, backfills_on_link
     from wallets.blocks import BlockListener
     from wallets.models import ChainCursor, WalletActivity, WalletBackfill
+    from wallets.scanning.backfill import backfill_run, backfills_on_link
     from wallets.services.chains import chain_register
 
     anvil = Anvil("--chain-id", "31338", "--gas-limit", "100000000")

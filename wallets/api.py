@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from .addresses import InvalidAddress, checksum
-from .approvals import approval_warning_notified
 from .events import ApprovalWarningsRaised, TransactionSettled
 from .notices import Notice, approval_warning_notices, transaction_notice
 from .selectors import holdings_of, verified_owner_ids
 from .selectors import users_with_wallet_on_chain as _users_on_chain
+from .services.approvals import approval_warning_notified
 from .services.linking import wallet_link_verified
 from .siwe import BadSignature, build_message, recover_signer
 

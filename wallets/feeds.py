@@ -29,11 +29,11 @@ from .blocks import BlockListener
 from .chaindata import Tx
 from .conf import wallets_settings
 from .feedstate import feed_forget, feed_mark
-from .monitor import TransactionMonitor
-from .pending import pending_seen, tracked_addresses
 from .rpc import RpcError
+from .scanning.pending import pending_seen, tracked_addresses
 from .scanning.scanner import chain_scan
 from .selectors import chain_get, enabled_chains
+from .services.transactions import TransactionMonitor
 from .watcher import PUSH_SAFETY_INTERVAL, ChainConfig, ChainWatcher, ScanOutcome, Work
 
 logger = logging.getLogger("wallets.feeds")

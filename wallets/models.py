@@ -305,7 +305,7 @@ class TokenApproval(models.Model):
 
 
 class WalletBackfill(models.Model):
-    """The history of a linked address on a chain, read once in the background (wallets/backfill.py).
+    """The history of a linked address on a chain, read once in the background (wallets/scanning/backfill.py).
 
     One per (chain, address), shared by every user who links it. Blocks `from_block` to
     `to_block`; `next_block` is the first one not read yet, committed with the rows of

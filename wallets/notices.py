@@ -13,11 +13,11 @@ from typing import Any
 
 from django.db.models import Q
 
-from .approvals import APPROVAL_FOR_ALL_WARNING, UNLIMITED_WARNING, URGENT
 from .events import TransactionSettled
 from .models import Chain, TokenApproval, Wallet
 from .payloads import revoke_hint
 from .selectors import known_spenders
+from .services.approvals import APPROVAL_FOR_ALL_WARNING, UNLIMITED_WARNING, URGENT
 from .tokens import token_infos_stored
 
 
@@ -78,7 +78,7 @@ def owners_to_notify(*, chain: Chain, owner: str) -> list[int]:
 
 def approval_warning_notices(*, approval_ids: Sequence[int]) -> list[tuple[int, Notice]]:
     """(approval id, notice) for each warning among `approval_ids` still active and not yet
-    told (`approvals.approval_warning_notified` records that it was): a `security_warning`,
+    told (`services/approvals.approval_warning_notified` records that it was): a `security_warning`,
     urgent when the spender is not a known contract, idempotent per approval event."""
     out: list[tuple[int, Notice]] = []
     for row in (

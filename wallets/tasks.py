@@ -10,17 +10,17 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from .backfill import backfill_run
 from .blocks import BlockListener
 from .choices import BackfillState
 from .feedstate import feed_serves
-from .initial import wallet_initial_balances
 from .models import WalletBackfill
-from .monitor import TransactionMonitor
 from .rpc import RpcError
+from .scanning.backfill import backfill_run
 from .scanning.scanner import chain_scan
 from .selectors import UnknownChain, chain_get, enabled_chains
+from .services.initial_balances import wallet_initial_balances
 from .services.pruning import challenges_prune, skipped_logs_prune
+from .services.transactions import TransactionMonitor
 
 logger = logging.getLogger("wallets.tasks")
 
@@ -89,7 +89,7 @@ def prune_challenges() -> int:
 
 @shared_task(name="wallets.tasks.initial_balances", ignore_result=True)
 def initial_balances(wallet_id: int) -> int:
-    """Read and store the balances of a newly linked wallet (see wallets/initial.py)."""
+    """Read and store the balances of a newly linked wallet (see wallets/services/initial_balances.py)."""
     try:
         return wallet_initial_balances(wallet_id=wallet_id)
     except Exception:  # never fail the link over it: balances also follow activity
@@ -115,7 +115,7 @@ def run_backfills() -> list[int]:
 
 @shared_task(name="wallets.tasks.backfill_chain", ignore_result=True)
 def backfill_chain(chain_id: int) -> dict[str, Any]:
-    """Read the history of newly linked addresses on one chain (see wallets/backfill.py)."""
+    """Read the history of newly linked addresses on one chain (see wallets/scanning/backfill.py)."""
     try:
         return backfill_run(chain_id=chain_id).as_dict()
     except UnknownChain:

@@ -17,7 +17,6 @@ from realtime_project.accounts.identity import signed_in_user_id
 
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
 from .errors import WalletError
-from .monitor import TransactionMonitor
 from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
 from .serializers import (
     ActivityPage,
@@ -35,7 +34,7 @@ from .serializers import (
     errors,
 )
 from .services.linking import wallet_challenge_create, wallet_link_watch_only, wallet_unlink, wallet_verify
-from .services.transactions import transaction_unwatch, transaction_watch
+from .services.transactions import TransactionMonitor, transaction_unwatch, transaction_watch
 from .siwe import BadSignature
 from .tasks import track_transactions
 

@@ -21,9 +21,9 @@ from realtime_project.gateway.auth import issue_ticket
 from tests.support.ws import Client
 from wallets.addresses import checksum
 from wallets.models import Chain, Wallet, WatchedTransaction
-from wallets.monitor import transaction_settled
 from wallets.payloads import balance_update
 from wallets.publishing import publish_transaction, publish_updates
+from wallets.services.transactions import transaction_settled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,10 +11,10 @@ from django.utils import timezone
 from notifications.models import Notification
 from realtime_project.gateway.protocol import encode_payload
 from tests.wallets.conftest import Evm, frames, link, settle
-from wallets.approvals import ApprovalChange, approvals_apply
 from wallets.models import KnownContract, TokenApproval, Wallet, WalletActivity
 from wallets.scanning.scanner import chain_scan
 from wallets.selectors import wallet_snapshot
+from wallets.services.approvals import ApprovalChange, approvals_apply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

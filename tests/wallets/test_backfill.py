@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from notifications.models import Notification
 from tests.wallets.conftest import Evm, frames, link, settle
-from wallets.backfill import backfill_run
 from wallets.blocks import BlockListener
 from wallets.models import ChainCursor, TokenApproval, Wallet, WalletActivity, WalletBackfill
 from wallets.rpc import RpcUnavailable
+from wallets.scanning.backfill import backfill_run
 from wallets.scanning.scanner import chain_scan
 from wallets.tasks import run_backfills
 
@@ -214,7 +214,7 @@ def test_history_warns_once_of_approvals_still_in_force_only(evm: Evm, chain: An
     evm.call(token.functions.approve(other, UNLIMITED), 1)  # still in force
     scanned(evm, chain)
     Wallet.objects.create(user=user, address=a1, watch_only=False, verified_at=timezone.now())
-    from wallets.backfill import backfills_on_link
+    from wallets.scanning.backfill import backfills_on_link
 
     backfills_on_link(address=a1, chains=[chain])
     backfill_run(chain_id=chain.chain_id)

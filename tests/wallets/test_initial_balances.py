@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from tests.wallets.conftest import Evm, frames, link
-from wallets.initial import wallet_initial_balances
 from wallets.models import Balance, Wallet
 from wallets.rpc import RpcError
 from wallets.scanning.scanner import chain_scan
+from wallets.services.initial_balances import wallet_initial_balances
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

@@ -10,9 +10,9 @@ from web3 import HTTPProvider, Web3
 
 from tests.wallets.conftest import artifact, link
 from tests.wallets.nodes import FaultyRpc
-from wallets.backfill import backfill_run
 from wallets.health import chains_health
 from wallets.models import ChainCursor, WalletActivity, WalletBackfill
+from wallets.scanning.backfill import backfill_run
 from wallets.scanning.scanner import chain_scan
 from wallets.services.chains import chain_register
 from wallets.traces import from_call_tracer, from_trace_block

@@ -15,9 +15,9 @@ from tests.wallets.conftest import Evm, frames, link
 from wallets.addresses import InvalidTxHash
 from wallets.events import TransactionSettled
 from wallets.models import WatchedTransaction
-from wallets.monitor import TransactionMonitor
 from wallets.scanning.scanner import chain_scan
 from wallets.selectors import UnknownChain
+from wallets.services.transactions import TransactionMonitor
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

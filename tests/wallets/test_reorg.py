@@ -8,8 +8,8 @@ import pytest
 
 from tests.wallets.conftest import Evm, frames, link
 from wallets.models import Balance, ChainCursor, ScannedBlock, WalletActivity, WatchedTransaction
-from wallets.monitor import TransactionMonitor
 from wallets.scanning.scanner import chain_scan
+from wallets.services.transactions import TransactionMonitor
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.evm]
 

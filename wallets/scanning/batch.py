@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..addresses import checksum_lower
-from ..approvals import ApprovalChange, approval_events, classify_events, warning_data
 from ..balances import read_balances
 from ..blocks import BlockListener, LogFilter
 from ..chaindata import Block, Log, Tx
@@ -19,9 +18,10 @@ from ..conf import WalletsSettings
 from ..logs import parse_logs
 from ..models import Chain, SkippedLog
 from ..payloads import balance_update, event_update, internal_update, native_update
-from ..pending import Included
 from ..selectors import known_spenders, stored_balances
+from ..services.approvals import ApprovalChange, approval_events, classify_events, warning_data
 from ..tokens import TokenInfo, token_infos
+from .pending import Included
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Batch:
     balances: list[BalanceChange] = field(default_factory=list)
     #: (sender, nonce) -> hash of the mined transaction (to detect replaced watched ones).
     mined_nonces: dict[tuple[str, int], Tx] = field(default_factory=dict)
-    #: Approvals given by watched owners, classified (see wallets/approvals.py).
+    #: Approvals given by watched owners, classified (see wallets/services/approvals.py).
     approvals: list[ApprovalChange] = field(default_factory=list)
     #: Transactions sent by tracked (proven) addresses, to track at inclusion.
     included: list[Included] = field(default_factory=list)
@@ -110,7 +110,7 @@ def build_batch(
     """Fetch logs and balances for `blocks` and build the rows to write.
 
     `tracked` (proven addresses, a subset of `watched`): their transactions are tracked at
-    inclusion by the transaction monitor (wallets/pending.py).
+    inclusion by the transaction monitor (wallets/scanning/pending.py).
     `traces`: the node's call-trace method, to record internal transfers ("" = none).
     `history_balances_at` (a history backfill): no balance rows; the balances that
     approvals are judged against are read at that block (the link's) instead.

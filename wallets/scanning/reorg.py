@@ -9,7 +9,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..addresses import checksum_lower
-from ..approvals import approvals_roll_back
 from ..balances import read_balances
 from ..blocks import BlockListener
 from ..choices import TxStatus
@@ -18,6 +17,7 @@ from ..models import Balance, Chain, ChainCursor, ScannedBlock, WalletActivity, 
 from ..payloads import balance_update, removed_update
 from ..publishing import publish_transaction, publish_update
 from ..selectors import chain_get, stored_balances
+from ..services.approvals import approvals_roll_back
 
 logger = logging.getLogger("wallets.reorg")
 

@@ -20,8 +20,6 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from ..approvals import approvals_apply, notify_on_commit
-from ..backfill import extend_for_scan, start_waiting
 from ..blocks import BlockListener
 from ..chaindata import Block
 from ..choices import TxStatus
@@ -34,13 +32,15 @@ from ..models import (
     WalletActivity,
     WatchedTransaction,
 )
-from ..pending import tracked_addresses, transactions_included
 from ..publishing import publish_transaction, publish_updates
 from ..rpc import RpcError, TracesUnsupported
 from ..selectors import chain_get, watched_addresses
+from ..services.approvals import approvals_apply, notify_on_commit
 from ..traces import METHODS as TRACE_METHODS
 from ..traces import UNSUPPORTED as TRACE_UNSUPPORTED
+from .backfill import extend_for_scan, start_waiting
 from .batch import ActivityRow, Batch, build_batch
+from .pending import tracked_addresses, transactions_included
 from .reorg import CursorMoved, ReorgTooDeep, find_ancestor, roll_back
 from .store import insert_activity, upsert_balances, upsert_scanned_blocks
 

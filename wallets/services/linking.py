@@ -11,10 +11,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..addresses import checksum
-from ..backfill import backfills_on_link
 from ..conf import wallets_settings
 from ..errors import WalletError
 from ..models import Chain, Wallet, WalletChallenge
+from ..scanning.backfill import backfills_on_link
 from ..selectors import chain_get, enabled_chains
 from ..siwe import build_message, recover_signer
 from .queue import enqueue_on_commit
@@ -57,7 +57,7 @@ def _read_initial_balances_on_commit(wallet: Wallet) -> None:
 
 def _backfill_on_commit(wallet: Wallet, chains: Sequence[Chain]) -> None:
     """The linked address's history on each of its chains (none chosen: every enabled one),
-    read in the background (wallets/backfill.py)."""
+    read in the background (wallets/scanning/backfill.py)."""
     started = backfills_on_link(address=wallet.address, chains=list(chains) or list(enabled_chains()))
     if not started or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return  # embedded mode: the periodic `run_backfills` starts it within seconds, off the request

@@ -21,14 +21,14 @@ import logging
 
 from django.db import transaction
 
-from .balances import read_balances
-from .blocks import BlockListener
-from .models import Balance, Chain, ChainCursor, TokenMetadata, Wallet
-from .publishing import publish_updates
-from .rpc import RpcError
-from .scanning.batch import BalanceChange
-from .scanning.store import upsert_balances
-from .selectors import wallet_snapshot
+from ..balances import read_balances
+from ..blocks import BlockListener
+from ..models import Balance, Chain, ChainCursor, TokenMetadata, Wallet
+from ..publishing import publish_updates
+from ..rpc import RpcError
+from ..scanning.batch import BalanceChange
+from ..scanning.store import upsert_balances
+from ..selectors import wallet_snapshot
 
 logger = logging.getLogger("wallets.initial")
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Max, Q
 
-from .addresses import checksum_lower
-from .blocks import BlockListener
-from .chaindata import Tx
-from .choices import TxStatus
-from .models import Chain, Wallet, WatchedTransaction
-from .publishing import publish_transaction
-from .rpc import RpcError
+from ..addresses import checksum_lower
+from ..blocks import BlockListener
+from ..chaindata import Tx
+from ..choices import TxStatus
+from ..models import Chain, Wallet, WatchedTransaction
+from ..publishing import publish_transaction
+from ..rpc import RpcError
 
 logger = logging.getLogger("wallets.pending")
 

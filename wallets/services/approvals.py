@@ -27,14 +27,14 @@ from django.utils import timezone
 
 from realtime_project.events import bus
 
-from .addresses import checksum_lower
-from .choices import ApprovalStandard
-from .events import ApprovalWarningsRaised
-from .logs import UNLIMITED, Event
-from .models import Chain, TokenApproval, WalletActivity
-from .payloads import security_update
-from .selectors import known_spenders
-from .tokens import TokenInfo
+from ..addresses import checksum_lower
+from ..choices import ApprovalStandard
+from ..events import ApprovalWarningsRaised
+from ..logs import UNLIMITED, Event
+from ..models import Chain, TokenApproval, WalletActivity
+from ..payloads import security_update
+from ..selectors import known_spenders
+from ..tokens import TokenInfo
 
 logger = logging.getLogger("wallets.approvals")
 

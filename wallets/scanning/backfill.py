@@ -11,7 +11,7 @@ takes), so nothing falls between the two.
 `backfill_run(chain_id=…)` sweeps every open backfill of a chain together, oldest block
 first, in batches of `batch_blocks`: the same `build_batch` as the live scan (native and
 token transfers, approvals, NFTs, internal transfers), without balance rows (the
-current balances are read on link, `initial.py`). Each batch commits its rows with each
+current balances are read on link, `services/initial_balances.py`). Each batch commits its rows with each
 backfill's `next_block` in one transaction, so a restart resumes where it stopped and a
 re-run writes nothing twice (natural keys, ON CONFLICT DO NOTHING); the live scan's rows
 and the backfill's meet on the same keys. Blocks the live scan still holds (the reorg
@@ -39,19 +39,19 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from .addresses import checksum_lower
-from .approvals import approvals_apply, notify_on_commit
-from .blocks import BlockListener
-from .choices import BackfillState
-from .conf import DEFAULT_BLOCK_TIMES, wallets_settings
-from .models import Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
-from .payloads import backfill_update
-from .publishing import publish_updates
-from .rpc import RpcError
-from .scanning.batch import build_batch
-from .scanning.store import insert_activity
-from .selectors import chain_get, wallet_snapshots
-from .traces import METHODS
+from ..addresses import checksum_lower
+from ..blocks import BlockListener
+from ..choices import BackfillState
+from ..conf import DEFAULT_BLOCK_TIMES, wallets_settings
+from ..models import Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
+from ..payloads import backfill_update
+from ..publishing import publish_updates
+from ..rpc import RpcError
+from ..selectors import chain_get, wallet_snapshots
+from ..services.approvals import approvals_apply, notify_on_commit
+from ..traces import METHODS
+from .batch import build_batch
+from .store import insert_activity
 
 logger = logging.getLogger("wallets.backfill")
 
