@@ -99,13 +99,13 @@ class GcTimer:
 
 def reset_scan_state(chain_id: int) -> None:
     """Empty what a scan wrote, so the next run is again a first scan of the same blocks."""
-    from wallets import listener, tokens
+    from wallets import blocks, tokens
     from wallets.models import Balance, ChainCursor, ScannedBlock, SkippedLog, TokenMetadata, WalletActivity
 
     for model in (WalletActivity, Balance, ScannedBlock, SkippedLog, TokenMetadata, ChainCursor):
         model.objects.filter(chain__chain_id=chain_id).delete()
     tokens.clear_cache()
-    listener.forget_log_ranges()
+    blocks.forget_log_ranges()
 
 
 def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:

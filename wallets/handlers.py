@@ -14,13 +14,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from realtime_project.gateway.health import register_check
 from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, namespaces
 from realtime_project.gateway.protocol import ChannelName
 
 from .addresses import ADDRESS_RE, checksum
 from .conf import wallets_settings
-from .health import chains_health
 from .selectors import link_of, public_snapshot, wallet_snapshot
 
 PUBLIC_NAMESPACE = "wallet_public"
@@ -53,10 +51,6 @@ async def _linked(principal: Principal, channel: ChannelName) -> bool | ChannelN
     return False if allowed is False else ChannelName(PUBLIC_NAMESPACE, channel.key)
 
 
-def readiness() -> dict[str, Any]:
-    return chains_health()
-
-
 namespaces.register(
     Namespace(
         name="wallet",
@@ -85,4 +79,3 @@ namespaces.register(
         history_ttl=7 * 24 * 3600,
     )
 )
-register_check("wallets", readiness)
