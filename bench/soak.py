@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -183,6 +184,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
     sent: dict[str, int] = {}
     send_latency: list[float] = []
     kills: list[dict[str, Any]] = []
+    kill_times: list[float] = []
     samples: list[tuple[float, int]] = []
     running = True
 
@@ -244,6 +246,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
                 pass
             record: dict[str, Any] = {"at_s": round(killed_at - started, 1), "program": program}
             kills.append(record)
+            kill_times.append(killed_at)
             try:
                 await asyncio.to_thread(
                     cluster.wait_running, [program], exclude_pids=[old], timeout=args.kill_every - 2
@@ -278,7 +281,31 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
     stray = sum(
         1 for c in clients[: len(users)] for nid in c.notifications if sent.get(nid) not in (None, owner[c.index])
     )
-    available = sum(n for _, n in samples) / max(1, len(samples) * len(clients))
+    # Each sample stands for the time until the next one (the sampler runs late when the
+    # bench's own loop is busy, typically right after a kill: counting every sample as
+    # SAMPLE_EVERY would under-weight exactly the bad moments).
+    weights = [b[0] - a[0] for a, b in itertools.pairwise(samples)]
+    total_s = sum(weights)
+    available = sum(n * w for (_, n), w in zip(samples, weights, strict=False)) / max(1e-9, total_s * len(clients))
+    # Where the unavailable client-seconds went: before the first kill, and in the window
+    # from each kill to the next, split into "no subscribed socket" (the clients' outages)
+    # and "subscribed but nothing newer than 2 s" (the rest).
+    bounds = [started, *kill_times, started + out.get("duration_s", args.minutes * 60)]
+    windows: list[dict[str, Any]] = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        lost = sum((len(clients) - n) * w for (t, n), w in zip(samples, weights, strict=False) if lo <= t < hi)
+        down = 0.0
+        for c in clients:
+            for a, b in c.outages:
+                b = b if b is not None else hi
+                down += max(0.0, min(b, hi) - max(a, lo))
+        label = "before the first kill" if i == 0 else kills[i - 1]["program"]
+        windows.append({"window": label, "unavailable_client_s": round(lost), "disconnected_client_s": round(down)})
+        if i > 0:
+            kills[i - 1]["unavailable_client_s"] = round(lost)
+            kills[i - 1]["disconnected_client_s"] = round(down)
+    out["unavailable_client_s"] = round(sum(w["unavailable_client_s"] for w in windows))
+    out["unavailable_by_window"] = windows
     notif_lat = [lat for c in clients[: len(users)] for lat in c.note_latencies]
     price_lat = [lat for c in clients for lat in c.latencies]
     recoveries = [k["recovered_after_s"] for k in kills if k.get("recovered_after_s") is not None]
