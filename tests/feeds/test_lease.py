@@ -252,3 +252,9 @@ async def test_lead_keeps_the_work_through_a_store_blip_but_not_past_the_deadlin
     # exactly when the lease would lapse in Redis; then a standby trying every 0.5 s.
     assert events == ["elected 1.a", "deposed at 3.0"]
     assert loop.pauses[:3] == [1.0, 1.0, 1.0] and set(loop.pauses[3:]) == {0.5}
+
+
+def test_an_owner_with_the_value_separator_is_refused(store: FakeStore) -> None:
+    # The stored value is "<token>|<client id>": an owner containing "|" would be misread.
+    with pytest.raises(ValueError, match="cannot contain"):
+        Lease(store, "rt:lease:feeds", owner="host|1", duration=3.0)
