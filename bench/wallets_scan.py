@@ -105,7 +105,7 @@ def reset_scan_state(chain_id: int) -> None:
     for model in (WalletActivity, Balance, ScannedBlock, SkippedLog, TokenMetadata, ChainCursor):
         model.objects.filter(chain__chain_id=chain_id).delete()
     tokens.clear_cache()
-    blocks.forget_log_ranges()
+    blocks.LOG_RANGES.set({})  # ranges learned by the last run
 
 
 def run_ours(chain_id: int, start: int, blocks: int) -> dict[str, Any]:

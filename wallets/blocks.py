@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from realtime_project.runtime import Slot
+
 from .chaindata import Block, Log
 from .logs import TOPIC_ADDRESS_POSITIONS, TOPICS
 from .providers import client_for
@@ -21,11 +23,7 @@ from .rpc import ChainClient, RangeTooLarge
 logger = logging.getLogger("wallets.blocks")
 
 #: eth_getLogs ranges learned per chain id (halved on a cap, regrown on success).
-_log_ranges: dict[int, int] = {}
-
-
-def forget_log_ranges() -> None:
-    _log_ranges.clear()
+LOG_RANGES: Slot[dict[int, int]] = Slot("wallets.log_ranges", dict)
 
 
 @dataclass(frozen=True)
@@ -130,25 +128,26 @@ class BlockListener:
         """Logs of `flt` in `start..end`, narrowing the range when the node caps it."""
         client = self.client(chain)
         chain_id = chain.chain_id
+        ranges = LOG_RANGES.get()
         queries = flt.queries()
         logs: list[Log] = []
         for topics in queries:
             lo = start
             while lo <= end:
-                size = min(_log_ranges.get(chain_id, self.max_log_range), self.max_log_range)
+                size = min(ranges.get(chain_id, self.max_log_range), self.max_log_range)
                 hi = min(end, lo + size - 1)
                 try:
                     part = client.logs(start=lo, end=hi, topics=topics, address=flt.contracts or None)
                 except RangeTooLarge:
                     if hi == lo:
                         raise  # even one block is too much: nothing left to narrow
-                    _log_ranges[chain_id] = max(1, (hi - lo + 1) // 2)
-                    logger.info("chain %s: eth_getLogs range capped, narrowing to %d", chain_id, _log_ranges[chain_id])
+                    ranges[chain_id] = max(1, (hi - lo + 1) // 2)
+                    logger.info("chain %s: eth_getLogs range capped, narrowing to %d", chain_id, ranges[chain_id])
                     continue
                 logs.extend(part)
                 lo = hi + 1
                 if size < self.max_log_range:
-                    _log_ranges[chain_id] = min(self.max_log_range, size * 2)
+                    ranges[chain_id] = min(self.max_log_range, size * 2)
         if len(queries) > 1:
             # The same log can match several positions (from and to both watched).
             logs = list({(log.block_hash, log.log_index): log for log in logs}.values())

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from realtime_project.runtime import Slot
+
 from .rpc import ChainClient, Reverted
 
 SYMBOL_SELECTOR = "0x95d89b41"  # symbol()
@@ -98,20 +100,21 @@ def read_token(client: ChainClient, token: str) -> TokenInfo:
 
 
 #: Process cache: (chain id, token) -> info. Metadata never changes for a deployed token.
-_cache: dict[tuple[int, str], TokenInfo] = {}
+_CACHE: Slot[dict[tuple[int, str], TokenInfo]] = Slot("wallets.token_cache", dict)
 
 
 def token_infos(*, chain_pk: int, chain_id: int, client: ChainClient, tokens: Iterable[str]) -> dict[str, TokenInfo]:
     """Metadata of `tokens` (lowercase): process cache, then the database, then the node."""
     from .models import TokenMetadata
 
+    cache = _CACHE.get()
     wanted = {t.lower() for t in tokens if t}
-    out = {t: _cache[(chain_id, t)] for t in wanted if (chain_id, t) in _cache}
+    out = {t: cache[(chain_id, t)] for t in wanted if (chain_id, t) in cache}
     missing = wanted - out.keys()
     if missing:
         for row in TokenMetadata.objects.filter(chain_id=chain_pk, address__in=sorted(missing)):
             info = TokenInfo(row.address, row.symbol, row.name, row.decimals, row.issues)
-            out[row.address] = _cache[(chain_id, row.address)] = info
+            out[row.address] = cache[(chain_id, row.address)] = info
         missing -= out.keys()
     if missing:
         fetched = [read_token(client, token) for token in sorted(missing)]
@@ -130,7 +133,7 @@ def token_infos(*, chain_pk: int, chain_id: int, client: ChainClient, tokens: It
             ignore_conflicts=True,
         )
         for info in fetched:
-            out[info.address] = _cache[(chain_id, info.address)] = info
+            out[info.address] = cache[(chain_id, info.address)] = info
     return out
 
 
@@ -143,4 +146,5 @@ def token_infos_stored(*, chain_pk: int, token: str) -> TokenInfo | None:
 
 
 def clear_cache() -> None:
-    _cache.clear()
+    """Forget the process cache (a dev chain restarted: its contracts' addresses are reused)."""
+    _CACHE.get().clear()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from web3 import HTTPProvider, Web3
 
 from tests.wallets.conftest import artifact, link
-from wallets.blocks import forget_log_ranges
 from wallets.models import ChainCursor, WalletActivity
 from wallets.scanning.scanner import chain_scan
 from wallets.services.chains import chain_register
@@ -47,17 +45,15 @@ class Setup:
 
 
 @pytest.fixture
-def node(anvil: Any, faulty: Any, user: Any, settings: Any) -> Iterator[Setup]:
+def node(anvil: Any, faulty: Any, user: Any, settings: Any) -> Setup:
     # Generous for a loaded CI machine; the proxy delays 2.5 s when a timeout is wanted.
     settings.WALLETS = {"RPC_TIMEOUT": 1.5, "BATCH_BLOCKS": 3, "ADDRESS_FILTER_LIMIT": 100}
-    forget_log_ranges()
     setup = Setup(anvil, faulty)
     chain_register(
         chain_id=31337, name="anvil", rpc_url=faulty.url, required_confirmations=1, start_block=setup.head + 1
     )
     link(user, setup.accounts[1])
-    yield setup
-    forget_log_ranges()
+    return setup
 
 
 def minted_blocks(setup: Setup) -> set[int]:
