@@ -3,6 +3,8 @@
 `register_provider("tester://main", w3)` lets tests (and the embedded demo) serve a chain
 from an in-process EVM (`EthereumTesterProvider`); production chains use their URL.
 Clients are per thread: HTTP sessions are not shared across the scheduler's threads.
+The registrations, the clients and the chain ids checked are runtime state (slots of
+`realtime_project.runtime`), not configuration: a fresh runtime starts with none.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import requests
 from web3 import HTTPProvider, Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
+from realtime_project.runtime import Slot
+
 from .conf import wallets_settings
 from .rpc import ChainClient, RpcError
 
 #: Chains whose blocks carry longer extraData (clique/parlia PoA): BSC, Polygon PoS.
 POA_CHAINS = frozenset({56, 97, 137, 80002})
 
-_registered: dict[str, Web3] = {}
-_local = threading.local()
+#: In-process providers by RPC URL.
+_REGISTERED: Slot[dict[str, Web3]] = Slot("wallets.registered_providers", dict)
+#: HTTP clients by RPC URL, each thread its own (`web3s` of the thread-local).
+_CLIENTS: Slot[threading.local] = Slot("wallets.provider_clients", threading.local)
 #: (rpc_url, chain_id) pairs whose node answered eth_chainId correctly (checked once).
-_verified: set[tuple[str, int]] = set()
+_VERIFIED: Slot[set[tuple[str, int]]] = Slot("wallets.verified_chain_ids", set)
 
 
 class UnsupportedRpcUrl(RpcError):
@@ -31,26 +37,29 @@ class UnsupportedRpcUrl(RpcError):
 
 def register_provider(rpc_url: str, w3: Web3) -> None:
     """Serve `rpc_url` from `w3` in this process (in-process EVMs)."""
-    _registered[rpc_url] = w3
+    _REGISTERED.get()[rpc_url] = w3
     _clients().pop(rpc_url, None)
-    _verified.difference_update({key for key in _verified if key[0] == rpc_url})
+    verified = _VERIFIED.get()
+    verified.difference_update({key for key in verified if key[0] == rpc_url})
 
 
 def unregister_provider(rpc_url: str) -> None:
-    _registered.pop(rpc_url, None)
+    _REGISTERED.get().pop(rpc_url, None)
     _clients().pop(rpc_url, None)
 
 
 def _clients() -> dict[str, Web3]:
-    cache: dict[str, Web3] | None = getattr(_local, "web3s", None)
+    local = _CLIENTS.get()
+    cache: dict[str, Web3] | None = getattr(local, "web3s", None)
     if cache is None:
-        cache = _local.web3s = {}
+        cache = local.web3s = {}
     return cache
 
 
 def web3_for(rpc_url: str, chain_id: int) -> Web3:
-    if rpc_url in _registered:
-        return _registered[rpc_url]
+    registered = _REGISTERED.get()
+    if rpc_url in registered:
+        return registered[rpc_url]
     cache = _clients()
     w3 = cache.get(rpc_url)
     if w3 is None:
@@ -78,7 +87,8 @@ def web3_for(rpc_url: str, chain_id: int) -> Web3:
 def client_for(rpc_url: str, chain_id: int) -> ChainClient:
     """A fresh client (own call counters) over the cached provider, its chain id checked once."""
     client = ChainClient(web3_for(rpc_url, chain_id), chain_id)
-    if (rpc_url, chain_id) not in _verified:
+    verified = _VERIFIED.get()
+    if (rpc_url, chain_id) not in verified:
         client.verify_chain()
-        _verified.add((rpc_url, chain_id))
+        verified.add((rpc_url, chain_id))
     return client

@@ -18,9 +18,8 @@ from realtime_project.events import bus
 from realtime_project.gateway.runtime import memory_history
 from wallets.events import ApprovalWarningsRaised, TransactionSettled
 from wallets.models import Chain, Wallet
-from wallets.providers import register_provider, unregister_provider
+from wallets.providers import register_provider
 from wallets.services.chains import chain_register
-from wallets.tokens import clear_cache
 
 BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
 
@@ -82,13 +81,11 @@ class Evm:
 
 
 @pytest.fixture
-def evm() -> Iterator[Evm]:
+def evm() -> Evm:
+    """A fresh EVM served in-process (the test's fresh runtime holds its registration)."""
     chain = Evm()
     register_provider(chain.url, chain.w3)
-    clear_cache()
-    yield chain
-    unregister_provider(chain.url)
-    clear_cache()
+    return chain
 
 
 @pytest.fixture
@@ -139,14 +136,15 @@ def anvil_node() -> Iterator[Any]:
 
 @pytest.fixture
 def anvil(anvil_node: Any) -> Iterator[Any]:
-    """The module's anvil, reverted to its starting state after each test (fast isolation)."""
+    """The module's anvil, reverted to its starting state after each test (fast isolation).
+
+    Contracts come back at the same addresses after a revert: the token metadata a test
+    read is forgotten with its runtime (tests/conftest.py), never seen by the next test."""
     from tests.wallets.nodes import rpc
 
     snapshot = rpc(anvil_node.url, "evm_snapshot")
-    clear_cache()  # contracts come back at the same addresses after a revert: no stale metadata
     yield anvil_node
     rpc(anvil_node.url, "evm_revert", [snapshot])
-    clear_cache()
 
 
 @pytest.fixture
