@@ -17,9 +17,12 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from realtime_project.runtime import Slot
+
 logger = logging.getLogger("notifications.metrics")
 
-_local: Counter[str] = Counter()
+#: Embedded mode's counts (no Redis), guarded by `_lock`.
+_LOCAL: Slot[Counter[str]] = Slot("notifications.delivery_counts", Counter)
 _lock = threading.Lock()
 
 
@@ -42,7 +45,7 @@ def count(changes: Iterable[tuple[str, str, str]]) -> None:
     target = _redis()
     if target is None:
         with _lock:
-            _local.update(tally)
+            _LOCAL.get().update(tally)
         return
     client, key = target
     try:
@@ -60,7 +63,7 @@ def totals() -> dict[tuple[str, str, str], int]:
     target = _redis()
     if target is None:
         with _lock:
-            raw = {k: v for k, v in _local.items()}
+            raw = dict(_LOCAL.get())
     else:
         client, key = target
         try:

@@ -8,8 +8,9 @@ waits for the outcomes, also when the task itself runs inside an event loop.
 
 The session's resolver is the SSRF guard and its limits come from the settings, so a
 client belongs to the settings it was made with: other settings (tests change them)
-get a new client and the old one is closed. A forked child (prefork pool) never uses
-its parent's client.
+get a new client and the old one is closed. The client is runtime state (a slot of
+`realtime_project.runtime`): a forked child (prefork pool) starts with a fresh runtime
+and never uses its parent's client, and a torn-down runtime closes it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
+
+from realtime_project.runtime import Slot
 
 from ..conf import NotificationSettings
 from .endpoint import GuardedResolver
@@ -79,25 +82,40 @@ class PushClient:
             self.loop.close()
 
 
-_lock = threading.Lock()
-_client: PushClient | None = None
+class _ClientHolder:
+    """The process's one client, remade when the settings change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: PushClient | None = None
+
+    def client(self, conf: NotificationSettings) -> PushClient:
+        with self._lock:
+            current = self._client
+            if current is not None and current.pid == os.getpid() and current.conf == conf:
+                return current
+            if current is not None:
+                current.close()  # other settings; a parent's client (after fork) is left alone
+            self._client = PushClient(conf)
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+_CLIENT: Slot[_ClientHolder] = Slot("notifications.push_client", _ClientHolder, close=_ClientHolder.close)
 
 
 def push_client(conf: NotificationSettings) -> PushClient:
     """This process's client for these settings (made on first use)."""
-    global _client
-    with _lock:
-        current = _client
-        if current is not None and current.pid == os.getpid() and current.conf == conf:
-            return current
-        if current is not None:
-            current.close()  # other settings; a parent's client (after fork) is left alone
-        _client = PushClient(conf)
-        return _client
+    return _CLIENT.get().client(conf)
 
 
 @atexit.register
 def _close_at_exit() -> None:
-    with _lock:
-        if _client is not None:
-            _client.close()
+    holder = _CLIENT.peek()
+    if holder is not None:
+        holder.close()
