@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .protocol import ChannelName
+from .publisher import publish_encoded, run_sync, validate_channel
 
 logger = logging.getLogger("realtime.outbox")
 
@@ -79,8 +80,6 @@ def flush(*, limit: int = FLUSH_LIMIT, now: datetime | None = None) -> FlushResu
     """Send the due rows, oldest first, each with its own key; stop at the first failure
     (Redis is down: the rest would fail too, and sending later rows first would reorder
     a channel). Safe to run in several processes at once (rows are taken with SKIP LOCKED)."""
-    from .api import _publish_encoded, _run_sync
-    from .api import validate_channel as parse
     from .models import PendingPublication
 
     now = now or timezone.now()
@@ -101,8 +100,8 @@ def flush(*, limit: int = FLUSH_LIMIT, now: datetime | None = None) -> FlushResu
     result.claimed = len(rows)
     for index, row in enumerate(rows):
         try:
-            items = [(parse(str(channel)), str(payload)) for channel, payload in row.items]
-            _run_sync(_publish_encoded(items, row.key))
+            items = [(validate_channel(str(channel)), str(payload)) for channel, payload in row.items]
+            run_sync(publish_encoded(items, row.key))
         except ValueError as exc:  # a channel that no longer exists: it can never be sent
             logger.error("outbox: dropping %s: %s", row.key, exc)
             row.delete()

@@ -18,7 +18,6 @@ PACKAGES = ("realtime_project", "prices", "wallets", "notifications", "alerts")
 
 #: Each a set of modules that import each other today, directly or not.
 KNOWN_CYCLES: list[set[str]] = [
-    {"realtime_project.gateway.api", "realtime_project.gateway.outbox"},
     {"realtime_project.gateway.presence", "realtime_project.gateway.runtime"},
 ]
 
