@@ -50,7 +50,7 @@ def tune_gc() -> None:
 
 async def _start_hub() -> None:
     """Start the hub with the server, so presence and readiness don't wait for a client."""
-    from .gateway.runtime import get_hub
+    from .gateway.serving import get_hub
 
     try:
         await get_hub()

@@ -39,7 +39,7 @@ from .namespaces import ANONYMOUS, Principal
 from .protocol import decode_frame, error_text, frame_size, peek_id, reply_frame, safe_id, welcome_frame
 from .ratelimit import TokenBucket
 from .router import NO_REPLY, Request, router
-from .runtime import get_hub
+from .serving import get_hub
 
 logger = logging.getLogger("realtime.gateway")
 

@@ -94,7 +94,7 @@ def _new_redis_history() -> HistoryStore:
     return RedisHistory(settings.history_redis_url, prefix=settings.key_prefix)
 
 
-#: The hub of each event loop (made, not started, on first use: `get_hub` starts it).
+#: The hub of each event loop (made, not started, on first use: `serving.get_hub` starts it).
 HUB: Slot[Hub] = Slot("gateway.hub", _new_hub, per_loop=True)
 #: The Redis history store of each event loop (production).
 REDIS_HISTORY: Slot[HistoryStore] = Slot("gateway.redis_history", _new_redis_history, per_loop=True)
@@ -121,22 +121,6 @@ def uses_memory_layer() -> bool:
     from channels.layers import InMemoryChannelLayer
 
     return isinstance(get_channel_layer(), InMemoryChannelLayer)
-
-
-async def get_hub() -> Hub:
-    """The started hub of the running loop (created on first use)."""
-    hub = HUB.get()
-    if not hub.started:
-        await hub.start()
-        from .auth import revalidate
-        from .revalidation import revalidation_loop
-
-        hub.spawn(revalidation_loop(hub, revalidate), "hub-revalidate")
-        if gateway_settings().history_redis_url:
-            from .presence import presence_loop
-
-            hub.spawn(presence_loop(hub), "hub-presence")
-    return hub
 
 
 def current_hub() -> Hub | None:

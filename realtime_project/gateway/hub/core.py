@@ -52,7 +52,7 @@ INTAKE_START_TIMEOUT = 5.0
 
 
 class Hub:
-    """Per-process fan-out; one instance per event loop (see `runtime.get_hub`)."""
+    """Per-process fan-out; one instance per event loop (see `serving.get_hub`)."""
 
     def __init__(
         self,
