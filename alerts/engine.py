@@ -13,8 +13,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,9 +21,9 @@ from functools import partial
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 import notifications.api
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 from realtime_project.runtime import Slot
 
 from . import selectors
@@ -40,7 +39,6 @@ from .validation import validate_rule
 
 logger = logging.getLogger("alerts.engine")
 
-Clock = Callable[[], datetime]
 #: Reads for a full load are streamed in chunks of this many rows.
 LOAD_CHUNK = 5_000
 #: On the price-event path (every coalesced publication of the feed process, tens per
@@ -86,7 +84,7 @@ class AlertEngine:
         *,
         prices: PriceReader | None = None,
         holdings: HoldingsReader | None = None,
-        clock: Clock = timezone.now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.prices: PriceReader = prices or PricesAppReader()
         self.holdings: HoldingsReader = holdings or WalletsAppReader()
@@ -143,7 +141,7 @@ class AlertEngine:
 
     def load(self, now: datetime | None = None) -> int:
         """Rebuild the index from the database (start-up, reset, periodic full reload)."""
-        now = now or self.clock()
+        now = now or self.clock.now()
         with self._lock:
             epoch, revision = selectors.current_revision()
             self.index = AlertIndex()
@@ -176,7 +174,7 @@ class AlertEngine:
             latest = self.prices.latest_quotes()
         with self._lock:
             count = self.load(now)
-            self._synced_at = time.monotonic()
+            self._synced_at = self.clock.monotonic()
             self.last_prices = {symbol: price for symbol, (price, _ts) in latest.items()}
             # A crossing since that price fires only if no process fired the rule after it.
             self.last_ts = {symbol: ts for symbol, (_price, ts) in latest.items() if ts is not None}
@@ -214,7 +212,7 @@ class AlertEngine:
 
     def sync(self, now: datetime | None = None) -> int:
         """Catch up with rule changes made anywhere; returns rules (re)applied."""
-        now = now or self.clock()
+        now = now or self.clock.now()
         with self._lock:
             epoch, revision = selectors.current_revision()
             too_old = (
@@ -248,7 +246,7 @@ class AlertEngine:
 
     def register_alert(self, *, user_id: int, **fields: Any) -> AlertRule:
         """Validate, persist and index a rule (other processes pick it up on sync)."""
-        now = self.clock()
+        now = self.clock.now()
         rule_input = validate_rule(now=now, known_symbols=self.prices.known_symbols(), **fields)
         rule = alert_rule_create(user_id=user_id, rule=rule_input)
         with self._lock:
@@ -260,10 +258,10 @@ class AlertEngine:
         rule = AlertRule.objects.filter(pk=rule_id).first()
         if rule is not None:
             with self._lock:
-                self._apply(rule, self.clock())
+                self._apply(rule, self.clock.now())
 
     def delete_alert(self, *, user_id: int, rule_id: int) -> AlertRule:
-        rule = alert_rule_delete(user_id=user_id, rule_id=rule_id, now=self.clock())
+        rule = alert_rule_delete(user_id=user_id, rule_id=rule_id, now=self.clock.now())
         with self._lock:
             self._forget(rule)
         return rule
@@ -273,7 +271,7 @@ class AlertEngine:
 
     def match(self, batch: dict[str, Any], now: datetime | None = None) -> list[Taken]:
         """Take every armed rule the batch fires (index only; no database writes)."""
-        now = now or self.clock()
+        now = now or self.clock.now()
         taken: list[Taken] = []
         with self._lock:
             self._housekeeping(now)
@@ -331,7 +329,7 @@ class AlertEngine:
 
     def trigger_alert(self, taken: list[Taken], *, batch_ts: int, now: datetime | None = None) -> Evaluation:
         """Claim the matched rules atomically and notify for each one that fired."""
-        now = now or self.clock()
+        now = now or self.clock.now()
         result = Evaluation(matched=sum(len(t.ids) for t in taken))
         if not taken:
             return result
@@ -368,8 +366,8 @@ class AlertEngine:
     def evaluate(self, batch: dict[str, Any], *, max_sync_age: float = 0.0) -> Evaluation:
         """Sync the index (unless it was synced less than `max_sync_age` s ago), match, claim, notify."""
         self._rebuilt.wait()  # a takeover's rebuild first
-        now = self.clock()
-        mono = time.monotonic()
+        now = self.clock.now()
+        mono = self.clock.monotonic()
         if mono - self._synced_at >= max_sync_age:
             self.sync(now)
             self._synced_at = mono
@@ -391,7 +389,7 @@ class AlertEngine:
                 for rule_id in group.ids:
                     rule = rules.get(rule_id)
                     if rule is not None:
-                        self._apply(rule, self.clock())
+                        self._apply(rule, self.clock.now())
 
     # --- introspection ------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ django.setup()
 
 from alerts.engine import AlertEngine  # noqa: E402
 from alerts.index import Key  # noqa: E402
+from tests.support.clock import FakeClock  # noqa: E402
 
 WINDOWS = (3600, 86400)
 
@@ -134,7 +135,8 @@ def main() -> None:
 
     rules = make_rules(args.rules, symbols, base, rng)
     source = ReferencePrices(reference)
-    engine = AlertEngine(prices=source, clock=lambda: source.now)
+    clock = FakeClock(wall=source.t0)
+    engine = AlertEngine(prices=source, clock=clock)
     gc.collect()
     rss0 = rss_bytes()
     started = time.perf_counter()
@@ -162,6 +164,7 @@ def main() -> None:
     last = dict(base)
     for i, batch in enumerate(batches):
         source.now = source.t0 + timedelta(seconds=i + 1)
+        clock.set(source.now)
         t = time.perf_counter()
         taken = engine.match(batch, source.now)
         times.append(time.perf_counter() - t)

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.support.clock import FakeClock
+
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    """The engine's clock as an object tests move (no sleeping)."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class HistoryPrices:
@@ -65,8 +54,9 @@ class Holdings:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    """The engine's clock, moved by the test (no sleeping)."""
+    return FakeClock(wall=T0)
 
 
 @pytest.fixture
@@ -90,15 +80,15 @@ def make_user(db: None) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def engine(clock: Clock, history: HistoryPrices, holdings: Holdings) -> Any:
+def engine(clock: FakeClock, history: HistoryPrices, holdings: Holdings) -> Any:
     from alerts.engine import AlertEngine
 
     return AlertEngine(prices=history, holdings=holdings, clock=clock)
 
 
-def batch(clock: Clock, **prices: float) -> dict[str, Any]:
+def batch(clock: FakeClock, **prices: float) -> dict[str, Any]:
     """A PriceBatch of the contract's shape at the clock's time."""
-    ts = int(clock.now.timestamp() * 1000)
+    ts = int(clock.time() * 1000)
     return {
         "updates": [
             {

@@ -56,7 +56,7 @@ def test_staff_create_a_rule_for_a_user(staff_client: Client) -> None:
     page = staff_client.get(ADD)
     assert page.status_code == 200 and 'name="threshold"' in page.content.decode()
     engine = get_engine()
-    engine.load(engine.clock())
+    engine.load(engine.clock.now())
     response = staff_client.post(ADD, form(user))
     assert response.status_code == 302, response.content.decode()[-3000:]
     rule = AlertRule.objects.get(user=user)

@@ -93,7 +93,11 @@ def test_repeat_respects_cooldown(engine, clock, make_user) -> None:
 def test_expired_rule_never_fires(engine, clock, make_user) -> None:
     user = make_user()
     engine.register_alert(
-        user_id=user.pk, kind="price_above", symbol="BTC", threshold="100", expires_at=clock.now + timedelta(minutes=5)
+        user_id=user.pk,
+        kind="price_above",
+        symbol="BTC",
+        threshold="100",
+        expires_at=clock.now() + timedelta(minutes=5),
     )
     engine.evaluate(batch(clock, BTC=90))
     clock.advance(300)
@@ -105,7 +109,11 @@ def test_expired_rule_never_fires(engine, clock, make_user) -> None:
 def test_expiry_is_enforced_in_the_claim_even_if_an_index_is_stale(clock, history, make_user) -> None:
     user = make_user()
     rule = AlertEngine(prices=history, clock=clock).register_alert(
-        user_id=user.pk, kind="price_above", symbol="BTC", threshold="100", expires_at=clock.now + timedelta(seconds=5)
+        user_id=user.pk,
+        kind="price_above",
+        symbol="BTC",
+        threshold="100",
+        expires_at=clock.now() + timedelta(seconds=5),
     )
     engine = AlertEngine(prices=history, clock=clock)
     engine.sync()
@@ -118,7 +126,7 @@ def test_expiry_is_enforced_in_the_claim_even_if_an_index_is_stale(clock, histor
 
 def test_percent_move_within_the_window(engine, clock, history, make_user) -> None:
     user = make_user()
-    history.record("ETH", clock.now - timedelta(hours=1), "100")
+    history.record("ETH", clock.now() - timedelta(hours=1), "100")
     up5 = engine.register_alert(
         user_id=user.pk, kind="percent_move", symbol="ETH", threshold="5", direction="up", window=3600
     )
@@ -135,7 +143,7 @@ def test_percent_move_within_the_window(engine, clock, history, make_user) -> No
     assert note.data["change_percent"] == 5.5 and note.data["price"] == 105.5 and note.data["window"] == 3600
     assert note.title == "ETH moved +5.50% in 1 h: 105.5"
     clock.advance(60)
-    history.record("ETH", clock.now - timedelta(hours=1), "100")
+    history.record("ETH", clock.now() - timedelta(hours=1), "100")
     result = engine.evaluate(batch(clock, ETH=94.0))  # -6 %
     assert {r.pk for r in result.fired} == {down5.pk}
     assert up6.pk not in {n.data["rule_id"] for n in alerts_of(user)}

@@ -27,7 +27,7 @@ def test_the_engine_subscribes_to_price_publications(make_user, clock, monkeypat
     engine_module.ENGINE.set(AlertEngine(clock=clock))
     user = make_user()
     engine_module.get_engine().register_alert(user_id=user.pk, kind="price_above", symbol="BTC", threshold="50000")
-    event = PricesPublished(tuple(batch(clock, BTC=50_001.0)["updates"]), int(clock.now.timestamp() * 1000))
+    event = PricesPublished(tuple(batch(clock, BTC=50_001.0)["updates"]), int(clock.now().timestamp() * 1000))
     on_prices_published(event)  # what the subscription's thread runs
     assert Notification.objects.get(user=user).data["price"] == 50_001.0
 
@@ -36,7 +36,7 @@ def test_percent_window_reads_the_prices_apps_candles(make_user, clock) -> None:
     from prices.models import Candle, Symbol
 
     eth, _ = Symbol.objects.get_or_create(symbol="ETH")
-    minute = (clock.now - timedelta(hours=1)).replace(second=0, microsecond=0)
+    minute = (clock.now() - timedelta(hours=1)).replace(second=0, microsecond=0)
     Candle.objects.create(symbol=eth, start=minute, open=100, high=100, low=100, close=Decimal("100"))
     engine = AlertEngine(clock=clock)  # the default, database-backed sources
     assert "ETH" in engine.prices.known_symbols()

@@ -13,8 +13,9 @@ from alerts import engine as engine_module
 from alerts.engine import AlertEngine
 from notifications.models import Notification
 from realtime_project.feeds import FeedRunner, feeds_elected
+from tests.support.clock import FakeClock
 
-from .conftest import Clock, HistoryPrices, batch
+from .conftest import HistoryPrices, batch
 
 pytestmark = pytest.mark.django_db
 
@@ -34,13 +35,13 @@ def fired(user: Any) -> list[float]:
     return [n.data["price"] for n in Notification.objects.filter(user=user, type="price_alert").order_by("id")]
 
 
-def cross_rule(user: Any, clock: Clock, prices: LastPublished) -> None:
+def cross_rule(user: Any, clock: FakeClock, prices: LastPublished) -> None:
     AlertEngine(prices=prices, clock=clock).register_alert(
         user_id=user.pk, kind="price_cross", symbol="BTC", threshold="100", mode="repeat", cooldown=0
     )
 
 
-def test_a_crossing_across_the_takeover_fires_once(clock: Clock, make_user: Any) -> None:
+def test_a_crossing_across_the_takeover_fires_once(clock: FakeClock, make_user: Any) -> None:
     user, prices = make_user(), LastPublished()
     cross_rule(user, clock, prices)
     old = AlertEngine(prices=prices, clock=clock)
@@ -56,7 +57,7 @@ def test_a_crossing_across_the_takeover_fires_once(clock: Clock, make_user: Any)
     assert fired(user) == [101]
 
 
-def test_a_crossing_the_old_leader_fired_is_not_fired_again(clock: Clock, make_user: Any) -> None:
+def test_a_crossing_the_old_leader_fired_is_not_fired_again(clock: FakeClock, make_user: Any) -> None:
     user, prices = make_user(), LastPublished()
     cross_rule(user, clock, prices)
     old = AlertEngine(prices=prices, clock=clock)
@@ -77,7 +78,7 @@ def test_a_crossing_the_old_leader_fired_is_not_fired_again(clock: Clock, make_u
 
 @pytest.mark.django_db(transaction=True)  # the rebuild reads on a thread of its own
 def test_the_feeds_elected_signal_rebuilds_the_process_engine(
-    clock: Clock, make_user: Any, monkeypatch: pytest.MonkeyPatch
+    clock: FakeClock, make_user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user, prices = make_user(), LastPublished()
     process_engine = AlertEngine(prices=prices, clock=clock)
@@ -91,7 +92,7 @@ def test_the_feeds_elected_signal_rebuilds_the_process_engine(
 
 @pytest.mark.django_db(transaction=True)  # the rebuild reads on a thread of its own
 def test_a_takeover_does_not_wait_for_the_index_and_no_batch_sees_a_stale_one(
-    clock: Clock, make_user: Any, monkeypatch: pytest.MonkeyPatch
+    clock: FakeClock, make_user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user, prices = make_user(), LastPublished()
     cross_rule(user, clock, prices)
