@@ -3,46 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from notifications import api
+from tests.support.clock import FakeClock
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(wall=T0)
 
 
 class ClockedApi:
     """`notifications.api` with each call's `now` read from the test clock."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         call = getattr(api, name)
-        return lambda *args, **kwargs: call(*args, now=self.clock(), **kwargs)
+        return lambda *args, **kwargs: call(*args, now=self.clock.now(), **kwargs)
 
 
 @pytest.fixture
-def notes(clock: Clock) -> ClockedApi:
+def notes(clock: FakeClock) -> ClockedApi:
     return ClockedApi(clock)
 
 

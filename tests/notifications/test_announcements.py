@@ -22,21 +22,21 @@ def test_broadcast_is_stored_once_and_counts_for_everyone(notes, make_user) -> N
     assert Announcement.objects.count() == 1 and AnnouncementReceipt.objects.count() == 0
     for user in users:
         assert notes.unread_count(user.pk) == 1
-        [item] = notification_list(user_id=user.pk, now=notes.clock()).items
+        [item] = notification_list(user_id=user.pk, now=notes.clock.now()).items
         assert item["id"] == f"a:{announcement.pk}" and item["type"] == "system_announcement"
         assert item["read_at"] is None and item["priority"] == "high"
     assert notes.mark_read(users[0].pk, f"a:{announcement.pk}") == 0
     assert AnnouncementReceipt.objects.count() == 1  # one receipt: only the reader's
     assert notes.unread_count(users[1].pk) == 1
-    [item] = notification_list(user_id=users[0].pk, now=notes.clock()).items
-    assert item["read_at"] == int(notes.clock().timestamp() * 1000)
+    [item] = notification_list(user_id=users[0].pk, now=notes.clock.now()).items
+    assert item["read_at"] == int(notes.clock.now().timestamp() * 1000)
     assert notes.dismiss(users[1].pk, f"a:{announcement.pk}") == 0
-    assert notification_list(user_id=users[1].pk, now=notes.clock()).items == []
+    assert notification_list(user_id=users[1].pk, now=notes.clock.now()).items == []
 
 
 def test_staff_audience_is_delivered_per_user_and_hidden_from_others(notes, make_user, clock) -> None:
     staff, member = make_user(is_staff=True), make_user()
-    a = announcement_create(title="Deploy freeze", audience="staff", publish_at=clock.now, now=clock.now)
+    a = announcement_create(title="Deploy freeze", audience="staff", publish_at=clock.now(), now=clock.now())
     assert notes.publish_due_announcements() == 1
     assert list(AnnouncementReceipt.objects.values_list("user_id", "targeted")) == [(staff.pk, True)]
     assert notes.unread_count(staff.pk) == 1 and notes.unread_count(member.pk) == 0
@@ -49,9 +49,9 @@ def test_scheduled_announcement_appears_at_publish_at_and_disappears_at_expiry(n
     user = make_user()
     announcement_create(
         title="Later",
-        publish_at=clock.now + timedelta(minutes=10),
-        expires_at=clock.now + timedelta(minutes=20),
-        now=clock.now,
+        publish_at=clock.now() + timedelta(minutes=10),
+        expires_at=clock.now() + timedelta(minutes=20),
+        now=clock.now(),
     )
     assert notes.publish_due_announcements() == 0 and notes.unread_count(user.pk) == 0
     clock.advance(600)
@@ -91,9 +91,9 @@ def test_service_rejects_inconsistent_announcements(fields, clock) -> None:
     with pytest.raises(InvalidAnnouncement):
         announcement_create(
             title="x",
-            publish_at=clock.now,
-            expires_at=None if delta is None else clock.now + timedelta(seconds=delta),
-            now=clock.now,
+            publish_at=clock.now(),
+            expires_at=None if delta is None else clock.now() + timedelta(seconds=delta),
+            now=clock.now(),
             **kwargs,
         )
     assert Announcement.objects.count() == 0
@@ -143,7 +143,7 @@ def test_wallet_chain_audience_reaches_users_with_a_wallet_on_that_chain(notes, 
     Wallet.objects.create(user=on_every_chain, address="0x" + "2" * 40)  # no chains listed: every enabled chain
     Wallet.objects.create(user=on_mainnet, address="0x" + "3" * 40).chains.add(mainnet)
     announcement_create(
-        title="Polygon upgrade", audience="wallet_chain", chain_id=137, publish_at=clock.now, now=clock.now
+        title="Polygon upgrade", audience="wallet_chain", chain_id=137, publish_at=clock.now(), now=clock.now()
     )
     assert notes.publish_due_announcements() == 1
     counts = {u.pk: notes.unread_count(u.pk) for u in (on_polygon, on_every_chain, on_mainnet, no_wallet)}

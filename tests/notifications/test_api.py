@@ -30,7 +30,7 @@ def test_send_persists_with_every_field(notes, make_user, clock) -> None:
         "Chrome on Linux",
         "high",
     )
-    assert row.data == {"ip": "10.0.0.1"} and row.created_at == clock.now and row.read_at is None
+    assert row.data == {"ip": "10.0.0.1"} and row.created_at == clock.now() and row.read_at is None
     assert notes.unread_count(user.pk) == 1
 
 

@@ -54,7 +54,7 @@ def test_two_flushers_deliver_a_window_once(make_user, notes, clock) -> None:
 
     # Real time: embedded Celery runs each window's own flush task eagerly (at once,
     # with the real clock), which must find nothing due yet.
-    clock.now = timezone.now()
+    clock.set(timezone.now())
     user = make_user()
     for i in range(5):
         notes.send(user.pk, {"type": "marketplace_update", "title": f"bid {i}", "priority": "low"})

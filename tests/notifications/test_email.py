@@ -45,11 +45,11 @@ def test_an_unread_urgent_notification_is_emailed_after_the_grace_period(smtp, n
     user = make_user(email="alice@example.com")
     n = notes.send(user.pk, alert()).notification
     row = email_row(n.pk)
-    assert row.state == "queued" and row.due_at == clock.now + timedelta(seconds=GRACE)
+    assert row.state == "queued" and row.due_at == clock.now() + timedelta(seconds=GRACE)
     clock.advance(GRACE - 1)
-    assert mail.email_due(now=clock.now) == 0 and smtp.messages == []
+    assert mail.email_due(now=clock.now()) == 0 and smtp.messages == []
     clock.advance(1)
-    assert mail.email_due(now=clock.now) == 1
+    assert mail.email_due(now=clock.now()) == 1
     [message] = smtp.messages
     assert message["To"] == "alice@example.com" and message["Subject"] == "New sign-in from Lisbon"
     text = message.get_body(("plain",)).get_content()
@@ -62,7 +62,7 @@ def test_an_unread_urgent_notification_is_emailed_after_the_grace_period(smtp, n
     assert unsubscribe is not None and unsubscribe.group(1) in text
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     row.refresh_from_db()
-    assert row.state == "sent" and row.sent_at == clock.now
+    assert row.state == "sent" and row.sent_at == clock.now()
     # One click (RFC 8058: the mail client POSTs) turns off email for this category only.
     path = unsubscribe.group(1).removeprefix("https://markets.example")
     response = DjangoClient().post(path, {"List-Unsubscribe": "One-Click"})
@@ -79,7 +79,7 @@ def test_reading_it_elsewhere_within_the_grace_period_cancels_the_email(smtp, no
     clock.advance(30)
     notes.mark_read(user.pk, f"n:{n.pk}")
     clock.advance(GRACE)
-    assert mail.email_due(now=clock.now) == 0 and smtp.messages == []
+    assert mail.email_due(now=clock.now()) == 0 and smtp.messages == []
     row = email_row(n.pk)
     assert (row.state, row.reason) == ("cancelled", "read")
 
@@ -102,25 +102,27 @@ def test_an_urgent_announcement_is_emailed_to_recipients_who_want_announcement_e
 
     wants, default, reader, expired_for = (make_user(email=f"{n}@example.com") for n in ("ann", "ben", "cy", "di"))
     for user in (wants, reader, expired_for):
-        preferences_update(user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now)
-    medium = announcement_create(title="New listing", priority="medium", publish_at=clock.now, now=clock.now)
+        preferences_update(
+            user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now()
+        )
+    medium = announcement_create(title="New listing", priority="medium", publish_at=clock.now(), now=clock.now())
     urgent = announcement_create(
         title="Withdrawals paused",
         body="An incident is under way.",
         priority="urgent",
-        publish_at=clock.now,
-        now=clock.now,
+        publish_at=clock.now(),
+        now=clock.now(),
     )
     for a in (medium, urgent):
-        assert announcement_publish(announcement_id=a.pk, now=clock.now)
-    assert announcement_email_start(announcement_id=medium.pk, now=clock.now) == 0  # medium: never emailed
-    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 3  # off by default for ben
-    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now) == 0  # idempotent
+        assert announcement_publish(announcement_id=a.pk, now=clock.now())
+    assert announcement_email_start(announcement_id=medium.pk, now=clock.now()) == 0  # medium: never emailed
+    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now()) == 3  # off by default for ben
+    assert announcement_email_start(announcement_id=urgent.pk, now=clock.now()) == 0  # idempotent
     notes.mark_read(reader.pk, f"a:{urgent.pk}")  # read on the site within the grace period
     clock.advance(GRACE - 1)
-    assert mail.email_due(now=clock.now) == 0
+    assert mail.email_due(now=clock.now()) == 0
     clock.advance(1)
-    assert mail.email_due(now=clock.now) == 2 and {m["To"] for m in smtp.messages} == {
+    assert mail.email_due(now=clock.now()) == 2 and {m["To"] for m in smtp.messages} == {
         "ann@example.com",
         "di@example.com",
     }
@@ -140,18 +142,18 @@ def test_an_announcement_that_expires_during_the_grace_period_is_not_emailed(smt
     from notifications.services.announcements import announcement_create, announcement_publish
 
     user = make_user(email="eve@example.com")
-    preferences_update(user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now)
+    preferences_update(user_id=user.pk, changes={"types": {"system_announcement": {"email": True}}}, now=clock.now())
     a = announcement_create(
         title="Flash maintenance",
         priority="high",
-        publish_at=clock.now,
-        expires_at=clock.now + timedelta(seconds=60),
-        now=clock.now,
+        publish_at=clock.now(),
+        expires_at=clock.now() + timedelta(seconds=60),
+        now=clock.now(),
     )
-    announcement_publish(announcement_id=a.pk, now=clock.now)
-    assert announcement_email_start(announcement_id=a.pk, now=clock.now) == 1
+    announcement_publish(announcement_id=a.pk, now=clock.now())
+    assert announcement_email_start(announcement_id=a.pk, now=clock.now()) == 1
     clock.advance(GRACE)
-    assert mail.email_due(now=clock.now) == 0 and smtp.messages == []
+    assert mail.email_due(now=clock.now()) == 0 and smtp.messages == []
     row = Delivery.objects.get(announcement=a, channel="email")
     assert (row.state, row.reason) == ("cancelled", "expired")
 
@@ -161,7 +163,7 @@ def test_an_smtp_server_that_refuses_fails_the_email_with_its_words(smtp, notes,
     user = make_user(email="gone@example.com")
     n = notes.send(user.pk, alert()).notification
     clock.advance(GRACE)
-    assert mail.email_due(now=clock.now) == 0
+    assert mail.email_due(now=clock.now()) == 0
     row = email_row(n.pk)
     assert row.state == "failed" and "550" in row.reason and "Mailbox unavailable" in row.reason
 
@@ -171,13 +173,15 @@ def test_a_dropped_connection_mid_message_is_retried_and_nothing_is_lost(smtp, n
     user = make_user(email="alice@example.com")
     n = notes.send(user.pk, alert()).notification
     clock.advance(GRACE)
-    assert mail.email_due(now=clock.now) == 0 and smtp.drops == 1
+    assert mail.email_due(now=clock.now()) == 0 and smtp.drops == 1
     row = email_row(n.pk)
     assert (
-        row.state == "queued" and row.reason.startswith("retrying: SMTP server disconnected") and row.due_at > clock.now
+        row.state == "queued"
+        and row.reason.startswith("retrying: SMTP server disconnected")
+        and row.due_at > clock.now()
     )
-    clock.now = row.due_at
-    assert mail.email_due(now=clock.now) == 1
+    clock.set(row.due_at)
+    assert mail.email_due(now=clock.now()) == 1
     assert [m["Subject"] for m in smtp.messages] == ["New sign-in from Lisbon"]
     row.refresh_from_db()
     assert row.state == "sent" and row.attempts == 2
@@ -194,11 +198,11 @@ def test_an_unreachable_or_silent_server_is_retried_then_failed(
     with silent_server() as port:
         delivery_settings.EMAIL_HOST = "127.0.0.1"
         delivery_settings.EMAIL_PORT = closed_port() if failure == "refused" else port
-        mail.email_due(now=clock.now)
+        mail.email_due(now=clock.now())
         row = email_row(n.pk)
-        assert row.state == "queued" and row.due_at > clock.now
-        clock.now = row.due_at
-        mail.email_due(now=clock.now)
+        assert row.state == "queued" and row.due_at > clock.now()
+        clock.set(row.due_at)
+        mail.email_due(now=clock.now())
     row = email_row(n.pk)
     expected = "SMTP connection failed" if failure == "refused" else "SMTP timeout"
     assert row.state == "failed" and row.reason.startswith(expected) and row.reason.endswith("(after 2 attempts)")
@@ -227,7 +231,7 @@ def test_the_daily_digest_lists_unread_low_and_medium_at_the_local_hour(smtp, no
     smtp_user = make_user(email="carol@example.com")
     # 12:00 UTC = 07:00 in New York: before the 08:00 digest hour there.
     preferences_update(
-        user_id=smtp_user.pk, changes={"email_digest": True, "time_zone": "America/New_York"}, now=clock.now
+        user_id=smtp_user.pk, changes={"email_digest": True, "time_zone": "America/New_York"}, now=clock.now()
     )
     notes.send(smtp_user.pk, {"type": "payment_received", "title": "Paid 10 USD", "priority": "medium"})
     notes.send(smtp_user.pk, {"type": "subscription_renewal", "title": "Pro renews soon", "priority": "medium"})
@@ -240,14 +244,14 @@ def test_the_daily_digest_lists_unread_low_and_medium_at_the_local_hour(smtp, no
     notes.send(smtp_user.pk, {"type": "marketplace_update", "title": "New bid", "priority": "low"})
     notes.send(smtp_user.pk, {"type": "price_alert", "title": "email off by default", "priority": "medium"})
     preferences_update(
-        user_id=smtp_user.pk, changes={"types": {"transaction_confirmed": {"email": False}}}, now=clock.now
+        user_id=smtp_user.pk, changes={"types": {"transaction_confirmed": {"email": False}}}, now=clock.now()
     )
     notes.send(smtp_user.pk, {"type": "transaction_confirmed", "title": "switched off", "priority": "medium"})
-    assert mail.email_digests_due(now=clock.now) == 0
+    assert mail.email_digests_due(now=clock.now()) == 0
     clock.advance(3600)
     assert notes.flush_digests() == 1  # the low-priority item's window closed
-    assert mail.email_digests_due(now=clock.now) == 1
-    assert mail.email_digests_due(now=clock.now) == 0  # once a day
+    assert mail.email_digests_due(now=clock.now()) == 1
+    assert mail.email_digests_due(now=clock.now()) == 0  # once a day
     [message] = smtp.messages
     assert message["Subject"] == "Your daily digest: 3 unread notifications"
     text = message.get_body(("plain",)).get_content()

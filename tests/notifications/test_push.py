@@ -45,7 +45,7 @@ def test_a_notification_reaches_the_push_service_encrypted_signed_and_readable(
     n = notes.send(user.pk, urgent()).notification
     [row] = deliveries(n)
     assert row.state == "queued" and row.subscription is not None
-    assert push_user(user_id=user.pk, now=clock.now) == 1
+    assert push_user(user_id=user.pk, now=clock.now()) == 1
     [got] = push_service.messages(sub)
     message = got.json
     assert message["title"] == "New sign-in from Lisbon" and message["body"] == "Chrome on Linux"
@@ -55,7 +55,7 @@ def test_a_notification_reaches_the_push_service_encrypted_signed_and_readable(
     assert got.headers["TTL"] == str(24 * 3600) and got.headers["Urgency"] == "high"
     assert got.claims["aud"] == push_service.origin and got.claims["sub"] == "mailto:ops@example.com"
     row.refresh_from_db()
-    assert row.state == "sent" and row.sent_at == clock.now and row.attempts == 1
+    assert row.state == "sent" and row.sent_at == clock.now() and row.attempts == 1
     # The service worker's receipt marks it delivered (and clicked).
     response = DjangoClient().post(
         "/api/notifications/push/receipt/",
@@ -75,7 +75,7 @@ def test_ttl_and_urgency_follow_the_priority(
     sub = push_service.new_subscription()
     subscribe(user, sub)
     notes.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": priority})
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     [got] = push_service.messages(sub)
     assert (got.headers["TTL"], got.headers["Urgency"]) == (str(ttl), urgency)
 
@@ -87,7 +87,7 @@ def test_a_tampered_receipt_is_refused_and_changes_nothing(
     sub = push_service.new_subscription()
     subscribe(user, sub)
     n = notes.send(user.pk, urgent()).notification
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     token = push_service.messages(sub)[0].json["receipt"]
     bad = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     response = DjangoClient().post(
@@ -105,7 +105,7 @@ def test_an_expired_subscription_is_removed(delivery_settings, push_service, not
     subscribe(user, alive)
     push_service.script(gone, status)
     n = notes.send(user.pk, urgent()).notification
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [alive.endpoint]
     states = sorted((d.state, d.reason) for d in deliveries(n))
     assert states == [("failed", f"subscription expired (HTTP {status}: scripted {status})"), ("sent", "")]
@@ -121,7 +121,7 @@ def test_413_truncates_the_body_and_never_fails_the_notification(
     push_service.max_body = 700  # this push service takes less than RFC 8291's 4096 bytes
     body = "Withdrawal of 1.5 ETH to 0xabc… requested. " * 80  # ~3.5 kB
     n = notes.send(user.pk, urgent(body=body)).notification
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     [got] = push_service.messages(sub)
     message = got.json
     assert message["title"] == "New sign-in from Lisbon" and message["truncated"] is True
@@ -138,14 +138,14 @@ def test_429_honours_retry_after_then_sends(delivery_settings, push_service, not
     subscribe(user, sub)
     push_service.script(sub, (429, 120))
     n = notes.send(user.pk, urgent()).notification
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     [row] = deliveries(n)
-    assert row.state == "queued" and row.due_at == clock.now + timedelta(seconds=120)
+    assert row.state == "queued" and row.due_at == clock.now() + timedelta(seconds=120)
     assert row.reason.startswith("retrying: HTTP 429")
     clock.advance(119)
-    assert push_user(user_id=user.pk, now=clock.now) == 0 and push_service.messages(sub) == []  # not due yet
+    assert push_user(user_id=user.pk, now=clock.now()) == 0 and push_service.messages(sub) == []  # not due yet
     clock.advance(1)
-    assert push_user(user_id=user.pk, now=clock.now) == 1
+    assert push_user(user_id=user.pk, now=clock.now()) == 1
     row.refresh_from_db()
     assert row.state == "sent" and row.attempts == 2
     assert push_service.messages(sub)[0].json["title"] == "New sign-in from Lisbon"
@@ -163,13 +163,13 @@ def test_server_errors_and_timeouts_back_off_then_fail_with_the_reason(
     n = notes.send(user.pk, urgent()).notification
     dues = []
     for _ in range(3):
-        push.push_due(now=clock.now)
+        push.push_due(now=clock.now())
         row = deliveries(n)[0]
         if row.state != "queued":
             break
-        assert row.due_at > clock.now  # backoff: not retried at once
-        dues.append((row.due_at - clock.now).total_seconds())
-        clock.now = row.due_at
+        assert row.due_at > clock.now()  # backoff: not retried at once
+        dues.append((row.due_at - clock.now()).total_seconds())
+        clock.set(row.due_at)
     row = deliveries(n)[0]
     expected = "HTTP 500: scripted 500" if failure == 500 else "timeout after 0.5 s"
     assert row.state == "failed" and row.reason == f"{expected} after 3 attempts" and row.attempts == 3
@@ -190,7 +190,7 @@ def test_several_pending_pushes_for_a_device_go_as_one_summary(
     subscribe(user, sub)
     for i in range(5):
         notes.send(user.pk, {"type": "price_alert", "title": f"BTC crossed {i}", "priority": "high"})
-    assert push_user(user_id=user.pk, now=clock.now) == 1
+    assert push_user(user_id=user.pk, now=clock.now()) == 1
     [got] = push_service.messages(sub)
     assert got.json["title"] == "5 new notifications" and got.json["count"] == 5
     assert got.json["body"] == "BTC crossed 4; BTC crossed 3; BTC crossed 2; …"
@@ -207,22 +207,22 @@ def test_a_burst_of_1000_low_notifications_is_one_digest_and_one_push(
     notes.send_many(
         [(user.pk, {"type": "marketplace_update", "title": f"bid {i}", "priority": "low"}) for i in range(1000)]
     )
-    assert push.push_due(now=clock.now) == 0  # held in the digest window: nothing to push
+    assert push.push_due(now=clock.now()) == 0  # held in the digest window: nothing to push
     clock.advance(60)
     assert notes.flush_digests() == 1
     # Marketplace updates are off for push by default: the user turns them on.
-    push.push_due(now=clock.now)
+    push.push_due(now=clock.now())
     assert push_service.messages(sub) == []
     Delivery.objects.all().delete()
     from notifications.services.preferences import preferences_update
 
-    preferences_update(user_id=user.pk, changes={"types": {"marketplace_update": {"push": True}}}, now=clock.now)
+    preferences_update(user_id=user.pk, changes={"types": {"marketplace_update": {"push": True}}}, now=clock.now())
     notes.send_many(
         [(user.pk, {"type": "marketplace_update", "title": f"ask {i}", "priority": "low"}) for i in range(1000)]
     )
     clock.advance(60)
     assert notes.flush_digests() == 1
-    assert push.push_due(now=clock.now) == 1
+    assert push.push_due(now=clock.now()) == 1
     [got] = push_service.messages(sub)
     assert got.json["title"] == "1000 new marketplace updates" and push_service.count == 1
 
@@ -233,7 +233,7 @@ def test_read_elsewhere_cancels_the_push(delivery_settings, push_service, notes,
     subscribe(user, sub)
     n = notes.send(user.pk, urgent()).notification
     notes.mark_read(user.pk, f"n:{n.pk}")
-    assert push_user(user_id=user.pk, now=clock.now) == 0
+    assert push_user(user_id=user.pk, now=clock.now()) == 0
     [row] = deliveries(n)
     assert (row.state, row.reason) == ("cancelled", "read") and push_service.count == 0
 
@@ -245,17 +245,17 @@ def test_preferences_quiet_hours_and_mute_suppress_push(
 
     user = make_user()
     subscribe(user, push_service.new_subscription())
-    preferences_update(user_id=user.pk, changes={"types": {"price_alert": {"push": False}}}, now=clock.now)
+    preferences_update(user_id=user.pk, changes={"types": {"price_alert": {"push": False}}}, now=clock.now())
     off = notes.send(user.pk, {"type": "price_alert", "title": "BTC 100k", "priority": "high"}).notification
     # 12:00 UTC is 21:00 in Tokyo: inside quiet hours 20:00-08:00 there.
     preferences_update(
         user_id=user.pk,
         changes={"time_zone": "Asia/Tokyo", "quiet_hours": {"start": "20:00", "end": "08:00"}},
-        now=clock.now,
+        now=clock.now(),
     )
     quiet = notes.send(user.pk, {"type": "payment_received", "title": "Paid", "priority": "high"}).notification
     breaks_through = notes.send(user.pk, urgent()).notification
-    preferences_update(user_id=user.pk, changes={"quiet_hours": None, "mute_minutes": 60}, now=clock.now)
+    preferences_update(user_id=user.pk, changes={"quiet_hours": None, "mute_minutes": 60}, now=clock.now())
     muted = notes.send(user.pk, urgent(title="muted")).notification
     assert [(d.state, d.reason) for d in deliveries(off)] == [("suppressed", "preference")]
     assert [(d.state, d.reason) for d in deliveries(quiet)] == [("suppressed", "quiet_hours")]
@@ -279,7 +279,7 @@ def test_malformed_subscriptions_are_refused(delivery_settings, push_service, ma
     }
     for name, data in cases.items():
         with pytest.raises(InvalidSubscription):
-            push.subscription_register(user_id=user.pk, data=data, device="x", now=clock.now)
+            push.subscription_register(user_id=user.pk, data=data, device="x", now=clock.now())
             pytest.fail(name)
     assert PushSubscription.objects.count() == 0
 
@@ -296,13 +296,13 @@ def test_a_stored_subscription_whose_keys_cannot_encrypt_fails_alone_and_is_remo
     subscribe(user, fine)
     PushSubscription.objects.filter(endpoint=broken.endpoint).update(p256dh="BA" + "A" * 85)  # off the curve
     n = notes.send(user.pk, urgent()).notification
-    assert push_user(user_id=user.pk, now=clock.now) == 1
+    assert push_user(user_id=user.pk, now=clock.now()) == 1
     states = sorted((d.state, d.reason) for d in deliveries(n))
     assert states == [("failed", "invalid subscription keys: p256dh is not a point on P-256"), ("sent", "")]
     assert push_service.messages(broken) == [] and len(push_service.messages(fine)) == 1
     assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [fine.endpoint]
     clock.advance(3600)
-    assert push.push_due(now=clock.now) == 0  # nothing left to retry
+    assert push.push_due(now=clock.now()) == 0  # nothing left to retry
 
 
 @pytest.mark.parametrize(
@@ -343,7 +343,7 @@ def test_the_guard_holds_at_send_time_too(delivery_settings, push_service, notes
         "PUSH_ALLOW_PRIVATE": False,
         "PUSH_MAX_ATTEMPTS": 1,
     }
-    push_user(user_id=user.pk, now=clock.now)
+    push_user(user_id=user.pk, now=clock.now())
     [row] = deliveries(n)
     assert row.state == "failed" and "private or reserved address" in row.reason
     assert push_service.count == 0
@@ -384,14 +384,16 @@ def test_an_announcement_fans_out_to_devices_of_users_without_a_socket(
     subs = [push_service.new_subscription() for _ in users]
     for user, sub in zip(users, subs, strict=True):
         subscribe(user, sub)
-    preferences_update(user_id=users[0].pk, changes={"types": {"system_announcement": {"push": False}}}, now=clock.now)
+    preferences_update(
+        user_id=users[0].pk, changes={"types": {"system_announcement": {"push": False}}}, now=clock.now()
+    )
     a = announcement_create(title="Maintenance at 02:00 UTC", body="10 minutes", priority="high", publish_at=T0, now=T0)
-    assert announcement_publish(announcement_id=a.pk, now=clock.now)
+    assert announcement_publish(announcement_id=a.pk, now=clock.now())
     delivery_settings.NOTIFICATIONS = {**delivery_settings.NOTIFICATIONS, "PUSH_CHUNK_SIZE": 2}
     first, last = (PushSubscription.objects.order_by("pk").values_list("pk", flat=True)[i] for i in (0, 4))
-    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 4
+    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now()) == 4
     assert (
-        push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now) == 0
+        push_fanout.announcement_push_chunk(announcement_id=a.pk, first=first, last=last, now=clock.now()) == 0
     )  # idempotent
     assert push_service.messages(subs[0]) == []
     for sub in subs[1:]:
@@ -415,19 +417,19 @@ def test_each_device_of_a_chunk_gets_its_own_outcome_receipt_and_retry(
     push_service.script(subs[2], 410)
     push_service.script(subs[5], (429, 30))
     a = announcement_create(title="Fees change on Monday", priority="high", publish_at=T0, now=T0)
-    announcement_publish(announcement_id=a.pk, now=clock.now)
+    announcement_publish(announcement_id=a.pk, now=clock.now())
     ids = list(PushSubscription.objects.order_by("pk").values_list("pk", flat=True))
-    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=ids[0], last=ids[-1], now=clock.now) == 4
+    assert push_fanout.announcement_push_chunk(announcement_id=a.pk, first=ids[0], last=ids[-1], now=clock.now()) == 4
     rows = {d.user_id: d for d in Delivery.objects.filter(announcement=a, channel="push")}
     assert [rows[u.pk].state for u in users] == ["sent", "sent", "failed", "sent", "sent", "queued"]
-    assert rows[users[5].pk].due_at == clock.now + timedelta(seconds=30)
+    assert rows[users[5].pk].due_at == clock.now() + timedelta(seconds=30)
     assert not PushSubscription.objects.filter(endpoint=subs[2].endpoint).exists()
     for user, sub in zip(users, subs, strict=True):
         for got in push_service.messages(sub):
-            assert push.push_receipt(token=got.json["receipt"], event="shown", now=clock.now) in (0, 1)
+            assert push.push_receipt(token=got.json["receipt"], event="shown", now=clock.now()) in (0, 1)
             assert signing_ids(got.json["receipt"]) == [rows[user.pk].pk]
     clock.advance(30)  # the 429's Retry-After: the sweep sends the announcement again
-    assert push.push_due(now=clock.now) == 1
+    assert push.push_due(now=clock.now()) == 1
     [retried] = push_service.messages(subs[5])
     assert retried.json["title"] == "Fees change on Monday" and retried.json["id"] == f"a:{a.pk}"
     assert Delivery.objects.get(pk=rows[users[5].pk].pk).state == "sent"
@@ -448,10 +450,10 @@ def test_connections_to_a_push_service_are_kept_alive_across_tasks(
     for user in users:
         subscribe(user, push_service.new_subscription())
         notes.send(user.pk, urgent())
-    assert push_user(user_id=users[0].pk, now=clock.now) == 1
+    assert push_user(user_id=users[0].pk, now=clock.now()) == 1
     first = set(push_service.peers)
     for user in users[1:]:
-        assert push_user(user_id=user.pk, now=clock.now) == 1
+        assert push_user(user_id=user.pk, now=clock.now()) == 1
     assert len(push_service.peers) == 4 and set(push_service.peers) == first  # one connection, reused
 
 
