@@ -121,13 +121,14 @@ def naive_aggregate(
 def bench_aggregation(symbols: int, runs: int) -> dict[str, float]:
     from prices.aggregation import PriceAggregator
     from prices.quotes import Quote
+    from tests.support.clock import FakeClock
 
     rng = random.Random(7)
     names = [f"S{i:04d}" for i in range(symbols)]
     venues = ["binance", "coinbase", "coingecko", "kraken"]
     base = {s: 10 ** rng.uniform(-2, 5) for s in names}
-    now = [1_764_100_000.0]
-    agg = PriceAggregator(stale_after=120, outlier_bound=0.02, min_sources=2, twap_window=300, clock=lambda: now[0])
+    clock = FakeClock(wall=1_764_100_000.0)
+    agg = PriceAggregator(stale_after=120, outlier_bound=0.02, min_sources=2, twap_window=300, clock=clock)
     agg.start(venues)
     naive_quotes: dict[str, list[tuple[str, float, float]]] = {}
     naive_samples: dict[str, list[tuple[float, float]]] = {s: [] for s in names}
@@ -140,16 +141,16 @@ def bench_aggregation(symbols: int, runs: int) -> dict[str, float]:
                 p = base[s] * rng.uniform(0.999, 1.001)
                 if v == "kraken" and hash(s) % 10 == 0:
                     p *= 1.2  # a venue 20 % off: an outlier
-                agg.on_price(Quote(s, v, p, int(now[0] * 1000), 1.0, 1e6))
-                row.append((v, p, now[0]))
+                agg.on_price(Quote(s, v, p, int(clock.time() * 1000), 1.0, 1e6))
+                row.append((v, p, clock.time()))
             naive_quotes[s] = row
 
     # Fill the TWAP window: 150 ticks of 2 s (untimed).
     for _ in range(150):
         feed()
         agg.aggregate(names)
-        naive_aggregate(naive_quotes, naive_samples, now[0])
-        now[0] += 2
+        naive_aggregate(naive_quotes, naive_samples, clock.time())
+        clock.advance(2)
     ours: list[float] = []
     ours_cpu: list[float] = []
     naive: list[float] = []
@@ -164,12 +165,12 @@ def bench_aggregation(symbols: int, runs: int) -> dict[str, float]:
         ours_cpu.append(time.thread_time() - c)
         gc.collect()
         t = time.perf_counter()
-        naive_result = naive_aggregate(naive_quotes, naive_samples, now[0])
+        naive_result = naive_aggregate(naive_quotes, naive_samples, clock.time())
         naive.append(time.perf_counter() - t)
         # Both must agree on the price, or the comparison is meaningless.
         s = names[3]
         assert abs(result[s].price - naive_result[s][0]) / naive_result[s][0] < 1e-9
-        now[0] += 2
+        clock.advance(2)
     return {
         "ours_p50_ms": statistics.median(ours) * 1000,
         "ours_p95_ms": sorted(ours)[int(len(ours) * 0.95)] * 1000,

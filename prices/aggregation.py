@@ -1,6 +1,6 @@
 """`PriceAggregator`: per symbol, the median of fresh quotes with outlier rejection.
 
-Pure (no Django, no I/O) with an injectable clock, so every rule is unit-tested with
+Pure (no Django, no I/O) with an injected clock, so every rule is unit-tested with
 hand-computed numbers. The rules, as price oracles apply them (reference/README.md):
 
 - only **fresh** quotes count: older than `stale_after` seconds they are ignored;
@@ -21,14 +21,19 @@ hand-computed numbers. The rules, as price oracles apply them (reference/README.
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .book import QuoteBook
 from .quotes import Quote, QuoteRejected, validate_quote
+
+if TYPE_CHECKING:
+    # For the annotation only: importing realtime_project.clock at run time would load the
+    # realtime_project package (its Celery app, hence Django) into this pure module. The
+    # clock is always injected by the aggregator's owner (the ticker, the live feed).
+    from realtime_project.clock import Clock
 
 
 class AggregatedPrice(NamedTuple):
@@ -74,7 +79,7 @@ class PriceAggregator:
         min_sources: int = 2,
         twap_window: float = 300.0,
         future_tolerance: float = 5.0,
-        clock: Callable[[], float] = time.time,
+        clock: Clock,
     ) -> None:
         if stale_after <= 0 or outlier_bound <= 0 or min_sources < 1:
             raise ValueError("stale_after and outlier_bound must be positive, min_sources >= 1")
@@ -119,12 +124,12 @@ class PriceAggregator:
         Raises QuoteRejected (`unknown_source`, `invalid_price`, `future_timestamp`,
         `invalid_timestamp`): such a quote never touches the aggregate.
         """
-        return self._store(quote, int(self.clock() * 1000), int(self.future_tolerance * 1000))
+        return self._store(quote, int(self.clock.time() * 1000), int(self.future_tolerance * 1000))
 
     def on_prices(self, quotes: Iterable[Quote]) -> Counter[str]:
         """`on_price` for a poll's quotes, judged at one instant; returns rejections by code."""
         rejected: Counter[str] = Counter()
-        now_ms, tolerance_ms = int(self.clock() * 1000), int(self.future_tolerance * 1000)
+        now_ms, tolerance_ms = int(self.clock.time() * 1000), int(self.future_tolerance * 1000)
         store = self._store
         for quote in quotes:
             try:
@@ -180,7 +185,7 @@ class PriceAggregator:
     def get_price(self, symbol: str, *, now: float | None = None) -> AggregatedPrice | None:
         """The aggregate of `symbol` at `now` (default: the clock), or None if never quoted."""
         if now is None:
-            now = self.clock()
+            now = self.clock.time()
         book = self._books.get(symbol)
         if book is None:
             return None
@@ -191,7 +196,7 @@ class PriceAggregator:
     ) -> dict[str, AggregatedPrice]:
         """`get_price` for many symbols (default: every symbol ever quoted) at one instant."""
         if now is None:
-            now = self.clock()
+            now = self.clock.time()
         now_ms, fresh_after = int(now * 1000), int((now - self.stale_after) * 1000)
         compute = self._price
         books = self._books

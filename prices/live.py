@@ -89,7 +89,7 @@ class LivePrices:
             min_sources=conf.min_sources,
             twap_window=conf.twap_window,
             future_tolerance=conf.future_tolerance,
-            clock=self.clock.time,
+            clock=self.clock,
         )
         self.aggregator.start()
         self.filter = ChangeFilter(deviation_bps=conf.deviation_bps, heartbeat=conf.heartbeat)

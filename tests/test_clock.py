@@ -30,6 +30,17 @@ def test_the_fake_clock_moves_only_when_told() -> None:
     assert clock.time() == 0.0 and clock.monotonic() == 7.5
 
 
+def test_a_fake_clock_can_follow_real_time_plus_what_it_is_advanced() -> None:
+    real = [100.0]
+    fake = FakeClock(wall=lambda: real[0])
+    real[0] = 130.0
+    fake.advance(61)
+    assert fake.time() == 191.0 and fake.now() == datetime.fromtimestamp(191.0, UTC)
+    fake.set(5.0)  # a jump fixes the wall reading again
+    real[0] = 500.0
+    assert fake.time() == 5.0
+
+
 async def test_sleepers_wake_when_the_clock_passes_their_deadline() -> None:
     clock = FakeClock()
     woke: list[float] = []

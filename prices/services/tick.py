@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import transaction
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 from realtime_project.events import bus
 from realtime_project.runtime import Slot
 
@@ -97,7 +98,7 @@ def poll_source(adapter: PriceSource, symbols: dict[str, str]) -> Poll:
 
 
 class PriceTicker:
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self.aggregator: PriceAggregator | None = None
         self.filter: ChangeFilter | None = None
@@ -142,7 +143,7 @@ class PriceTicker:
         conf = prices_settings()
         report = TickReport()
         t0 = time.perf_counter()
-        now = self.clock()
+        now = self.clock.time()
         now_dt = datetime.fromtimestamp(now, UTC)
         rows = enabled_sources(conf)
         due = [row for row in rows if self._due(row, now_dt, report)]
@@ -184,7 +185,7 @@ class PriceTicker:
 
         t_agg0 = time.perf_counter()
         # One instant for the whole batch (the polls took time since `now`).
-        now = self.clock()
+        now = self.clock.time()
         results = aggregator.aggregate(symbol_ids, now=now)
         t_agg = time.perf_counter()
         report.aggregated = len(results)

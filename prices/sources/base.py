@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from ..quotes import Quote
 
@@ -108,13 +109,13 @@ class PriceSource:
     kind = ""
     simulated = False
 
-    def __init__(self, config: SourceConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: SourceConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.id = config.slug
         self.clock = clock
 
     def now_ms(self) -> int:
-        return int(self.clock() * 1000)
+        return int(self.clock.time() * 1000)
 
     def fetch(self, symbols: Mapping[str, str]) -> FetchResult:
         raise NotImplementedError("PriceSource subclasses must implement fetch(symbols)")

@@ -8,10 +8,11 @@ failing every poll.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
+
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from .base import UnknownSymbol
 
@@ -41,19 +42,19 @@ def fetch_isolating(
 class UnknownIds:
     """Ids a source said it does not know, remembered for UNKNOWN_TTL seconds."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, ttl: float = UNKNOWN_TTL) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, ttl: float = UNKNOWN_TTL) -> None:
         self.clock = clock
         self.ttl = ttl
         self._until: dict[str, float] = {}
 
     def add(self, ids: set[str]) -> None:
-        until = self.clock() + self.ttl
+        until = self.clock.monotonic() + self.ttl
         for external in ids:
             self._until[external] = until
 
     def filter(self, ids: list[str]) -> tuple[list[str], int]:
         """(ids to ask for, how many were skipped as known-unknown)."""
-        now = self.clock()
+        now = self.clock.monotonic()
         keep: list[str] = []
         for external in ids:
             until = self._until.get(external)

@@ -23,7 +23,7 @@ class BinanceSource(PriceSource):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.unknown = UnknownIds()
+        self.unknown = UnknownIds(self.clock)
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         reply = get_json(

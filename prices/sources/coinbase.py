@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from concurrent.futures import wait
 from typing import Any
@@ -32,7 +31,7 @@ class CoinbaseSource(PriceSource):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.unknown = UnknownIds()
+        self.unknown = UnknownIds(self.clock)
         self._cursor = 0
         self._stats: dict[str, tuple[float, float, float]] = {}  # product -> (fetched_at, open, volume)
 
@@ -51,7 +50,7 @@ class CoinbaseSource(PriceSource):
     def _plan(self, products: list[str]) -> list[tuple[str, bool]]:
         """(product, needs stats) for this poll, within the request budget, round-robin."""
         budget = self.config.max_requests or DEFAULT_REQUESTS_PER_POLL
-        now = time.monotonic()
+        now = self.clock.monotonic()
         plan: list[tuple[str, bool]] = []
         n = len(products)
         visited = 0
@@ -101,7 +100,7 @@ class CoinbaseSource(PriceSource):
             if with_stats:
                 stats = self._get(f"/products/{product}/stats")
                 try:
-                    self._stats[product] = (time.monotonic(), number(stats["open"]), number(stats["volume"]))
+                    self._stats[product] = (self.clock.monotonic(), number(stats["open"]), number(stats["volume"]))
                 except (KeyError, TypeError, Malformed):
                     self._stats.pop(product, None)
         except _NotFound:

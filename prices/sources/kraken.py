@@ -27,7 +27,7 @@ class KrakenSource(PriceSource):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.unknown = UnknownIds()
+        self.unknown = UnknownIds(self.clock)
 
     def _ticker(self, pairs: list[str]) -> dict[str, Any]:
         reply = get_json(

@@ -77,7 +77,7 @@ class SimulatedSource(PriceSource):
 
     def fetch(self, symbols: Mapping[str, str]) -> FetchResult:
         result = FetchResult()
-        now = self.clock()
+        now = self.clock.time()
         now_ms = int(now * 1000)
         with self._lock:
             for symbol, external in symbols.items():
@@ -89,7 +89,7 @@ class SimulatedSource(PriceSource):
 
     def quote(self, symbol: str, external_id: str) -> Quote:
         """One symbol's next step of the walk, now (the simulated stream's tick)."""
-        now = self.clock()
+        now = self.clock.time()
         with self._lock:
             walk = self._walk(external_id.upper(), now)
             self._step(walk, now)
@@ -98,7 +98,7 @@ class SimulatedSource(PriceSource):
 
     def trade(self, symbol: str, external_id: str) -> Trade:
         """One trade around the current price, now (the simulated stream's trade)."""
-        now = self.clock()
+        now = self.clock.time()
         with self._lock:
             walk = self._walk(external_id.upper(), now)
             price = walk.price * (1 + walk.rng.gauss(0.0, 0.0002))
@@ -106,7 +106,7 @@ class SimulatedSource(PriceSource):
             return Trade(symbol, price, qty, walk.rng.choice(("buy", "sell")), int(now * 1000))
 
     def trades(self, symbol: str, external_id: str, limit: int) -> list[Trade]:
-        now = self.clock()
+        now = self.clock.time()
         with self._lock:
             walk = self._walk(external_id.upper(), now)
             out: list[Trade] = []
@@ -119,7 +119,7 @@ class SimulatedSource(PriceSource):
         return out
 
     def global_stats(self) -> dict[str, Any]:
-        now = self.clock()
+        now = self.clock.time()
         with self._lock:
             caps = {s: self._walk(s, now).price * self._walk(s, now).supply for s in START}
             volume = sum(self._walk(s, now).volume24h for s in START)

@@ -10,19 +10,12 @@ from prices.aggregation import PriceAggregator
 from prices.payloads import price_update
 from prices.quotes import Quote, QuoteRejected
 from prices.twap import Twap
+from tests.support.clock import FakeClock
 
 T0 = 1_764_100_000.0  # seconds
 
 
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def agg(clock: Clock, **kw: float) -> PriceAggregator:
+def agg(clock: FakeClock, **kw: float) -> PriceAggregator:
     a = PriceAggregator(
         stale_after=kw.get("stale_after", 60.0),
         outlier_bound=kw.get("outlier_bound", 0.02),
@@ -54,7 +47,7 @@ def test_median_without_one_equals_the_median_of_the_others() -> None:
 
 
 def test_median_of_fresh_quotes_and_sources_listed() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock)
     for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.5)):
         a.on_price(q(source, price))
@@ -67,14 +60,14 @@ def test_median_of_fresh_quotes_and_sources_listed() -> None:
 
 
 def test_even_count_takes_the_mean_of_the_middle_two() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.4), ("d", 100.8)):
         a.on_price(q(source, price))
     assert a.get_price("BTC").price == pytest.approx(100.6)  # (100.4 + 100.8) / 2
 
 
 def test_quote_older_than_stale_after_is_excluded() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock, stale_after=60)
     a.on_price(q("a", 100.0, t=T0 - 61))  # 61 s old: not fresh
     a.on_price(q("b", 200.0, t=T0 - 60))  # exactly 60 s: still fresh
@@ -84,7 +77,7 @@ def test_quote_older_than_stale_after_is_excluded() -> None:
 
 
 def test_outlier_is_dropped_and_counted_once_against_its_source() -> None:
-    a = agg(Clock(), outlier_bound=0.02)
+    a = agg(FakeClock(wall=T0), outlier_bound=0.02)
     for source, price in (("a", 100.0), ("b", 101.0), ("c", 100.5), ("d", 110.0)):
         a.on_price(q(source, price))
     # d: median of others (100, 100.5, 101) = 100.5; |110 - 100.5| / 100.5 = 9.45 % > 2 %.
@@ -101,7 +94,7 @@ def test_outlier_is_dropped_and_counted_once_against_its_source() -> None:
 
 
 def test_outlier_bound_is_exclusive() -> None:
-    a = agg(Clock(), outlier_bound=0.02)
+    a = agg(FakeClock(wall=T0), outlier_bound=0.02)
     for source, price in (("a", 100.0), ("b", 100.0), ("c", 102.0)):
         a.on_price(q(source, price))
     # c: |102 - 100| / 100 = 2 % exactly: not more than the bound, kept.
@@ -110,7 +103,7 @@ def test_outlier_bound_is_exclusive() -> None:
 
 
 def test_two_disagreeing_sources_blame_nobody_and_flag_degraded() -> None:
-    a = agg(Clock(), min_sources=2)
+    a = agg(FakeClock(wall=T0), min_sources=2)
     a.on_price(q("a", 100.0))
     a.on_price(q("b", 120.0))
     p = a.get_price("BTC")
@@ -119,7 +112,7 @@ def test_two_disagreeing_sources_blame_nobody_and_flag_degraded() -> None:
 
 
 def test_worst_offender_goes_first_then_two_disagreeing_are_degraded() -> None:
-    a = agg(Clock(), outlier_bound=0.1)
+    a = agg(FakeClock(wall=T0), outlier_bound=0.1)
     for source, price in (("a", 100.0), ("b", 200.0), ("c", 400.0)):
         a.on_price(q(source, price))
     # a vs median(200, 400)=300: 66 %; b vs median(100, 400)=250: 20 %; c vs 150: 166 %.
@@ -130,7 +123,7 @@ def test_worst_offender_goes_first_then_two_disagreeing_are_degraded() -> None:
 
 
 def test_one_bad_quote_among_three_does_not_condemn_the_good_ones() -> None:
-    a = agg(Clock(), outlier_bound=0.02, min_sources=2)
+    a = agg(FakeClock(wall=T0), outlier_bound=0.02, min_sources=2)
     for source, price in (("a", 100.0), ("b", 100.1), ("c", 150.0)):
         a.on_price(q(source, price))
     # All at once, a (vs mean(100.1, 150) = 125.05) would look like an outlier too.
@@ -140,7 +133,7 @@ def test_one_bad_quote_among_three_does_not_condemn_the_good_ones() -> None:
 
 
 def test_below_min_sources_is_degraded_not_stale() -> None:
-    a = agg(Clock(), min_sources=2)
+    a = agg(FakeClock(wall=T0), min_sources=2)
     a.on_price(q("a", 100.0))
     p = a.get_price("BTC")
     assert p.price == 100.0 and p.degraded and not p.stale and p.sources == ("a",)
@@ -149,13 +142,13 @@ def test_below_min_sources_is_degraded_not_stale() -> None:
 
 
 def test_outlier_rejection_can_drop_below_min_sources() -> None:
-    a = agg(Clock(), min_sources=3)
+    a = agg(FakeClock(wall=T0), min_sources=3)
     for source, price in (("a", 100.0), ("b", 100.1), ("c", 101.5)):
         a.on_price(q(source, price))
     p = a.get_price("BTC")
     # c vs median(100, 100.1) = 100.05: 1.45 %... within 2 %: kept; use a tighter bound.
     assert p.sources == ("a", "b", "c") and not p.degraded
-    b = agg(Clock(), min_sources=3, outlier_bound=0.01)
+    b = agg(FakeClock(wall=T0), min_sources=3, outlier_bound=0.01)
     for source, price in (("a", 100.0), ("b", 100.1), ("c", 101.5)):
         b.on_price(q(source, price))
     p = b.get_price("BTC")
@@ -163,25 +156,25 @@ def test_outlier_rejection_can_drop_below_min_sources() -> None:
 
 
 def test_no_fresh_quote_repeats_last_price_as_stale() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock, stale_after=60)
     a.on_price(q("a", 100.0))
     a.on_price(q("b", 102.0))
     first = a.get_price("BTC")
-    clock.t += 61
+    clock.advance(61)
     p = a.get_price("BTC")
     assert p.price == 101.0 and p.stale and p.degraded and p.sources == ()
     assert p.timestamp == first.timestamp  # the time of the last real aggregate
 
 
 def test_never_quoted_symbol_has_no_price() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     assert a.get_price("NOPE") is None
     assert a.aggregate(["NOPE", "BTC"]) == {}
 
 
 def test_change_and_volume_are_medians_of_reporting_sources() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     a.on_price(q("a", 100.0, change24h=1.0, volume24h=10.0))
     a.on_price(q("b", 100.0, change24h=3.0, volume24h=30.0))
     a.on_price(q("c", 100.0, change24h=None, volume24h=20.0))  # Kraken reports no 24 h change
@@ -190,7 +183,7 @@ def test_change_and_volume_are_medians_of_reporting_sources() -> None:
 
 
 def test_outlier_change_and_volume_do_not_count() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     a.on_price(q("a", 100.0, change24h=1.0))
     a.on_price(q("b", 100.0, change24h=2.0))
     a.on_price(q("c", 300.0, change24h=90.0))
@@ -198,20 +191,20 @@ def test_outlier_change_and_volume_do_not_count() -> None:
 
 
 def test_twap_hand_computed() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock, twap_window=30)
     a.on_price(q("a", 100.0))
     assert a.get_price("BTC").twap == 100.0  # one sample: the price itself
-    clock.t = T0 + 10
-    a.on_price(q("a", 110.0, t=clock.t))
+    clock.set(T0 + 10)
+    a.on_price(q("a", 110.0, t=clock.time()))
     a.get_price("BTC")
-    clock.t = T0 + 20
-    a.on_price(q("a", 120.0, t=clock.t))
+    clock.set(T0 + 20)
+    a.on_price(q("a", 120.0, t=clock.time()))
     a.get_price("BTC")
-    clock.t = T0 + 30
+    clock.set(T0 + 30)
     # (100*10 + 110*10 + 120*10) / 30 = 110
     assert a.get_price("BTC").twap == pytest.approx(110.0)
-    clock.t = T0 + 45
+    clock.set(T0 + 45)
     # window [15, 45]: 110 for 5 s, 120 for 25 s -> (550 + 3000) / 30 = 118.333…
     assert a.get_price("BTC").twap == pytest.approx(3550 / 30)
 
@@ -241,7 +234,7 @@ def test_twap_clock_stepping_back_is_safe() -> None:
 
 
 def test_simulated_quotes_never_mix_with_real_ones() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock, min_sources=1)
     a.on_price(q("sim", 50.0, simulated=True))
     p = a.get_price("BTC")
@@ -263,7 +256,7 @@ def test_simulated_quotes_never_mix_with_real_ones() -> None:
     ],
 )
 def test_bad_prices_are_rejected_and_do_not_poison(price: float, code: str) -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     a.on_price(q("a", 100.0))
     a.on_price(q("b", 100.0))
     with pytest.raises(QuoteRejected) as err:
@@ -274,7 +267,7 @@ def test_bad_prices_are_rejected_and_do_not_poison(price: float, code: str) -> N
 
 
 def test_future_timestamp_rejected_beyond_tolerance() -> None:
-    a = agg(Clock())  # tolerance 5 s
+    a = agg(FakeClock(wall=T0))  # tolerance 5 s
     a.on_price(q("a", 100.0, t=T0 + 5))
     with pytest.raises(QuoteRejected) as err:
         a.on_price(q("b", 100.0, t=T0 + 6))
@@ -285,7 +278,7 @@ def test_future_timestamp_rejected_beyond_tolerance() -> None:
 
 
 def test_unknown_source_rejected_and_removed_source_leaves_at_once() -> None:
-    a = agg(Clock(), min_sources=1)
+    a = agg(FakeClock(wall=T0), min_sources=1)
     with pytest.raises(QuoteRejected) as err:
         a.on_price(q("zzz", 100.0))
     assert err.value.code == "unknown_source"
@@ -299,14 +292,14 @@ def test_unknown_source_rejected_and_removed_source_leaves_at_once() -> None:
 
 
 def test_bad_optional_fields_are_dropped_not_the_quote() -> None:
-    a = agg(Clock(), min_sources=1)
+    a = agg(FakeClock(wall=T0), min_sources=1)
     stored = a.on_price(q("a", 100.0, change24h=math.nan, volume24h=-5.0))
     assert stored.change24h is None and stored.volume24h is None
     assert a.on_price(q("a", 100.0, t=T0 + 1, change24h=-100.0)).change24h is None
 
 
 def test_newest_quote_per_source_wins_and_older_ones_are_ignored() -> None:
-    a = agg(Clock(), min_sources=1)
+    a = agg(FakeClock(wall=T0), min_sources=1)
     a.on_price(q("a", 100.0, t=T0 - 5))
     a.on_price(q("a", 90.0, t=T0 - 10))  # older: ignored
     assert a.get_price("BTC").price == 100.0
@@ -315,7 +308,7 @@ def test_newest_quote_per_source_wins_and_older_ones_are_ignored() -> None:
 
 
 def test_price_update_is_the_wire_payload() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     a.on_price(q("a", 100.0, change24h=1.0, volume24h=5.0))
     a.on_price(q("b", 100.0))
     assert price_update(a.get_price("BTC")) == {  # type: ignore[arg-type]
@@ -334,12 +327,12 @@ def test_price_update_is_the_wire_payload() -> None:
 
 
 def test_touch_keeps_a_live_venues_quote_fresh_and_expire_drops_it_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock)
     a.on_price(q("a", 100.0))
     a.on_price(q("b", 102.0))
-    clock.t += 200  # beyond STALE_AFTER (120 s) with no new quote
-    a.touch("a", ["BTC"], int(clock.t * 1000))  # a's stream is alive: its last quote still holds
+    clock.advance(200)  # beyond STALE_AFTER (120 s) with no new quote
+    a.touch("a", ["BTC"], int(clock.time() * 1000))  # a's stream is alive: its last quote still holds
     price = a.get_price("BTC")
     assert price is not None and price.sources == ("a",) and price.price == 100.0
     assert price.quoted_at == int(T0 * 1000)  # still the venue's own time of the value
@@ -350,12 +343,12 @@ def test_touch_keeps_a_live_venues_quote_fresh_and_expire_drops_it_at_once() -> 
 
 
 def test_start_forgets_everything_and_invalid_config() -> None:
-    a = agg(Clock())
+    a = agg(FakeClock(wall=T0))
     a.on_price(q("a", 100.0))
     a.start(["a"])
     assert a.get_price("BTC") is None and a.sources == {"a"}
     with pytest.raises(ValueError):
-        PriceAggregator(min_sources=0)
+        PriceAggregator(min_sources=0, clock=FakeClock())
 
 
 def test_twap_update_equals_add_then_value() -> None:
@@ -465,12 +458,12 @@ def test_aggregate_matches_the_rules_written_the_obvious_way() -> None:
     import random
 
     rng = random.Random(5)
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     a = agg(clock, stale_after=60, outlier_bound=0.02, min_sources=2)
     latest: dict[tuple[str, str], Quote] = {}
     symbols = [f"S{i}" for i in range(40)]
     for _ in range(60):
-        clock.t += 2
+        clock.advance(2)
         for symbol in symbols:
             base = 100.0 + symbols.index(symbol)
             for source in ("a", "b", "c", "d", "sim"):
@@ -481,7 +474,7 @@ def test_aggregate_matches_the_rules_written_the_obvious_way() -> None:
                     symbol,
                     source,
                     price,
-                    int((clock.t - rng.choice([0, 0, 30, 70])) * 1000),
+                    int((clock.time() - rng.choice([0, 0, 30, 70])) * 1000),
                     rng.choice([None, 1.0, 2.5, -3.0]),
                     rng.choice([None, 10.0, 20.0]),
                     source == "sim",
@@ -503,7 +496,11 @@ def test_aggregate_matches_the_rules_written_the_obvious_way() -> None:
         results = a.aggregate(symbols)
         for symbol in symbols:
             expected = _reference(
-                [q for (s, _), q in latest.items() if s == symbol], clock.t, stale_after=60, bound=0.02, min_sources=2
+                [q for (s, _), q in latest.items() if s == symbol],
+                clock.time(),
+                stale_after=60,
+                bound=0.02,
+                min_sources=2,
             )
             got = results.get(symbol)
             if expected is None:

@@ -12,31 +12,27 @@ from prices.sources.batching import UnknownIds, fetch_isolating
 from prices.sources.http import decode_json, parse_retry_after, shared_session
 from prices.sources.registry import get_adapter
 from prices.sources.simulated import SimulatedSource
+from tests.support.clock import FakeClock
+
+#: The simulated market's start (any fixed wall time).
+T0 = 1_764_100_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_764_100_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def sim(seed: int = 7, clock: Clock | None = None) -> SimulatedSource:
+def sim(seed: int = 7, clock: FakeClock | None = None) -> SimulatedSource:
     return SimulatedSource(
-        SourceConfig(slug="simulated", kind="simulated", base_url="", seed=seed), clock=clock or Clock()
+        SourceConfig(slug="simulated", kind="simulated", base_url="", seed=seed), clock=clock or FakeClock(wall=T0)
     )
 
 
 def test_simulated_is_seeded_labelled_and_moves_realistically() -> None:
-    a_clock, b_clock = Clock(), Clock()
+    a_clock, b_clock = FakeClock(wall=T0), FakeClock(wall=T0)
     a, b = sim(clock=a_clock), sim(clock=b_clock)
     ask = {"BTC": "BTC", "ETH": "ETH", "NEW": "NEW"}
     paths: list[list[float]] = []
     for src, clock in ((a, a_clock), (b, b_clock)):
         prices = []
         for _ in range(50):
-            clock.t += 2
+            clock.advance(2)
             prices += [q.price for q in src.fetch(ask).quotes]
         paths.append(prices)
     assert paths[0] == paths[1]  # same seed, same walk
@@ -57,10 +53,10 @@ def test_simulated_is_seeded_labelled_and_moves_realistically() -> None:
 
 
 def test_simulated_long_gap_is_not_one_huge_jump() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     src = sim(clock=clock)
     (before,) = src.fetch({"BTC": "BTC"}).quotes
-    clock.t += 30 * 86_400  # the server was off for a month
+    clock.advance(30 * 86_400)  # the server was off for a month
     (after,) = src.fetch({"BTC": "BTC"}).quotes
     assert abs(after.price / before.price - 1) < 0.05
 
@@ -94,11 +90,11 @@ def test_fetch_isolating_finds_every_bad_id() -> None:
 
 
 def test_unknown_ids_expire() -> None:
-    clock = Clock()
+    clock = FakeClock(wall=T0)
     ids = UnknownIds(clock=clock, ttl=10)
     ids.add({"x"})
     assert ids.filter(["x", "y"]) == (["y"], 1)
-    clock.t += 11
+    clock.advance(11)
     assert ids.filter(["x", "y"]) == (["x", "y"], 0)
 
 

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from prices.models import Candle, LatestPrice, Source, Symbol, SymbolMapping
 from prices.services.sources import source_set_enabled
 from prices.services.tick import TICKER, PriceTicker
+from tests.support.clock import FakeClock
 
 from .fakes import Asset, FakeExchanges, Fault
 from .streamkit import Published
@@ -24,23 +25,14 @@ pytestmark = pytest.mark.django_db
 ALL = ["binance", "coinbase", "coingecko", "kraken"]
 
 
-class Clock:
-    """Real time plus an offset the test moves (quotes from the fakes carry real time)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
+@pytest.fixture
+def clock() -> FakeClock:
+    """Real time plus what the test advances (quotes from the fakes carry real time)."""
+    return FakeClock(wall=time.time)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ticker(live_prices: Any, clock: Clock) -> PriceTicker:
+def ticker(live_prices: Any, clock: FakeClock) -> PriceTicker:
     Source.objects.update(poll_interval=0)
     Source.objects.filter(slug="coinbase").update(max_requests=40)  # every seeded product each tick
     Source.objects.filter(slug="okx").update(enabled=False)  # the four sources these cases were written for
@@ -95,7 +87,7 @@ def test_tick_aggregates_persists_and_publishes_one_batch(
 
 
 def test_change_driven_deviation_and_heartbeat(
-    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: Published, settings: Any
+    exchanges: FakeExchanges, ticker: PriceTicker, clock: FakeClock, batches: Published, settings: Any
 ) -> None:
     settings.PRICES = {**settings.PRICES, "DEVIATION_BPS": 5, "HEARTBEAT": 60}
     market(exchanges)
@@ -111,7 +103,7 @@ def test_change_driven_deviation_and_heartbeat(
         asset.price *= 1.01  # ETH's median moves 50 bps
     report = ticker.tick()
     assert report.published == ["ETH"] and [u["symbol"] for u in batches[-1]["updates"]] == ["ETH"]
-    clock.offset += 61
+    clock.advance(61)
     report = ticker.tick()
     assert sorted(report.published) == ["BNB", "BTC", "ETH", "SOL"]  # heartbeat
 
@@ -136,7 +128,7 @@ def test_rate_limited_source_backs_off_and_is_skipped(exchanges: FakeExchanges, 
 
 
 def test_451_blocks_the_host_for_a_day_and_5xx_backs_off_exponentially(
-    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock
+    exchanges: FakeExchanges, ticker: PriceTicker, clock: FakeClock
 ) -> None:
     market(exchanges)
     exchanges.fault("/kraken/", Fault(status=451, body=b'{"code":0,"msg":"restricted location"}'))
@@ -148,7 +140,7 @@ def test_451_blocks_the_host_for_a_day_and_5xx_backs_off_exponentially(
     coinbase = Source.objects.get(slug="coinbase")
     assert coinbase.last_error == "http_502"
     assert (coinbase.backoff_until - coinbase.last_error_at).total_seconds() == 2  # BACKOFF_BASE
-    clock.offset += 3
+    clock.advance(3)
     ticker.tick()
     coinbase.refresh_from_db()
     assert coinbase.consecutive_failures == 2
@@ -221,13 +213,13 @@ def test_symbol_unknown_to_every_source(exchanges: FakeExchanges, ticker: PriceT
 
 
 def test_all_sources_down_publishes_the_last_price_as_stale(
-    exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock, batches: Published
+    exchanges: FakeExchanges, ticker: PriceTicker, clock: FakeClock, batches: Published
 ) -> None:
     market(exchanges)
     ticker.tick()
     for prefix in ("/binance/", "/coinbase/", "/coingecko/", "/kraken/"):
         exchanges.fault(prefix, Fault(status=503, body=b""))
-    clock.offset += 121
+    clock.advance(121)
     report = ticker.tick()
     assert set(report.failed) == set(ALL)
     btc = next(u for u in batches[-1]["updates"] if u["symbol"] == "BTC")
@@ -255,7 +247,7 @@ def test_a_failing_subscriber_never_breaks_the_tick(
     assert sub.failed == 1 and "subscriber bug" in caplog.text
 
 
-def test_cold_start_resumes_from_the_database(exchanges: FakeExchanges, ticker: PriceTicker, clock: Clock) -> None:
+def test_cold_start_resumes_from_the_database(exchanges: FakeExchanges, ticker: PriceTicker, clock: FakeClock) -> None:
     market(exchanges)
     ticker.tick()
     fresh = PriceTicker(clock=clock)  # a restarted worker

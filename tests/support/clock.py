@@ -16,24 +16,31 @@ class FakeClock:
 
     `sleep` waits until the clock has been advanced past its deadline; `advance` wakes
     those sleepers (the async `run_for` also lets them run). `wall` may be a number of
-    seconds or an aware datetime.
+    seconds, an aware datetime, or a function such as `time.time`: then the wall reading
+    follows that function, plus what `advance` added (for tests whose peers stamp real
+    time, such as the fake exchanges' quotes), until `set` fixes it.
     """
 
-    def __init__(self, start: float = 1_000.0, wall: float | datetime = WALL) -> None:
+    def __init__(self, start: float = 1_000.0, wall: float | datetime | Callable[[], float] = WALL) -> None:
         self._mono = start
-        self._wall = wall.timestamp() if isinstance(wall, datetime) else float(wall)
+        self._follow: Callable[[], float] | None = None
+        self._wall = 0.0
+        if callable(wall):
+            self._follow = wall
+        else:
+            self.set(wall)
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
         #: Every `sleep` asked for, in order (what a test of delays asserts on).
         self.sleeps: list[float] = []
 
     def time(self) -> float:
-        return self._wall
+        return self._wall if self._follow is None else self._follow() + self._wall
 
     def monotonic(self) -> float:
         return self._mono
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._wall, UTC)
+        return datetime.fromtimestamp(self.time(), UTC)
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -54,6 +61,7 @@ class FakeClock:
 
     def set(self, wall: float | datetime) -> None:
         """Jump the wall clock (monotonic time does not follow: it never goes back)."""
+        self._follow = None
         self._wall = wall.timestamp() if isinstance(wall, datetime) else float(wall)
 
     async def run_for(self, seconds: float) -> None:
