@@ -15,14 +15,14 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 from django.db import close_old_connections
 
 from realtime_project.backoff import full_jitter
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 from realtime_project.feeds import Feed
 
 from .blocks import BlockListener
@@ -43,13 +43,11 @@ REFRESH = 5.0
 #: Restart delays of a failing watcher (full jitter).
 RESTART_BASE, RESTART_CAP = 1.0, 60.0
 
-Sleep = Callable[[float], Awaitable[None]]
-
 
 class ChainWork(Work):
     """The sync side of a watcher, on the chain's own thread: scans, monitor, pending."""
 
-    def __init__(self, config: ChainConfig, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, config: ChainConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
         self.listener = BlockListener(max_log_range=wallets_settings().logs_range)
@@ -67,9 +65,7 @@ class ChainWork(Work):
             result = chain_scan(chain_id=self.config.chain_id, listener=self.listener)
             if result.error != "locked":
                 try:
-                    monitor = TransactionMonitor(
-                        listener=self.listener, **({"clock": self.clock} if self.clock else {})
-                    )
+                    monitor = TransactionMonitor(listener=self.listener, clock=self.clock)
                     monitor.poll(self._chain())
                 except RpcError as exc:
                     logger.warning("chain %s: transaction tracking failed: %s", self.config.chain_id, exc.code)
@@ -85,7 +81,7 @@ class ChainWork(Work):
         close_old_connections()
         try:
             chain = self._chain()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now - self._tracked_at > 2.0:  # links change rarely; re-read at most every 2 s
                 self._tracked, self._tracked_at = tracked_addresses(chain=chain), now
             return len(pending_seen(chain=chain, items=items, listener=self.listener, tracked=self._tracked))
@@ -133,14 +129,14 @@ class ChainsFeed:
         self,
         *,
         refresh: float = REFRESH,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         loader: Callable[[], list[ChainConfig]] = load_configs,
         work_factory: Callable[[ChainConfig], Work] = ChainWork,
         watcher_factory: Callable[..., ChainWatcher] = ChainWatcher,
         rng: random.Random | None = None,
     ) -> None:
         self.refresh = refresh
-        self.sleep = sleep
+        self.clock = clock
         self.loader = loader
         self.work_factory = work_factory
         self.watcher_factory = watcher_factory
@@ -156,7 +152,7 @@ class ChainsFeed:
             while True:
                 configs = await asyncio.get_running_loop().run_in_executor(loader, self.loader)
                 self._reconcile(configs)
-                await self.sleep(self.refresh)
+                await self.clock.sleep(self.refresh)
         finally:
             tasks = [task for _, task in self._running.values()]
             for task in tasks:
@@ -182,9 +178,9 @@ class ChainsFeed:
     async def _supervise(self, config: ChainConfig) -> None:
         streak = 0
         while True:
-            watcher = self.watcher_factory(config, self.work_factory(config), sleep=self.sleep)
+            watcher = self.watcher_factory(config, self.work_factory(config), clock=self.clock)
             self._watchers[config.chain_id] = watcher
-            began = time.monotonic()
+            began = self.clock.monotonic()
             try:
                 await watcher.run()
             except asyncio.CancelledError:
@@ -192,10 +188,10 @@ class ChainsFeed:
             except Exception as exc:
                 self._errors[config.chain_id] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 logger.exception("chain %s: watcher failed; restarting", config.chain_id)
-            if time.monotonic() - began > 60:
+            if self.clock.monotonic() - began > 60:
                 streak = 0
             self._restarts[config.chain_id] = self._restarts.get(config.chain_id, 0) + 1
-            await self.sleep(full_jitter(streak, base=RESTART_BASE, cap=RESTART_CAP, rng=self.rng))
+            await self.clock.sleep(full_jitter(streak, base=RESTART_BASE, cap=RESTART_CAP, rng=self.rng))
             streak += 1
 
     def health(self) -> dict[str, Any]:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,7 @@ from web3 import AsyncWeb3, WebSocketProvider
 from web3.exceptions import Web3Exception
 
 from realtime_project.backoff import full_jitter
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from .chaindata import Tx
 
@@ -38,8 +37,6 @@ MAX_QUANTITY = 2**63 - 1
 DEFAULT_STALL_AFTER = 30.0
 #: Blocks the node may be ahead of the last pushed head at a check before it counts as stuck.
 STALL_BLOCKS = 2
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class BadNotification(ValueError):
@@ -138,7 +135,7 @@ class StreamEvents:
 class HeadStream:
     """One chain's WebSocket subscriptions, reconnected forever until cancelled.
 
-    `sleep`, `monotonic` and `rng` are injectable: tests drive reconnects without waiting.
+    `clock` and `rng` are injectable: tests drive reconnects without waiting.
     """
 
     def __init__(
@@ -152,8 +149,7 @@ class HeadStream:
         backoff_cap: float = 30.0,
         request_timeout: float = 10.0,
         stall_after: float = DEFAULT_STALL_AFTER,
-        sleep: Sleep = asyncio.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -163,7 +159,7 @@ class HeadStream:
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.request_timeout = request_timeout
         self.stall_after = stall_after
-        self.sleep, self.monotonic, self.rng = sleep, monotonic, rng or random.Random()
+        self.clock, self.rng = clock, rng or random.Random()
         self.connected = False
         self.connects = 0
         self.reconnects = 0
@@ -207,7 +203,7 @@ class HeadStream:
             delay = full_jitter(self._streak, base=self.backoff_base, cap=self.backoff_cap, rng=self.rng)
             self._streak += 1
             self.reconnects += 1
-            await self.sleep(delay)
+            await self.clock.sleep(delay)
 
     def _error(self, code: str, detail: str) -> str:
         self.errors[code] += 1
@@ -230,7 +226,7 @@ class HeadStream:
             self._connected_at_number, self._heads_at_check = int(await w3.eth.block_number), self.heads
             self.connected = True
             self.connects += 1
-            self.last_message_at = self.monotonic()
+            self.last_message_at = self.clock.monotonic()
             await self.events.connected(pending=pending_id is not None)
             await self._consume(w3, heads_id, pending_id)
 
@@ -288,7 +284,7 @@ class HeadStream:
         A quiet chain that mines nothing is not stuck.
         """
         while True:
-            await self.sleep(self.stall_after)
+            await self.clock.sleep(self.stall_after)
             number = int(await asyncio.wait_for(w3.eth.block_number, self.request_timeout))
             seen = max(self.last_head.number if self.last_head else 0, self._connected_at_number or 0)
             if number > seen + STALL_BLOCKS and self.heads == self._heads_at_check:
@@ -298,7 +294,7 @@ class HeadStream:
     async def _handle(self, message: Any, heads_id: str, pending_id: str | None) -> None:
         subscription = str(message.get("subscription", ""))
         result = message.get("result")
-        self.last_message_at = self.monotonic()
+        self.last_message_at = self.clock.monotonic()
         if subscription == heads_id:
             head = parse_head(result)
             self.heads += 1
@@ -314,7 +310,7 @@ class HeadStream:
             raise BadNotification(f"notification for an unknown subscription {subscription[:40]!r}")
 
     def health(self) -> dict[str, Any]:
-        now = self.monotonic()
+        now = self.clock.monotonic()
         return {
             "connected": self.connected,
             "connects": self.connects,

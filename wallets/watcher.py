@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from .chaindata import Tx
 from .heads import Head, HeadStream, StreamEvents
@@ -29,7 +30,6 @@ from .heads import Head, HeadStream, StreamEvents
 logger = logging.getLogger("wallets.watcher")
 
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
 
 #: First delay before scanning again when the HTTP node is behind the pushed head.
 LAG_RETRY_FIRST = 0.05
@@ -98,18 +98,16 @@ class ChainWatcher(StreamEvents):
         config: ChainConfig,
         work: Work,
         *,
-        sleep: Sleep = asyncio.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         stream_factory: Callable[..., HeadStream] = HeadStream,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.config = config
         self.work = work
-        self.sleep, self.monotonic = sleep, monotonic
+        self.clock = clock
         self.stream: HeadStream | None = None
         if config.ws_url:
-            self.stream = stream_factory(config.ws_url, chain_id=config.chain_id, events=self, sleep=sleep,
-                                         monotonic=monotonic)  # fmt: skip
+            self.stream = stream_factory(config.ws_url, chain_id=config.chain_id, events=self, clock=clock)
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix=f"wallets-{config.chain_id}")
         self._pending_executor = ThreadPoolExecutor(1, thread_name_prefix=f"wallets-{config.chain_id}-pending")
         self._wake = asyncio.Event()
@@ -222,7 +220,7 @@ class ChainWatcher(StreamEvents):
             self._retry = asyncio.create_task(self._retry_after(delay))
 
     async def _retry_after(self, delay: float) -> None:
-        await self.sleep(delay)
+        await self.clock.sleep(delay)
         self.request("lagging_http_node")
 
     async def _poll_loop(self) -> None:
@@ -231,7 +229,7 @@ class ChainWatcher(StreamEvents):
             if self.pushed:
                 interval = max(interval, PUSH_SAFETY_INTERVAL)
             self._mode_changed.clear()
-            sleeper = asyncio.ensure_future(self.sleep(interval))
+            sleeper = asyncio.ensure_future(self.clock.sleep(interval))
             changed = asyncio.ensure_future(self._mode_changed.wait())
             try:
                 await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)

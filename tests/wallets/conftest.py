@@ -170,17 +170,18 @@ class _Running:
 
 @pytest_asyncio.fixture
 async def start() -> AsyncIterator[Callable[..., Any]]:
-    """`await start(clock=None, **stream_options)`: the registered chain's watcher, running;
-    `await start.stop(watcher)` stops one early."""
+    """`await start(clock=SYSTEM_CLOCK, **stream_options)`: the registered chain's watcher, running
+    (`clock` is its scans' clock); `await start.stop(watcher)` stops one early."""
     from functools import partial
 
+    from realtime_project.clock import SYSTEM_CLOCK
     from wallets.feeds import ChainWork, load_configs
     from wallets.heads import HeadStream
     from wallets.watcher import ChainWatcher
 
     running: list[_Running] = []
 
-    async def make(clock: Callable[[], Any] | None = None, **stream: Any) -> Any:
+    async def make(clock: Any = SYSTEM_CLOCK, **stream: Any) -> Any:
         (config,) = await asyncio.to_thread(load_configs)
         factory = partial(HeadStream, **stream) if stream else HeadStream
         watcher = ChainWatcher(config, ChainWork(config, clock=clock), stream_factory=factory)

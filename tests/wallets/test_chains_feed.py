@@ -26,7 +26,7 @@ class NoJitter(random.Random):
 class FakeWatcher:
     made: list[FakeWatcher] = []
 
-    def __init__(self, config: ChainConfig, work: Any, *, sleep: Any) -> None:
+    def __init__(self, config: ChainConfig, work: Any, *, clock: Any) -> None:
         self.config = config
         self.fail = False
         self.cancelled = False

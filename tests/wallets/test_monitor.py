@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from django.utils import timezone
 from web3 import Web3
 
 from realtime_project.events import bus
+from tests.support.clock import FakeClock
 from tests.wallets.conftest import Evm, frames, link
 from wallets.addresses import InvalidTxHash
 from wallets.events import TransactionSettled
@@ -158,16 +158,16 @@ def test_unknown_transaction_is_dropped_after_grace_polls_and_seconds(evm: Evm, 
     """Dropped after 3 polls *and* 60 s without a trace (a clock, not sleeping): with a scan
     per pushed head, three polls can come within a second."""
     ghost = "0x" + "ab" * 32
-    now = [timezone.now()]
-    monitor = TransactionMonitor(clock=lambda: now[0])
+    clock = FakeClock(wall=timezone.now())
+    monitor = TransactionMonitor(clock=clock)
     monitor.watch(ghost, evm.chain_id)
     for _ in range(3):
         monitor.poll(chain)
     assert WatchedTransaction.objects.get(hash=ghost).status == "pending"  # 3 polls, 0 s
-    now[0] += timedelta(seconds=59)
+    clock.advance(59)
     monitor.poll(chain)
     assert WatchedTransaction.objects.get(hash=ghost).status == "pending"  # 59 s
-    now[0] += timedelta(seconds=1)
+    clock.advance(1)
     monitor.poll(chain)
     tx = WatchedTransaction.objects.get(hash=ghost)
     assert tx.status == "dropped" and tx.reason == "not found on the node for 5 polls over 60 s and its nonce is unused"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from web3 import Web3
 
 from notifications.models import Notification
 from realtime_project.gateway.runtime import memory_history
+from tests.support.clock import FakeClock
 from tests.wallets.conftest import artifact, link
 from tests.wallets.feedsupport import Node, connected, in_thread, register, until
 from tests.wallets.nodes import Anvil, rpc
@@ -189,8 +189,8 @@ async def test_a_pending_transaction_that_never_appears_again_is_dropped_after_t
     a1, a2 = node.accounts[1:3]
     await in_thread(register, node, rpc_url=anvil.url, ws_url=proxy.url)
     await in_thread(owned, user, a1)
-    now = [timezone.now()]
-    watcher = await start(clock=lambda: now[0])
+    clock = FakeClock(wall=timezone.now())
+    watcher = await start(clock=clock)
     await connected(watcher)
     sent = await in_thread(node.pay, 1, a2, 10**15)
     await until(lambda: tracked(sent), "tracked")
@@ -204,7 +204,7 @@ async def test_a_pending_transaction_that_never_appears_again_is_dropped_after_t
     for _ in range(3):
         await scan()
     assert await in_thread(status, sent) == ("pending", 0)  # three polls, no time passed
-    now[0] += timedelta(seconds=61)
+    clock.advance(61)
     await scan()
     row = await in_thread(tracked, sent)
     assert row.status == "dropped"

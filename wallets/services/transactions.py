@@ -11,13 +11,11 @@ blocks back to pending. A confirmation or a failure is announced once, after com
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 from realtime_project.events import bus
 
 from ..addresses import checksum_lower, normalise_tx_hash
@@ -38,7 +36,7 @@ logger = logging.getLogger("wallets.monitor")
 class TransactionMonitor:
     """Follows watched transactions of every chain (stateless: the state is in the database)."""
 
-    def __init__(self, *, listener: BlockListener | None = None, clock: Callable[[], datetime] = timezone.now) -> None:
+    def __init__(self, *, listener: BlockListener | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.listener = listener or BlockListener()
         self.clock = clock
 
@@ -115,7 +113,7 @@ class TransactionMonitor:
 
     def _poll_one(self, client: ChainClient, pk: int, head: int, receipt: Receipt | None) -> bool:
         conf = wallets_settings()
-        now = self.clock()
+        now = self.clock.now()
         # RPC first (outside any transaction), then a short locked update.
         snapshot = WatchedTransaction.objects.select_related("chain").get(pk=pk)
         mined_tx = None if receipt else client.transaction(snapshot.hash)
