@@ -10,8 +10,6 @@ transaction-watch frames or the pending transactions of the proven owner.
 
 from __future__ import annotations
 
-from typing import Any
-
 from channels.db import database_sync_to_async
 
 from realtime_project.gateway.namespaces import Namespace, Principal, Recovery, namespaces
@@ -19,6 +17,7 @@ from realtime_project.gateway.protocol import ChannelName
 
 from .addresses import ADDRESS_RE, checksum
 from .conf import wallets_settings
+from .payloads import WalletSnapshot
 from .selectors import link_of, public_snapshot, wallet_snapshot
 
 PUBLIC_NAMESPACE = "wallet_public"
@@ -35,13 +34,13 @@ async def owns(principal: Principal, channel: ChannelName) -> bool | ChannelName
     return channel if link == "verified" else ChannelName(PUBLIC_NAMESPACE, channel.key)
 
 
-async def snapshot(principal: Principal, channel: ChannelName) -> dict[str, Any] | None:
+async def snapshot(principal: Principal, channel: ChannelName) -> WalletSnapshot | None:
     """Rebuild the channel from the database when history cannot recover a resubscriber
     (`channel` is the internal one: the public part gets the public snapshot)."""
     if channel.key is None:
         return None
     limit = wallets_settings().snapshot_activity
-    data: dict[str, Any] = await database_sync_to_async(wallet_snapshot)(address=channel.key, limit=limit)
+    data = await database_sync_to_async(wallet_snapshot)(address=channel.key, limit=limit)
     return public_snapshot(data) if channel.namespace == PUBLIC_NAMESPACE else data
 
 

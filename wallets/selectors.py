@@ -21,7 +21,19 @@ from .models import (
     WalletBackfill,
     WatchedTransaction,
 )
-from .payloads import backfill_data, security_data, stored, transaction_data, units
+from .payloads import (
+    BackfillProgress,
+    SecurityWarning,
+    SnapshotBalance,
+    TransactionData,
+    WalletSnapshot,
+    WalletUpdate,
+    backfill_data,
+    security_data,
+    stored,
+    transaction_data,
+    units,
+)
 from .tokens import token_infos_stored
 
 
@@ -107,16 +119,16 @@ def open_transactions(*, chain: Chain) -> QuerySet[WatchedTransaction]:
     return WatchedTransaction.objects.filter(chain=chain, status__in=OPEN_STATUSES).select_related("chain")
 
 
-def wallet_snapshot(*, address: str, limit: int = 50) -> dict[str, Any]:
+def wallet_snapshot(*, address: str, limit: int = 50) -> WalletSnapshot:
     """Durable-resubscribe payload of `wallet:{address}` rebuilt from the database."""
     return wallet_snapshots(addresses=[address], limit=limit)[address]
 
 
-def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, dict[str, Any]]:
+def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, WalletSnapshot]:
     """`wallet_snapshot` of many addresses with one query per part (histories finishing
     together publish a snapshot each: one query per address and part was most of the cost)."""
     wanted = list(dict.fromkeys(addresses))
-    activity: dict[str, list[Any]] = {a: [] for a in wanted}
+    activity: dict[str, list[WalletUpdate]] = {a: [] for a in wanted}
     if len(wanted) == 1:
         rows = WalletActivity.objects.filter(address=wanted[0]).order_by("-id").values_list("address", "payload")
         ranked: Iterable[tuple[str, Any]] = rows[:limit]
@@ -130,7 +142,7 @@ def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, 
         )
     for address, payload in ranked:
         activity[address].append(stored(payload))
-    pending: dict[str, list[dict[str, Any]]] = {a: [] for a in wanted}
+    pending: dict[str, list[TransactionData]] = {a: [] for a in wanted}
     txs = (
         WatchedTransaction.objects.filter(
             Q(from_address__in=wanted) | Q(to_address__in=wanted), status__in=("pending", "included")
@@ -144,7 +156,7 @@ def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, 
             if party in pending and len(pending[party]) < limit:
                 data = data or transaction_data(tx)
                 pending[party].append(data)
-    balances: dict[str, list[dict[str, Any]]] = {a: [] for a in wanted}
+    balances: dict[str, list[SnapshotBalance]] = {a: [] for a in wanted}
     for b in Balance.objects.filter(address__in=wanted).select_related("chain").order_by("chain__chain_id", "token"):
         balances[b.address].append(
             {
@@ -171,7 +183,7 @@ def wallet_snapshots(*, addresses: Sequence[str], limit: int = 50) -> dict[str, 
     }
 
 
-def public_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+def public_snapshot(snapshot: WalletSnapshot) -> WalletSnapshot:
     """A snapshot as a watch-only link sees it: without the pending (watched)
     transactions, which are the proven owner's."""
     return {**snapshot, "pending": []}
@@ -219,10 +231,10 @@ def known_spenders(*, chain: Chain, spenders: Iterable[str]) -> dict[str, str]:
     return {address.lower(): name for address, name in rows}
 
 
-def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[SecurityWarning]]:
     """The dangerous approvals still in force for each of `addresses` (the snapshot's
     `warnings`): one query, and one known-spender read per chain."""
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
+    out: dict[str, list[SecurityWarning]] = {a: [] for a in addresses}
     rows = list(
         TokenApproval.objects.filter(owner__in=list(out))
         .exclude(warning="")
@@ -249,9 +261,9 @@ def active_warnings_of(*, addresses: Sequence[str]) -> dict[str, list[dict[str, 
     return out
 
 
-def backfills_of(addresses: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def backfills_of(addresses: Sequence[str]) -> dict[str, list[BackfillProgress]]:
     """address -> progress per chain, for the API and the snapshot."""
-    out: dict[str, list[dict[str, Any]]] = {a: [] for a in addresses}
+    out: dict[str, list[BackfillProgress]] = {a: [] for a in addresses}
     rows = (
         WalletBackfill.objects.filter(address__in=list(addresses)).select_related("chain").order_by("chain__chain_id")
     )

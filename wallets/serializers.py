@@ -8,6 +8,7 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 from .models import Chain, Wallet, WalletActivity
+from .payloads import BackfillProgress
 from .selectors import backfills_of
 
 
@@ -29,7 +30,7 @@ class WalletSerializer(serializers.ModelSerializer[Wallet]):
     def get_chains(self, wallet: Wallet) -> list[int]:
         return sorted(c.chain_id for c in wallet.chains.all())
 
-    def get_backfill(self, wallet: Wallet) -> list[dict[str, Any]]:
+    def get_backfill(self, wallet: Wallet) -> list[BackfillProgress]:
         """History read on link, per chain: state, blocks done of total, items found."""
         return backfills_of([wallet.address])[wallet.address]
 

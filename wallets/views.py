@@ -17,6 +17,7 @@ from realtime_project.accounts.identity import signed_in_user_id
 
 from .addresses import InvalidAddress, InvalidTxHash, checksum, normalise_tx_hash
 from .errors import WalletError
+from .payloads import TransactionData
 from .selectors import UnknownChain, activity_for, enabled_chains, user_owns_address, wallets_of
 from .serializers import (
     ActivityPage,
@@ -214,7 +215,7 @@ class TransactionDetailView(WalletsView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _status(chain_id: int, tx_hash: str) -> dict[str, Any]:
+def _status(chain_id: int, tx_hash: str) -> TransactionData | dict[str, Any]:
     return TransactionMonitor().get_status(tx_hash, chain_id) or {}
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from notifications import payloads as notifications
 from prices import payloads as prices
+from wallets import payloads as wallets
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPES_TS = ROOT / "client" / "src" / "stores" / "types.ts"
@@ -27,6 +28,10 @@ SCHEMAS: dict[str, Any] = {
     "PriceBatch": prices.PriceBatch,
     "MarketOverview": prices.MarketOverview,
     "Notification": notifications.NotificationPayload,
+    "WalletUpdate": wallets.WalletUpdate,
+    "TransactionData": wallets.TransactionData,
+    "WalletSnapshot": wallets.WalletSnapshot,
+    "SecurityWarning": wallets.SecurityWarning,
 }
 #: TypeScript union of events -> its schema per `event`.
 EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -34,9 +39,6 @@ EVENT_SCHEMAS: dict[str, dict[str, Any]] = {
         get_args(typing.get_type_hints(event)["event"])[0]: event for event in get_args(notifications.NotificationEvent)
     },
 }
-#: Interfaces with no schema on the Python side yet (the wallets app's payloads are being
-#: reshaped: issue #16). Listed, so a new interface cannot go unchecked unnoticed.
-UNCHECKED = {"WalletUpdate", "TransactionData", "WalletSnapshot", "SecurityWarning"}
 
 
 # --- a reader for the subset of TypeScript types.ts uses ------------------------------
@@ -110,12 +112,13 @@ def _nested(hint: Any) -> Any:
 
 
 def required_keys(schema: Any) -> set[str]:
-    """The keys a TypedDict always holds (`__required_keys__` cannot see `NotRequired`
-    in string annotations before Python 3.13)."""
+    """The keys a TypedDict always holds (`__required_keys__` cannot see `Required` or
+    `NotRequired` in string annotations before Python 3.13, but does see the totality of
+    each class a key was declared in)."""
     required = set()
     for name, hint in typing.get_type_hints(schema, include_extras=True).items():
         origin = get_origin(hint)
-        if origin is typing.Required or (origin is not typing.NotRequired and schema.__total__):
+        if origin is typing.Required or (origin is not typing.NotRequired and name in schema.__required_keys__):
             required.add(name)
     return required
 
@@ -146,7 +149,7 @@ def compare(where: str, ts: Fields, schema: Any) -> list[str]:
 
 
 def test_every_payload_type_of_the_client_is_checked() -> None:
-    assert set(interfaces()) == set(SCHEMAS) | set(UNCHECKED)
+    assert set(interfaces()) == set(SCHEMAS)
     assert set(unions()) == set(EVENT_SCHEMAS)
 
 
@@ -172,6 +175,19 @@ class _Schema(typing.TypedDict, total=False):
     symbol: typing.Required[str]
     cost: float
     top: list[_Mover]
+
+
+class _Optional(typing.TypedDict, total=False):
+    removed: bool
+
+
+class _Inherited(_Optional):
+    kept: int
+    extra: typing.NotRequired[int]
+
+
+def test_required_keys_sees_each_class_totality() -> None:
+    assert required_keys(_Inherited) == {"kept"}
 
 
 def test_the_comparison_sees_a_renamed_field() -> None:

@@ -44,7 +44,7 @@ from ..blocks import BlockListener
 from ..choices import BackfillState
 from ..conf import DEFAULT_BLOCK_TIMES, wallets_settings
 from ..models import Chain, ChainCursor, ScannedBlock, SkippedLog, TokenApproval, WalletBackfill
-from ..payloads import backfill_update
+from ..payloads import WalletUpdate, backfill_update
 from ..publishing import publish_updates
 from ..rpc import RpcError
 from ..selectors import chain_get, wallet_snapshots
@@ -268,7 +268,7 @@ def _batch(
     if len(batch.blocks) < len(blocks):
         raise _Forked()
     ranges = {b.address.lower(): (int(b.next_block or 0), int(b.to_block or 0)) for b in part}
-    frames: list[dict[str, Any]] = []
+    frames: list[WalletUpdate] = []
     with transaction.atomic():
         cursor = ChainCursor.objects.select_for_update().filter(chain=chain).first()
         if cursor is not None and cursor.links_version != open_set.version:

@@ -8,7 +8,7 @@ with the cursor. Nothing is published from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..addresses import checksum_lower
 from ..balances import read_balances
@@ -17,7 +17,7 @@ from ..chaindata import Block, Log, Tx
 from ..conf import WalletsSettings
 from ..logs import parse_logs
 from ..models import Chain, SkippedLog
-from ..payloads import balance_update, event_update, internal_update, native_update
+from ..payloads import ApprovalData, WalletUpdate, balance_update, event_update, internal_update, native_update
 from ..selectors import known_spenders, stored_balances
 from ..services.approvals import ApprovalChange, approval_events, classify_events, warning_data
 from ..tokens import TokenInfo, token_infos
@@ -50,7 +50,7 @@ class ActivityRow(NamedTuple):
     token: str  # EIP-55; "" for the native coin
     block_number: int
     timestamp: int  # block time, seconds since the epoch
-    payload: dict[str, Any]
+    payload: WalletUpdate
 
     @property
     def key(self) -> tuple[str, str, str, str, int, str]:
@@ -74,7 +74,7 @@ class Batch:
     included: list[Included] = field(default_factory=list)
 
     @property
-    def frames(self) -> list[dict[str, Any]]:
+    def frames(self) -> list[WalletUpdate]:
         return [row.payload for row in self.rows]
 
 
@@ -138,7 +138,7 @@ def build_batch(
     for event in granted:
         if event.standard == "erc20":
             touched.add((event.address, event.token))  # "above the balance" needs the balance
-    approval_payloads: dict[tuple[str, str, int], dict[str, Any]] = {}
+    approval_payloads: dict[tuple[str, str, int], ApprovalData] = {}
     for event in events:
         block = by_number[event.block_number]
         payload = event_update(
@@ -165,7 +165,8 @@ def build_batch(
         if event.kind == "transaction":
             touched.add((event.address, event.token))
         elif event.kind == "approval":
-            approval_payloads[(event.address, event.tx_hash, event.log_index)] = payload
+            # event_update makes an `approval` event's data an ApprovalData.
+            approval_payloads[(event.address, event.tx_hash, event.log_index)] = cast(ApprovalData, payload["data"])
     for skip in skips:
         batch.skips.append(
             SkippedLog(
@@ -232,7 +233,7 @@ def build_batch(
         for approval in batch.approvals:
             warning = warning_data(approval)
             if warning is not None:
-                approval_payloads[(approval.owner, approval.tx_hash, approval.log_index)]["data"]["warning"] = warning
+                approval_payloads[(approval.owner, approval.tx_hash, approval.log_index)]["warning"] = warning
     last = by_number[end]
     for change in batch.balances:
         payload = balance_update(

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -32,7 +31,7 @@ from ..choices import ApprovalStandard
 from ..events import ApprovalWarningsRaised
 from ..logs import UNLIMITED, Event
 from ..models import Chain, TokenApproval, WalletActivity
-from ..payloads import security_update
+from ..payloads import ApprovalWarning, WalletUpdate, security_update
 from ..selectors import known_spenders
 from ..tokens import TokenInfo
 
@@ -137,7 +136,7 @@ def classify_events(
     return out
 
 
-def warning_data(change: ApprovalChange) -> dict[str, Any] | None:
+def warning_data(change: ApprovalChange) -> ApprovalWarning | None:
     """What an `approval` activity item says about its danger (None when safe)."""
     if not change.warning:
         return None
@@ -149,7 +148,7 @@ class Applied:
     """What `approvals_apply` changed: warnings raised (row ids) and the frames to publish."""
 
     raised: list[int]
-    frames: list[dict[str, Any]]
+    frames: list[WalletUpdate]
 
 
 def approvals_apply(*, chain: Chain, changes: Sequence[ApprovalChange], timestamp_ms: int) -> Applied:
@@ -219,10 +218,10 @@ def approval_warning_notified(*, approval_id: int) -> None:
     TokenApproval.objects.filter(pk=approval_id, notified_at__isnull=True).update(notified_at=timezone.now())
 
 
-def approvals_roll_back(*, chain: Chain, ancestor: int, timestamp_ms: int) -> list[dict[str, Any]]:
+def approvals_roll_back(*, chain: Chain, ancestor: int, timestamp_ms: int) -> list[WalletUpdate]:
     """After a reorg to `ancestor`: each approval set above it goes back to the newest one
     left at or below it (from the stored activity), or is forgotten. Returns the frames."""
-    frames: list[dict[str, Any]] = []
+    frames: list[WalletUpdate] = []
     for row in (
         TokenApproval.objects.select_for_update().select_related("chain").filter(chain=chain, block_number__gt=ancestor)
     ):
@@ -249,7 +248,7 @@ def approvals_roll_back(*, chain: Chain, ancestor: int, timestamp_ms: int) -> li
     return frames
 
 
-def _frame(row: TokenApproval, state: str, timestamp_ms: int, symbol: str = "") -> dict[str, Any]:
+def _frame(row: TokenApproval, state: str, timestamp_ms: int, symbol: str = "") -> WalletUpdate:
     name = known_spenders(chain=row.chain, spenders=[row.spender.lower()]).get(row.spender.lower(), "")
     return security_update(row, state=state, timestamp_ms=timestamp_ms, symbol=symbol, decimals=None, spender_name=name)
 

@@ -25,7 +25,7 @@ from ..choices import TxStatus
 from ..conf import wallets_settings
 from ..events import TransactionSettled
 from ..models import Chain, WatchedTransaction
-from ..payloads import transaction_data, units
+from ..payloads import TransactionData, transaction_data, units
 from ..publishing import publish_transaction
 from ..rpc import ChainClient, Reverted, RpcError
 from ..selectors import chain_get, open_transactions, owner_user_ids_for_addresses
@@ -75,7 +75,7 @@ class TransactionMonitor:
         tx.delete()
         return True
 
-    def get_status(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> dict[str, Any] | None:
+    def get_status(self, tx_hash: str, chain: int, *, user_id: int | None = None) -> TransactionData | None:
         """The transaction's status; with `user_id`, only if that user watches it or
         proved they own its sender or recipient (None otherwise, as for an unknown one)."""
         tx_hash = normalise_tx_hash(tx_hash)

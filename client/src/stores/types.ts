@@ -33,16 +33,28 @@ export interface MarketOverview {
   source?: string;
 }
 
+/**
+ * A watched transaction's status (`transaction` frames of the monitor, the snapshot's
+ * `pending`). The store also keeps transfers seen on chain (`transaction` activity) as
+ * pending until final: they share the first fields, hence the optional ones and the index.
+ */
 export interface TransactionData {
   hash: string;
   status: "pending" | "included" | "confirmed" | "failed" | "dropped" | "replaced";
   confirmations?: number;
   required?: number;
   block?: number | null;
-  from?: string;
-  to?: string;
-  value?: string | number;
-  removed?: boolean;
+  from?: string | null;
+  to?: string | null;
+  value?: number;
+  /** The exact amount in wei (`value` is a display value). */
+  value_raw?: string;
+  nonce?: number | null;
+  chain?: number;
+  reason?: string;
+  found?: "api" | "pending" | "inclusion";
+  note?: string;
+  replaced_by?: string;
   [key: string]: unknown;
 }
 
@@ -59,9 +71,22 @@ export interface WalletSnapshot {
   address: string;
   activity: WalletUpdate[];
   pending: TransactionData[];
-  balances: { chain: number; token: string; symbol: string; balance: string | number }[];
+  /** `token` is null for the native coin; `balance_raw` the exact integer. */
+  balances: { chain: number; token: string | null; symbol: string; balance: number; balance_raw: string }[];
   /** Dangerous approvals still in force (`security` data with state "active"). */
   warnings?: SecurityWarning[];
+  /** The history read on link, per chain (as in `backfill` frames). */
+  backfill?: {
+    chain: number;
+    state: "waiting" | "queued" | "running" | "done";
+    from_block: number | null;
+    to_block: number | null;
+    blocks_done: number;
+    blocks_total: number;
+    percent: number;
+    found: number;
+    error: string | null;
+  }[];
 }
 
 /** A dangerous approval of a wallet (`security` frames and the snapshot's `warnings`). */
@@ -80,9 +105,11 @@ export interface SecurityWarning {
   known_spender: boolean;
   amount?: number;
   amount_raw?: string;
+  decimals?: number | null;
   unlimited?: boolean;
   approved?: boolean;
   hash: string;
+  block: number;
   revoke: { method: string; to: string; data: string; text: string };
 }
 
