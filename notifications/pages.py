@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from realtime_project.accounts.identity import signed_in_user_id
+
 from .choices import DeliveryChannel, NotificationType
 from .errors import InvalidPreferences
 from .policy import CHANNEL_ORDER, time_zones
@@ -57,7 +59,7 @@ def _changes_from_form(post: Any) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences_page(request: HttpRequest) -> HttpResponse:
-    user_id = int(request.user.pk)  # type: ignore[arg-type]
+    user_id = signed_in_user_id(request)
     error: InvalidPreferences | None = None
     if request.method == "POST":
         try:

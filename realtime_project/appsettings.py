@@ -34,7 +34,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -114,7 +114,7 @@ class AppSettings:
     def build(self, make: Callable[[Mapping[str, Any]], T]) -> T:
         """`make(values)`, kept until the next reload (a typed view: `make` is its builder)."""
         try:
-            return self._built[make]  # type: ignore[no-any-return]
+            return cast(T, self._built[make])  # `make` built it
         except KeyError:
             value = self._built[make] = make(self.values())
             return value

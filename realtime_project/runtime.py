@@ -24,7 +24,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 logger = logging.getLogger("realtime.runtime")
 
@@ -87,14 +87,15 @@ class Runtime:
     def get(self, slot: Slot[T]) -> T:
         table = self._table(slot, create=True)
         assert table is not None
+        # A slot's value is of the slot's type: only its factory or `set` store one.
         try:
-            return table[slot]  # type: ignore[no-any-return]
+            return cast(T, table[slot])
         except KeyError:
             pass
         with self._lock:
             if slot not in table:
                 table[slot] = slot.factory()
-            return table[slot]  # type: ignore[no-any-return]
+            return cast(T, table[slot])
 
     def peek(self, slot: Slot[T]) -> T | None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_typing import HexStr
@@ -24,7 +24,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import RPCEndpoint
+from web3.types import BlockParams, FilterParams, RPCEndpoint, RPCResponse, TxParams
 
 from .chaindata import Block, Log, Receipt, Tx
 from .traces import InternalTransfer, says_unsupported
@@ -32,6 +32,8 @@ from .traces import params as trace_params
 from .traces import parse as parse_traces
 
 T = TypeVar("T")
+#: A block by number or by tag: the part of web3's `BlockIdentifier` this client sends.
+BlockRef = int | BlockParams
 
 #: Provider error texts that mean "narrow the eth_getLogs range" (Alchemy, Infura,
 #: QuickNode, geth, anvil word it differently; -32005 is the EIP-1474 "limit exceeded").
@@ -173,7 +175,9 @@ class ChainClient:
             if not isinstance(replies, list):
                 # The node refused the batch as a whole (an error object, not a list).
                 error = replies.get("error") if isinstance(replies, dict) else replies
-                raise Web3RPCError(str(error), rpc_response=replies if isinstance(replies, dict) else None)  # type: ignore[arg-type]
+                # A dict here is the node's JSON-RPC error response itself.
+                response = cast(RPCResponse, replies) if isinstance(replies, dict) else None
+                raise Web3RPCError(str(error), rpc_response=response)
             # web3 returns the replies sorted by id, i.e. in request order.
             out: list[Any] = []
             for reply in replies:
@@ -203,14 +207,14 @@ class ChainClient:
     def head(self) -> int:
         return self._call("eth_blockNumber", lambda: int(self.w3.eth.block_number))
 
-    def block(self, number: int | str, *, full: bool = True) -> Block | None:
+    def block(self, number: BlockRef, *, full: bool = True) -> Block | None:
         """The block, or None if the node does not have it (yet, or any more)."""
         try:
             if self.raw:
                 tag = number if isinstance(number, str) else hex(number)
                 raw = self._call("eth_getBlockByNumber", lambda: self._raw("eth_getBlockByNumber", [tag, full]))
             else:
-                raw = self._call("eth_getBlockByNumber", lambda: self.w3.eth.get_block(number, full_transactions=full))  # type: ignore[arg-type]
+                raw = self._call("eth_getBlockByNumber", lambda: self.w3.eth.get_block(number, full_transactions=full))
         except BlockNotFound:
             return None
         if raw is None:
@@ -268,19 +272,19 @@ class ChainClient:
         topics: Sequence[Any],
         address: Sequence[str] | None = None,
     ) -> list[Log]:
-        params: dict[str, Any] = {"fromBlock": start, "toBlock": end, "topics": list(topics)}
+        params: FilterParams = {"fromBlock": start, "toBlock": end, "topics": list(topics)}
         if address:
             params["address"] = [Web3.to_checksum_address(a) for a in address]
         if self.raw:
-            params.update(fromBlock=hex(start), toBlock=hex(end))
-            raw = self._call("eth_getLogs", lambda: self._raw("eth_getLogs", [params]))
+            hex_params = {**params, "fromBlock": hex(start), "toBlock": hex(end)}
+            raw = self._call("eth_getLogs", lambda: self._raw("eth_getLogs", [hex_params]))
             if not isinstance(raw, list):
                 raise RpcError("eth_getLogs: malformed reply: not a list", method="eth_getLogs")
             try:
                 return [_raw_log(item) for item in raw]
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise RpcError(f"eth_getLogs: malformed log: {type(exc).__name__}", method="eth_getLogs") from exc
-        raw = self._call("eth_getLogs", lambda: self.w3.eth.get_logs(params))  # type: ignore[arg-type]
+        raw = self._call("eth_getLogs", lambda: self.w3.eth.get_logs(params))
         return [self._log(item) for item in raw]
 
     @staticmethod
@@ -379,15 +383,15 @@ class ChainClient:
             out[number] = parse_traces(method, result)
         return out
 
-    def nonce(self, address: str, block: int | str = "latest") -> int:
+    def nonce(self, address: str, block: BlockRef = "latest") -> int:
         checksummed = Web3.to_checksum_address(address)
-        return self._call("eth_getTransactionCount", lambda: int(self.w3.eth.get_transaction_count(checksummed, block)))  # type: ignore[arg-type]
+        return self._call("eth_getTransactionCount", lambda: int(self.w3.eth.get_transaction_count(checksummed, block)))
 
-    def balance(self, address: str, block: int | str = "latest") -> int:
+    def balance(self, address: str, block: BlockRef = "latest") -> int:
         checksummed = Web3.to_checksum_address(address)
-        return self._call("eth_getBalance", lambda: int(self.w3.eth.get_balance(checksummed, block)))  # type: ignore[arg-type]
+        return self._call("eth_getBalance", lambda: int(self.w3.eth.get_balance(checksummed, block)))
 
-    def call(self, tx: dict[str, Any], block: int | str = "latest") -> bytes:
+    def call(self, tx: dict[str, Any], block: BlockRef = "latest") -> bytes:
         """eth_call; raises `Reverted` with the reason on a revert."""
         try:
             if self.raw:
@@ -395,7 +399,9 @@ class ChainClient:
                 tag = block if isinstance(block, str) else hex(block)
                 result = self._call("eth_call", lambda: self._raw("eth_call", [params, tag]))
                 return bytes.fromhex(str(result)[2:])
-            return bytes(self._call("eth_call", lambda: self.w3.eth.call(tx, block)))  # type: ignore[arg-type]
+            # A call object as web3 takes it: `to`, `data` (hex strings) and the like.
+            params_web3 = cast(TxParams, tx)
+            return bytes(self._call("eth_call", lambda: self.w3.eth.call(params_web3, block)))
         except ContractLogicError as exc:
             raise Reverted(revert_reason(exc), method="eth_call") from exc
         except (RpcTimeout, RpcUnavailable):

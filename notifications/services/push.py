@@ -27,7 +27,7 @@ from .. import metrics
 from ..choices import DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason
 from ..conf import NotificationSettings, notification_settings
 from ..errors import InvalidSubscription
-from ..models import Announcement, Delivery, PushSubscription
+from ..models import Announcement, Delivery, Notification, PushSubscription
 from ..payloads import ms
 from ..push.endpoint import validate_subscription
 from ..push.sender import PushMessage, PushOutcome, send_pushes
@@ -248,6 +248,15 @@ def _reason_label(reason: str) -> str:
     return "error"
 
 
+def _of(row: Delivery) -> Notification | Announcement:
+    """What a delivery delivers: its notification, else its announcement (the model's
+    check constraint: exactly one of the two)."""
+    if row.notification is not None:
+        return row.notification
+    assert row.announcement is not None
+    return row.announcement
+
+
 def deliver_rows(rows: list[Delivery], now: datetime) -> int:
     """Send claimed rows (notifications and announcements); returns pushes accepted."""
     if not rows:
@@ -268,30 +277,33 @@ def deliver_rows(rows: list[Delivery], now: datetime) -> int:
         else:
             live.append(r)
     online = online_user_ids({r.user_id for r in live}) if live else set()
-    batches: dict[tuple[int, str], list[Delivery]] = defaultdict(list)
+    batches: dict[tuple[int | None, str], list[Delivery]] = defaultdict(list)
     for r in live:
-        priority = r.notification.priority if r.notification is not None else r.announcement.priority  # type: ignore[union-attr]
+        priority = _of(r).priority
         if r.user_id in online and priority != Priority.URGENT:
             done.close([r], DeliveryState.CANCELLED, SuppressReason.ONLINE)
             continue
         # A device's pending notifications go as one push; announcements one each.
         group = "n" if r.notification is not None else f"a{r.pk}"
-        batches[(r.subscription_id, group)].append(r)  # type: ignore[index]
+        batches[(r.subscription_id, group)].append(r)
     keys = list(batches)
     messages: list[PushMessage] = []
+    subs: list[PushSubscription] = []
     for sub_id, group in keys:
         group_rows = batches[(sub_id, group)]
         sub = group_rows[0].subscription
-        assert sub is not None
+        assert sub is not None  # rows without a device were closed above
+        subs.append(sub)
         if group == "n":
             messages.append(notification_message(sub, group_rows))
         else:
-            messages.extend(announcement_messages(group_rows[0].announcement, [(group_rows[0], sub)]))  # type: ignore[arg-type]
+            announcement = _of(group_rows[0])
+            assert isinstance(announcement, Announcement)  # an "a…" group holds one announcement
+            messages.extend(announcement_messages(announcement, [(group_rows[0], sub)]))
     outcomes = send_pushes(conf, key, messages)
     accepted = 0
-    for (sub_id, group), outcome in zip(keys, outcomes, strict=True):
-        group_rows = batches[(sub_id, group)]
-        done.outcome(group_rows, outcome, group_rows[0].subscription)  # type: ignore[arg-type]
+    for (sub_id, group), outcome, sub in zip(keys, outcomes, subs, strict=True):
+        done.outcome(batches[(sub_id, group)], outcome, sub)
         accepted += outcome.accepted
     done.save()
     if done.retry:

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from importlib import import_module
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
+from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
 from .conf import gateway_settings
@@ -48,7 +49,8 @@ def _user_for_session_sync(session_key: str) -> Any:
     from django.contrib.auth import get_user
 
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+    # get_user reads nothing of the request but its session.
+    return get_user(cast(HttpRequest, SimpleNamespace(session=store)))
 
 
 async def user_for_session(session_key: str) -> Any:
