@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from notifications import pages as notification_pages
+from notifications import views as notification_views
 from realtime_project.accounts import tokens as account_tokens
 from realtime_project.feeds_admin import feeds_admin_view
 from realtime_project.gateway import views as gateway_views
@@ -33,9 +33,9 @@ urlpatterns = [
     path("api/notifications/", include("notifications.urls")),
     path("api/alerts/", include("alerts.urls")),
     # Web Push's service worker, at the root so its scope is the whole site.
-    path("sw.js", notification_pages.service_worker, name="service-worker"),
-    path("notifications/preferences/", notification_pages.preferences_page, name="notifications-preferences"),
-    path("notifications/unsubscribe/<str:token>/", notification_pages.unsubscribe, name="notifications-unsubscribe"),
+    path("sw.js", notification_views.service_worker, name="service-worker"),
+    path("notifications/preferences/", notification_views.preferences_page, name="notifications-preferences"),
+    path("notifications/unsubscribe/<str:token>/", notification_views.unsubscribe, name="notifications-unsubscribe"),
     path("", gateway_views.dashboard, name="dashboard"),
 ]
 
