@@ -39,7 +39,7 @@ from .streams.client import StreamSettings, VenueStream
 from .streams.registry import protocol_for
 from .streams.simulated import SimulatedStream
 
-logger = logging.getLogger("prices.feed")
+logger = logging.getLogger("prices.feeds")
 
 #: Seconds between housekeeping rounds (liveness sweep, health rows, the active key).
 HOUSEKEEPING = 1.0

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from realtime_project.discovery import app_submodules
 
-logger = logging.getLogger("realtime.scheduler")
+logger = logging.getLogger("realtime.scheduling")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from realtime_project.celery import app
 
 from ..conf import notification_settings
 
-logger = logging.getLogger("notifications.tasks")
+logger = logging.getLogger("notifications.queue")
 
 
 def enqueue(task_name: str, *, args: list[Any] | None = None, countdown: float = 0.0) -> None:

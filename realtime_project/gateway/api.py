@@ -65,7 +65,7 @@ __all__ = [
     "validate_channel",
 ]
 
-logger = logging.getLogger("realtime.publish")
+logger = logging.getLogger("realtime.api")
 
 
 # --- async API ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.db import close_old_connections
 
 from . import outbox
 
-logger = logging.getLogger("realtime.outbox")
+logger = logging.getLogger("realtime.feeds")
 
 #: Seconds between two flushes when nothing more is due.
 INTERVAL = 1.0

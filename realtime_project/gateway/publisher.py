@@ -10,7 +10,6 @@ idempotency keys, fencing) and the reasons for one publisher loop per process.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -39,8 +38,6 @@ from .layer_messages import (
 from .namespaces import namespaces
 from .protocol import ChannelName, encode_payload, parse_channel
 from .runtime import PUBLISHER, get_history, server_loop, uses_memory_layer
-
-logger = logging.getLogger("realtime.publish")
 
 #: A sync publish waits at most this long for Redis before raising TimeoutError.
 PUBLISH_TIMEOUT = 10.0

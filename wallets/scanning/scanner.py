@@ -44,7 +44,7 @@ from .pending import tracked_addresses, transactions_included
 from .reorg import CursorMoved, ReorgTooDeep, find_ancestor, roll_back
 from .store import insert_activity, upsert_balances, upsert_scanned_blocks
 
-logger = logging.getLogger("wallets.scan")
+logger = logging.getLogger("wallets.scanner")
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..scanning.batch import BalanceChange
 from ..scanning.store import upsert_balances
 from ..selectors import wallet_snapshot
 
-logger = logging.getLogger("wallets.initial")
+logger = logging.getLogger("wallets.initial_balances")
 
 #: Known tokens whose balanceOf is read for a new wallet, per chain (one batch).
 MAX_TOKENS = 200

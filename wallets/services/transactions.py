@@ -30,7 +30,7 @@ from ..publishing import publish_transaction
 from ..rpc import ChainClient, Reverted, RpcError
 from ..selectors import chain_get, open_transactions, owner_user_ids_for_addresses
 
-logger = logging.getLogger("wallets.monitor")
+logger = logging.getLogger("wallets.transactions")
 
 
 class TransactionMonitor:
