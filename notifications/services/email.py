@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from realtime_project.gateway.presence import online_user_ids
+from realtime_project.gateway.api import online_user_ids
 
 from .. import metrics, selectors
 from ..choices import DeliveryChannel, DeliveryState, NotificationType, SuppressReason

@@ -21,7 +21,7 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import F, Q
 
-from realtime_project.gateway.presence import online_user_ids
+from realtime_project.gateway.api import online_user_ids
 
 from .. import metrics
 from ..choices import DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason

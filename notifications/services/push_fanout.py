@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
 
-from realtime_project.gateway.presence import online_user_ids
+from realtime_project.gateway.api import online_user_ids
 
 from .. import metrics, selectors
 from ..choices import Audience, DeliveryChannel, DeliveryState, NotificationType, Priority, SuppressReason

@@ -1,13 +1,15 @@
 """Server API: `publish(channel, data)`, `send_to_user(user_id, data)` and
-`end_sessions(user_id, ...)`, sync and async.
+`end_sessions(user_id, ...)`, sync and async; and `online_user_ids(...)`, who has a
+socket open (from `presence.py`).
 
-Apps push to clients only through these. The payload is encoded once, here, at the
-call site: a payload that is not JSON-serialisable raises `TypeError` and nothing is
-sent. With Redis, one script call per batch gives each publication its channel's next
-`seq`, stores it in history and delivers it to every gateway process (a PUBLISH on the
-channel's Channels group over Redis pub/sub), atomically and in one round trip
-(`history_redis.RedisHistory.publish`); a retry never publishes twice (idempotency
-keys). In embedded mode the in-memory history and layer do the same in-process.
+Apps push to clients only through these, and ask about presence only here. The payload
+is encoded once, here, at the call site: a payload that is not JSON-serialisable raises
+`TypeError` and nothing is sent. With Redis, one script call per batch gives each
+publication its channel's next `seq`, stores it in history and delivers it to every
+gateway process (a PUBLISH on the channel's Channels group over Redis pub/sub),
+atomically and in one round trip (`history_redis.RedisHistory.publish`); a retry never
+publishes twice (idempotency keys). In embedded mode the in-memory history and layer do
+the same in-process.
 
 Sync callers (Celery tasks, views, admin actions) publish through one long-lived
 event loop per process in a background thread, never `async_to_sync` per call: that
@@ -33,6 +35,7 @@ from . import outbox
 from .history import Publication
 from .history_redis import FencedOut
 from .layer_messages import revoke_message
+from .presence import online_user_ids
 from .protocol import ChannelName, encode_payload
 from .publisher import (
     Fence,
@@ -57,6 +60,7 @@ __all__ = [
     "end_sessions",
     "end_sessions_on_commit",
     "fenced",
+    "online_user_ids",
     "publish",
     "publish_many",
     "publish_many_on_commit",

@@ -21,7 +21,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from notifications import api as notifications_api
 from notifications.models import Delivery, PushSubscription
-from realtime_project.gateway.presence import online_user_ids
+from realtime_project.gateway.api import online_user_ids
 from tests.browser.conftest import in_thread, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 
 from notifications import api
 from notifications.models import Delivery
-from realtime_project.gateway.presence import online_user_ids
+from realtime_project.gateway.api import online_user_ids
 from tests.support.ws import Client
 
 from .conftest import subscribe
