@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from django.utils import timezone
 
 from realtime_project.clock import SYSTEM_CLOCK, Clock, now_ms
-from tests.support.clock import FakeClock
+from tests.support.clock import WALL, FakeClock
 
 
 def test_the_system_clock_reads_what_django_and_time_read() -> None:
@@ -39,6 +40,15 @@ def test_a_fake_clock_can_follow_real_time_plus_what_it_is_advanced() -> None:
     fake.set(5.0)  # a jump fixes the wall reading again
     real[0] = 500.0
     assert fake.time() == 5.0
+
+
+def test_a_stepping_fake_clock_moves_on_after_each_monotonic_reading() -> None:
+    clock = FakeClock(start=10.0, step=0.4)
+    assert [clock.monotonic() for _ in range(3)] == [10.0, 10.4, 10.8]
+    # Wall time moves with it; reading it (or now()) moves nothing.
+    assert clock.time() == clock.time() == pytest.approx(WALL + 1.2)
+    assert clock.now() == clock.now()
+    assert FakeClock(start=10.0).monotonic() == 10.0  # no step: still only by advance
 
 
 async def test_sleepers_wake_when_the_clock_passes_their_deadline() -> None:

@@ -19,10 +19,17 @@ class FakeClock:
     seconds, an aware datetime, or a function such as `time.time`: then the wall reading
     follows that function, plus what `advance` added (for tests whose peers stamp real
     time, such as the fake exchanges' quotes), until `set` fixes it.
+
+    `step` makes time pass by itself for sync code the test cannot interrupt: every
+    `monotonic()` reading moves the clock on by `step` after it is taken, as if the work
+    between two readings took that long (a backfill reading the clock once per batch).
     """
 
-    def __init__(self, start: float = 1_000.0, wall: float | datetime | Callable[[], float] = WALL) -> None:
+    def __init__(
+        self, start: float = 1_000.0, wall: float | datetime | Callable[[], float] = WALL, *, step: float = 0.0
+    ) -> None:
         self._mono = start
+        self.step = step
         self._follow: Callable[[], float] | None = None
         self._wall = 0.0
         if callable(wall):
@@ -37,7 +44,10 @@ class FakeClock:
         return self._wall if self._follow is None else self._follow() + self._wall
 
     def monotonic(self) -> float:
-        return self._mono
+        reading = self._mono
+        if self.step:
+            self.advance(self.step)
+        return reading
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)

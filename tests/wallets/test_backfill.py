@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from notifications.models import Notification
+from tests.support.clock import FakeClock
 from tests.wallets.conftest import Evm, frames, link, settle
 from wallets.blocks import BlockListener
 from wallets.models import ChainCursor, TokenApproval, Wallet, WalletActivity, WalletBackfill
@@ -102,13 +103,8 @@ def test_depth_is_per_chain_and_progress_is_throttled_by_a_clock(
     chain.backfill_blocks = 4
     chain.save()
     link(user, a1)
-    now = [0.0]
-
-    def clock() -> float:
-        now[0] += 0.4  # each batch is 0.4 s later: one progress frame per second at most
-        return now[0]
-
-    run = backfill_run(chain_id=chain.chain_id, clock=clock)
+    # Each batch reads the clock once and is 0.4 s later: one progress frame per second at most.
+    run = backfill_run(chain_id=chain.chain_id, clock=FakeClock(step=0.4))
     assert run.batches == 2 and run.blocks == 4
     assert [r[2] for r in history(a1)] == hashes[-4:]  # the last 4 blocks only
     progress = [f["data"]["state"] for f in frames(a1) if f["type"] == "backfill"]

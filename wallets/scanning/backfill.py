@@ -19,7 +19,7 @@ window) must have the same hash, or the batch is read again; blocks above the cu
 reorg rolled it back) are left to the live scan.
 
 Progress goes to the user as `backfill` frames on `wallet:{address}` (at most one per
-`PROGRESS_EVERY` seconds per address, an injected clock) and in the API; at the end a
+`PROGRESS_EVERY` seconds per address, by the injected `Clock`) and in the API; at the end a
 fresh snapshot is published (the dashboard applies it as a reset), and the dangerous
 approvals still in force in the history are notified once.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Least
-from django.utils import timezone
+
+from realtime_project.clock import SYSTEM_CLOCK, Clock
 
 from ..addresses import checksum_lower
 from ..blocks import BlockListener
@@ -153,7 +154,7 @@ def backfill_run(
     *,
     chain_id: int,
     listener: BlockListener | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Clock = SYSTEM_CLOCK,
     max_batches: int | None = None,
 ) -> BackfillRun:
     """Sweep the chain's open backfills (see the module docstring); one run per chain at a time."""
@@ -174,7 +175,7 @@ def backfill_run(
         while (max_batches is None or run.batches < max_batches) and run.blocks < MAX_BLOCKS_PER_RUN:
             cache.touch(lock_key, conf.scan_lock_ttl)
             if open_set is None:
-                open_set = _load(chain, run)
+                open_set = _load(chain, run, clock)
             open_set.rows = [b for b in open_set.rows if b.state != BackfillState.DONE]
             if not open_set.rows:
                 break
@@ -189,7 +190,7 @@ def backfill_run(
                     raise RpcError("the node keeps serving blocks of another fork") from None
     except RpcError as exc:
         run.error, run.detail = exc.code, str(exc)[:500]
-        _record_error(chain, run)
+        _record_error(chain, run, clock)
         logger.warning("chain %s: backfill stopped: %s %s", chain_id, run.error, run.detail)
     finally:
         if cache.get(lock_key) == token:
@@ -212,13 +213,13 @@ class _OpenSet:
     rows: list[WalletBackfill]
 
 
-def _load(chain: Chain, run: BackfillRun) -> _OpenSet:
+def _load(chain: Chain, run: BackfillRun, clock: Clock) -> _OpenSet:
     # The version first: a link committed after this read bumps it, and the batch sees it.
     version = ChainCursor.objects.filter(chain=chain).values_list("links_version", flat=True).first()
-    return _OpenSet(version=int(version or 0), rows=_open(chain, run))
+    return _OpenSet(version=int(version or 0), rows=_open(chain, run, clock))
 
 
-def _open(chain: Chain, run: BackfillRun) -> list[WalletBackfill]:
+def _open(chain: Chain, run: BackfillRun, clock: Clock) -> list[WalletBackfill]:
     """Open backfills, finishing those with nothing left (an empty range)."""
     out = []
     for backfill in WalletBackfill.objects.filter(chain=chain, state__in=OPEN_STATES).order_by("next_block", "id"):
@@ -226,7 +227,7 @@ def _open(chain: Chain, run: BackfillRun) -> list[WalletBackfill]:
             continue
         if backfill.next_block > backfill.to_block:
             with transaction.atomic():
-                _finish(chain, [backfill], run)
+                _finish(chain, [backfill], run, clock)
             continue
         out.append(backfill)
     return out
@@ -240,7 +241,7 @@ def _batch(
     size: int,
     run: BackfillRun,
     progress: dict[str, float],
-    clock: Callable[[], float],
+    clock: Clock,
 ) -> None:
     backfills = open_set.rows
     lo = min(int(b.next_block or 0) for b in backfills)
@@ -299,7 +300,7 @@ def _batch(
         found: dict[str, int] = {}
         for row in rows:
             found[row.address.lower()] = found.get(row.address.lower(), 0) + 1
-        now, moment = clock(), timezone.now()
+        now, moment = clock.monotonic(), clock.now()
         # Every open backfill starting at or below `hi` is in `part` (the open set is
         # current: checked above, under the cursor lock), so one set-based UPDATE moves them
         # all, and one more per count of rows found adds those (not one UPDATE per backfill).
@@ -330,7 +331,7 @@ def _batch(
         for delta, pks in by_delta.items():
             WalletBackfill.objects.filter(pk__in=pks).update(found=F("found") + delta)
         if finished:
-            _finish(chain, finished, run)
+            _finish(chain, finished, run, clock)
         publish_updates(frames)
     run.batches += 1
     run.blocks += len(blocks)
@@ -345,9 +346,9 @@ def _traces(chain: Chain) -> str:
     return method if method in METHODS else ""
 
 
-def _finish(chain: Chain, backfills: list[WalletBackfill], run: BackfillRun) -> None:
+def _finish(chain: Chain, backfills: list[WalletBackfill], run: BackfillRun, clock: Clock) -> None:
     """Done: the final progress frames, a fresh snapshot each, and the history's warnings."""
-    moment = timezone.now()
+    moment = clock.now()
     for backfill in backfills:
         backfill.state, backfill.finished_at = BackfillState.DONE, moment
         backfill.error = backfill.error_detail = ""
@@ -370,7 +371,7 @@ def _finish(chain: Chain, backfills: list[WalletBackfill], run: BackfillRun) -> 
     transaction.on_commit(publish)
 
 
-def _record_error(chain: Chain, run: BackfillRun) -> None:
+def _record_error(chain: Chain, run: BackfillRun, clock: Clock) -> None:
     WalletBackfill.objects.filter(chain=chain, state__in=OPEN_STATES).update(
-        error=run.error, error_detail=run.detail[:2000], updated_at=timezone.now()
+        error=run.error, error_detail=run.detail[:2000], updated_at=clock.now()
     )
