@@ -63,6 +63,12 @@ class Client:
     #: (lost at, back at) monotonic: a subscribed socket lost, then every channel subscribed again.
     outages: list[tuple[float, float | None]] = field(default_factory=list)
     connects: int = 0
+    #: Each reconnection after a lost subscribed socket, split in phases (monotonic):
+    #: (lost, connect started, socket open, every channel subscribed again).
+    reconnects: list[tuple[float, float, float, float]] = field(default_factory=list)
+    _lost_at: float | None = None
+    _connect_at: float = 0.0
+    _open_at: float = 0.0
     #: monotonic time of the last data frame per channel.
     fresh_at: dict[str, float] = field(default_factory=dict)
     #: monotonic times of the `prices:*` messages (a price's silences).
@@ -101,6 +107,9 @@ class Client:
         self.fresh_at[channel] = now
         if self.live and self.outages and self.outages[-1][1] is None:
             self.outages[-1] = (self.outages[-1][0], now)
+        if self.live and self._lost_at is not None:
+            self.reconnects.append((self._lost_at, self._connect_at, self._open_at, now))
+            self._lost_at = None
 
     def _on_message(self, frame: dict[str, Any], now: float) -> None:
         channel = frame.get("channel")
@@ -145,8 +154,11 @@ class Client:
     async def _session(self) -> float | None:
         """One socket's life; returns the server's reconnect delay (s), if it gave one."""
         url = self.url if self.ticket is None else f"{self.url}?ticket={self.ticket()}"
-        async with websockets.connect(url, open_timeout=10, max_size=2**22) as ws:
+        self._connect_at = time.monotonic()
+        # proxy=None: no proxy lookup in the environment per connect (harness cost, not the product).
+        async with websockets.connect(url, open_timeout=10, max_size=2**22, proxy=None) as ws:
             self.connects += 1
+            self._open_at = time.monotonic()
             for channel in self.channels:
                 track = self.tracks.get(channel)
                 frame: dict[str, Any] = {"type": "subscribe", "id": channel, "channel": channel}
@@ -185,6 +197,7 @@ class Client:
                 attempt = 0  # a socket that lived: the next drop retries fast again
             if self.live:
                 self.outages.append((time.monotonic(), None))
+                self._lost_at = self.outages[-1][0]
             self.subscribed.clear()
             if self._stop:
                 return

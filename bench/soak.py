@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -57,7 +58,6 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chaos_clients import Client, stop_all, summary  # noqa: E402
 
 #: Data older than this makes a client-second unavailable.
 MAX_AGE = 2.0
@@ -150,12 +150,74 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def reconnect_phases(rows: list[tuple[float, float, float, float]], lo: float, hi: float) -> dict[str, Any]:
+    """The reconnections of sockets lost in [lo, hi): how many, and where their time went
+    (ms, mean and p99): the backoff before connecting, the handshake through the balancer,
+    the resubscription until every channel is subscribed again, and the total."""
+    rows = [r for r in rows if lo <= r[0] < hi]
+    out: dict[str, Any] = {"count": len(rows)}
+    for name, values in (
+        ("backoff", [b - a for a, b, _, _ in rows]),
+        ("handshake", [o - b for _, b, o, _ in rows]),
+        ("subscribe", [d - o for _, _, o, d in rows]),
+        ("total", [d - a for a, _, _, d in rows]),
+    ):
+        if values:
+            out[f"{name}_ms"] = {
+                "mean": round(1000 * statistics.fmean(values)),
+                "p99": round(1000 * (percentile(values, 0.99) or 0)),
+            }
+    return out
+
+
+class ClientProcess:
+    """One `bench.soak_clients` process and what it has reported so far."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, clients: int, out: Path) -> None:
+        self.proc, self.clients, self.out = proc, clients, out
+        self.live = False
+        self.done = False
+        self.samples: list[tuple[float, int]] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            line = raw.decode().strip()
+            if line.startswith("S "):
+                _, t, n = line.split()
+                self.samples.append((float(t), int(n)))
+            elif line.startswith("N "):
+                RECEIVED.add(line[2:])
+            elif line == "live":
+                self.live = True
+            elif line == "done":
+                self.done = True
+
+    def fresh(self, now: float) -> int | None:
+        """Fresh clients at the latest sample, if it is recent."""
+        if self.samples and now - self.samples[-1][0] <= 2 * SAMPLE_EVERY + 0.5:
+            return self.samples[-1][1]
+        return None
+
+    async def stop(self, timeout: float = 120) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        await asyncio.wait_for(self.proc.wait(), timeout)
+        await self.reader
+        return json.loads(self.out.read_text()) if self.done else {"clients": [], "summary": {}}
+
+
+#: Notification ids some client process has reported receiving.
+RECEIVED: set[str] = set()
+
+
 async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str], out: dict[str, Any]) -> None:
     from django.contrib.auth import get_user_model
+    from django.db import connections
 
     from notifications import api as notifications_api
     from realtime_project.cluster import Cluster, ClusterSpec
-    from realtime_project.gateway.auth import issue_ticket
 
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -168,24 +230,32 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
     print(f"soak: starting the cluster on :{port} (logs in {spec.log_dir})", file=sys.stderr)
     await asyncio.to_thread(cluster.start, 180)
     users = await asyncio.to_thread(lambda: list(get_user_model().objects.filter(username__startswith="soak-")))
+    await asyncio.to_thread(connections.close_all)
     users = users[: args.signed_in]
-    clients: list[Client] = []
+    rows: list[dict[str, Any]] = []
     for i in range(args.clients):
         channels = [f"prices:{s}" for s in rng.sample(symbols, args.subs)] + ["market:overview"]
-        if i < len(users):
-            pk = users[i].pk
-            clients.append(
-                Client(i, cluster.ws_url, [*channels, "notifications"], ticket=lambda pk=pk: issue_ticket(pk)[0])
-            )
-        else:
-            clients.append(Client(i, cluster.ws_url, channels))
-    owner = {c.index: users[c.index].pk for c in clients[: len(users)]}
-    tasks = [asyncio.create_task(c.run()) for c in clients]
+        user = users[i].pk if i < len(users) else None
+        rows.append({"index": i, "channels": [*channels, "notifications"] if user else channels, "user": user})
+    owner = {row["index"]: row["user"] for row in rows if row["user"] is not None}
+    procs: list[ClientProcess] = []
+    for k in range(args.client_procs):
+        share = rows[k :: args.client_procs]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.soak_clients", cwd=ROOT, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        child = ClientProcess(proc, len(share), work / f"clients-{k}.json")
+        line = {"url": cluster.ws_url, "clients": share, "max_age": MAX_AGE, "sample_every": SAMPLE_EVERY}
+        assert proc.stdin is not None
+        proc.stdin.write((json.dumps({**line, "out": str(child.out)}) + "\n").encode())
+        await proc.stdin.drain()
+        procs.append(child)
     sent: dict[str, int] = {}
     send_latency: list[float] = []
     kills: list[dict[str, Any]] = []
     kill_times: list[float] = []
-    samples: list[tuple[float, int]] = []
+    tasks: list[asyncio.Task[Any]] = []
     running = True
 
     async def publisher() -> None:
@@ -206,32 +276,26 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
             next_at += 1 / args.rate
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    async def sampler() -> None:
-        while running:
-            now = time.monotonic()
-            samples.append((now, sum(c.fresh(now, MAX_AGE, any_channel=True) for c in clients)))
-            await asyncio.sleep(SAMPLE_EVERY)
-
     def fresh_share(now: float) -> float:
-        return sum(c.fresh(now, MAX_AGE, any_channel=True) for c in clients) / len(clients)
+        counts = [p.fresh(now) for p in procs]
+        return 0.0 if None in counts else sum(c or 0 for c in counts) / args.clients
 
+    results: list[dict[str, Any]] = []
     try:
         t0 = time.monotonic()
         deadline = t0 + 180
-        while not all(c.live for c in clients):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {sum(c.live for c in clients)} of {len(clients)} clients subscribed in 180 s")
+        while not all(p.live for p in procs):
+            if time.monotonic() > deadline or any(p.proc.returncode is not None for p in procs):
+                raise SystemExit(f"only {sum(p.live for p in procs)} of {len(procs)} client processes subscribed")
             await asyncio.sleep(0.2)
         out["connect_all_s"] = round(time.monotonic() - t0, 1)
-        print(f"soak: {len(clients)} clients subscribed in {out['connect_all_s']} s; warming up", file=sys.stderr)
+        print(f"soak: {args.clients} clients in {len(procs)} processes subscribed in {out['connect_all_s']} s; "
+              "warming up", file=sys.stderr)  # fmt: skip
         await asyncio.sleep(args.warmup)
-        for client in clients:
-            client.latencies.clear()
         tasks.append(asyncio.create_task(publisher()))
-        tasks.append(asyncio.create_task(sampler()))
         started = time.monotonic()
         end = started + args.minutes * 60
-        programs = sorted(cluster.status())
+        programs = sorted(p for p in cluster.status() if not args.only or p in args.only)
         next_kill = started + args.kill_every
         while time.monotonic() < end:
             await asyncio.sleep(max(0.0, min(next_kill, end) - time.monotonic()))
@@ -266,58 +330,75 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
             print(f"soak: {record}", file=sys.stderr)
             next_kill += args.kill_every
         running = False
+        measured_until = time.monotonic()
         # Let every notification arrive (the outbox resends what a kill interrupted).
         drain_until = time.monotonic() + 30
-        while time.monotonic() < drain_until and not all(sum(c.notifications[n] for c in clients) for n in sent):
+        while time.monotonic() < drain_until and not all(nid in RECEIVED for nid in sent):
             await asyncio.sleep(0.2)
-        out["duration_s"] = round(time.monotonic() - started, 1)
+        out["duration_s"] = round(measured_until - started, 1)
     finally:
         running = False
-        await stop_all(clients, tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        results = list(await asyncio.gather(*(p.stop() for p in procs), return_exceptions=False))
         out["cluster_stop_code"] = await asyncio.to_thread(cluster.stop, 120)
         out["logs"] = str(spec.log_dir)
 
-    received = {nid: sum(c.notifications[nid] for c in clients) for nid in sent}
-    stray = sum(
-        1 for c in clients[: len(users)] for nid in c.notifications if sent.get(nid) not in (None, owner[c.index])
-    )
-    # Each sample stands for the time until the next one (the sampler runs late when the
-    # bench's own loop is busy, typically right after a kill: counting every sample as
-    # SAMPLE_EVERY would under-weight exactly the bad moments).
-    weights = [b[0] - a[0] for a, b in itertools.pairwise(samples)]
-    total_s = sum(weights)
-    available = sum(n * w for (_, n), w in zip(samples, weights, strict=False)) / max(1e-9, total_s * len(clients))
+    clients = [c for r in results for c in r["clients"]]
+    received = {nid: sum(c["notifications"].get(nid, 0) for c in clients) for nid in sent}
+    stray = 0
+    for c in clients:
+        if c["index"] in owner:
+            stray += sum(1 for nid in c["notifications"] if sent.get(nid) not in (None, owner[c["index"]]))
+    # Each sample stands for the time until the next one of its process (a process's
+    # sampler runs late when its loop is busy, typically right after a kill: counting every
+    # sample as SAMPLE_EVERY would under-weight exactly the bad moments).
+    weighted: list[tuple[float, int, int, float]] = []  # (time, clients, fresh, weight)
+    for p in procs:
+        inside = [(t, n) for t, n in p.samples if started <= t <= measured_until]
+        for (t, n), (t2, _) in itertools.pairwise(inside):
+            weighted.append((t, p.clients, n, t2 - t))
+    total_cs = sum(k * w for _, k, _, w in weighted)
+    available = sum(n * w for _, _, n, w in weighted) / max(1e-9, total_cs)
     # Where the unavailable client-seconds went: before the first kill, and in the window
     # from each kill to the next, split into "no subscribed socket" (the clients' outages)
     # and "subscribed but nothing newer than 2 s" (the rest).
-    bounds = [started, *kill_times, started + out.get("duration_s", args.minutes * 60)]
+    bounds = [started, *kill_times, measured_until]
+    outages = [(a, b) for c in clients for a, b in c["outages"]]
+    reconnect_rows: list[tuple[float, float, float, float]] = [tuple(r) for c in clients for r in c["reconnects"]]
     windows: list[dict[str, Any]] = []
     for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        lost = sum((len(clients) - n) * w for (t, n), w in zip(samples, weights, strict=False) if lo <= t < hi)
+        lost = sum((k - n) * w for t, k, n, w in weighted if lo <= t < hi)
         down = 0.0
-        for c in clients:
-            for a, b in c.outages:
-                b = b if b is not None else hi
-                down += max(0.0, min(b, hi) - max(a, lo))
+        for a, b in outages:
+            b = b if b is not None else hi
+            down += max(0.0, min(b, hi) - max(a, lo))
         label = "before the first kill" if i == 0 else kills[i - 1]["program"]
         windows.append({"window": label, "unavailable_client_s": round(lost), "disconnected_client_s": round(down)})
         if i > 0:
             kills[i - 1]["unavailable_client_s"] = round(lost)
             kills[i - 1]["disconnected_client_s"] = round(down)
+            kills[i - 1]["reconnects"] = reconnect_phases(reconnect_rows, lo, hi)
     out["unavailable_client_s"] = round(sum(w["unavailable_client_s"] for w in windows))
     out["unavailable_by_window"] = windows
-    notif_lat = [lat for c in clients[: len(users)] for lat in c.note_latencies]
-    price_lat = [lat for c in clients for lat in c.latencies]
+    notif_lat = [lat for c in clients for lat in c["note_latencies"]]
+    price_lat = [lat for c in clients for lat in c["latencies"]]
     recoveries = [k["recovered_after_s"] for k in kills if k.get("recovered_after_s") is not None]
+    stream: dict[str, Any] = {"clients": len(clients)}
+    for key in ("live", "messages", "gaps", "repeats", "resets", "connects"):
+        stream[key] = sum(int(r["summary"].get(key, 0)) for r in results)
+    stream["errors"] = dict(sum((Counter(r["summary"].get("errors", {})) for r in results), Counter()))
     out.update(
         clients=len(clients),
+        client_processes=len(procs),
         symbols=len(symbols),
         notifications_sent=len(sent),
         lost=sum(1 for v in received.values() if v == 0),
         duplicated=sum(1 for v in received.values() if v > 1),
         delivered_to_wrong_user=stray,
         availability=round(available, 5),
-        samples=len(samples),
+        samples=len(weighted),
         notification_latency_ms={
             "p50": percentile(notif_lat, 0.5), "p99": percentile(notif_lat, 0.99), "max": max(notif_lat, default=None)
         },
@@ -328,9 +409,9 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
         kills=kills,
         worst_recovery_s=max(recoveries, default=None),
         median_recovery_s=statistics.median(recoveries) if recoveries else None,
-        stream=summary(clients),
-        bench_cpu_s=round(resource.getrusage(resource.RUSAGE_SELF).ru_utime
-                          + resource.getrusage(resource.RUSAGE_SELF).ru_stime, 1),
+        stream=stream,
+        bench_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+        client_processes_cpu_s=round(sum(r.get("cpu_s", 0.0) for r in results), 1),
     )  # fmt: skip
     for key in ("notification_latency_ms", "price_latency_ms"):
         out[key] = {k: (round(v, 1) if v is not None else None) for k, v in out[key].items()}
@@ -347,6 +428,12 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--only", type=lambda v: v.split(","), default=None, help="kill only these programs (comma-separated)"
+    )
+    parser.add_argument(
+        "--client-procs", type=int, default=4, help="processes the clients are spread over (bench/soak_clients.py)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--database", default=os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/realtime")
