@@ -62,13 +62,18 @@ def scheduled_since(wall: float) -> bool:
 
 
 def longest_silence(clients: list[Client], start: float, end: float) -> float:
-    """The longest time any client went without a price, between `start` and `end`."""
+    """The longest time any client waited for a price after `start` (the kill), up to `end`:
+    a silence that began before the kill counts from the kill, which is what "prices resume
+    within 5 s of losing the active price process" measures; one that began after it (a
+    quiet moment of the new leader) counts whole. A client with no price since `start`
+    counts `end - start`."""
     worst = 0.0
     for client in clients:
-        times = sorted(t for t in client.price_times if start - 5 <= t <= end)
-        for before, after in itertools.pairwise(times):
-            if after >= start:
-                worst = max(worst, after - before)
+        after_kill = [t for t in client.price_times if start <= t <= end]
+        if not after_kill:
+            return end - start
+        for a, b in itertools.pairwise([start, *after_kill]):
+            worst = max(worst, b - a)
     return worst
 
 
