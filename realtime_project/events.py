@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from django.db import transaction
+from django.db import close_old_connections, connections, transaction
 
 logger = logging.getLogger("realtime.events")
 
@@ -84,6 +84,14 @@ class Subscription(Generic[E]):
             self._thread.start()
 
     def _work(self) -> None:
+        try:
+            self._serve()
+        finally:
+            # The thread ends (the subscription was closed): its database connection
+            # goes with it, closed rather than left for the garbage collector.
+            _close_db_connections(everything=True)
+
+    def _serve(self) -> None:
         recycled = time.monotonic()
         while True:
             with self._cond:
@@ -131,10 +139,12 @@ class Subscription(Generic[E]):
         }
 
 
-def _close_db_connections() -> None:
-    from django.db import close_old_connections
-
-    close_old_connections()
+def _close_db_connections(*, everything: bool = False) -> None:
+    """Close this thread's database connections: those Django deems old, or all of them."""
+    if everything:
+        connections.close_all()
+    else:
+        close_old_connections()
 
 
 class EventBus:
