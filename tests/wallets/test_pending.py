@@ -6,6 +6,7 @@ where the node has no pending subscription, found at inclusion with nonce jumps 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -68,14 +69,20 @@ def status(tx_hash: str) -> tuple[str, int] | None:
     return None if row is None else (row.status, row.confirmations)
 
 
-async def monitor_frames(address: str, tx_hash: str) -> list[dict[str, Any]]:
-    """The monitor's `transaction` frames of `tx_hash` on `wallet:{address}` (they carry `found`)."""
-    out = []
-    for pub in await memory_history().range(f"wallet:{address}", 0):
-        frame = json.loads(pub.payload)
-        if frame["type"] == "transaction" and frame["data"].get("hash") == tx_hash and "found" in frame["data"]:
-            out.append(frame["data"])
-    return out
+async def monitor_frames(address: str, tx_hash: str, last: str) -> list[dict[str, Any]]:
+    """The monitor's `transaction` frames of `tx_hash` on `wallet:{address}` (they carry `found`),
+    once one has the status `last` (or after 10 s): frames go out through the durable outbox
+    after the commit, so the row the test saw may be a moment ahead of its frame."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        out = []
+        for pub in await memory_history().range(f"wallet:{address}", 0):
+            frame = json.loads(pub.payload)
+            if frame["type"] == "transaction" and frame["data"].get("hash") == tx_hash and "found" in frame["data"]:
+                out.append(frame["data"])
+        if any(f["status"] == last for f in out) or asyncio.get_running_loop().time() > deadline:
+            return out
+        await asyncio.sleep(0.02)
 
 
 async def test_a_pending_transaction_is_found_then_included_and_confirmed(
@@ -104,7 +111,7 @@ async def test_a_pending_transaction_is_found_then_included_and_confirmed(
     await until(lambda: status(sent) == ("included", 1), "included 1/2")
     await in_thread(mine, anvil.url)
     await until(lambda: status(sent) == ("confirmed", 2), "confirmed 2/2")
-    frames = await monitor_frames(a1, sent)
+    frames = await monitor_frames(a1, sent, "confirmed")
     assert [(f["status"], f["confirmations"], f["required"]) for f in frames] == [
         ("pending", 0, 2),
         ("included", 1, 2),
@@ -147,7 +154,7 @@ async def test_a_pending_transaction_that_reverts_is_failed_with_the_reason(
     await until(lambda: status(sent) == ("failed", 1), "failed")
     row = await in_thread(tracked, sent)
     assert row.reason == "TestERC20: transfer amount exceeds balance"
-    frames = await monitor_frames(a1, sent)
+    frames = await monitor_frames(a1, sent, "failed")
     assert [(f["status"], f.get("reason")) for f in frames] == [
         ("pending", None),
         ("failed", "TestERC20: transfer amount exceeds balance"),
@@ -209,7 +216,7 @@ async def test_a_pending_transaction_that_never_appears_again_is_dropped_after_t
     row = await in_thread(tracked, sent)
     assert row.status == "dropped"
     assert row.reason.startswith("not found on the node for 4 polls over 61 s")
-    assert [f["status"] for f in await monitor_frames(a1, sent)] == ["pending", "dropped"]
+    assert [f["status"] for f in await monitor_frames(a1, sent, "dropped")] == ["pending", "dropped"]
 
 
 async def test_without_pending_subscriptions_transactions_are_found_at_inclusion_and_nonce_jumps_explained(
@@ -231,7 +238,7 @@ async def test_without_pending_subscriptions_transactions_are_found_at_inclusion
     await until(lambda: status(first) == ("confirmed", 1), "found at inclusion, then confirmed")
     row = await in_thread(tracked, first)
     assert (row.found, row.note) == ("inclusion", "")
-    assert [f["status"] for f in await monitor_frames(a1, first)] == ["included", "confirmed"]
+    assert [f["status"] for f in await monitor_frames(a1, first, "confirmed")] == ["included", "confirmed"]
 
     # Two transactions mined while nothing scans the chain and an operator then moves the
     # cursor past them, then a third: its nonce jumped by three since the first.
@@ -257,5 +264,5 @@ async def test_without_pending_subscriptions_transactions_are_found_at_inclusion
         f"nonce jumped from {row.nonce - 3} to {row.nonce}: 2 transaction(s) of this wallet were mined without "
         "being followed here (before it was linked, or while its chain was not scanned)"
     )
-    frames = await monitor_frames(a1, third)
+    frames = await monitor_frames(a1, third, "confirmed")
     assert frames[0]["note"] == row.note
