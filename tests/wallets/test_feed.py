@@ -103,7 +103,8 @@ async def test_http_polling_takes_over_while_the_socket_is_down(anvil: Any, prox
     assert [r[0] for r in got] == [sent]
     assert watcher.stats.triggers.get("poll", 0) >= 1
     assert watcher.health()["ok"] is False and watcher.health()["stream"]["connected"] is False
-    state = await in_thread(feed_state, chain_id=31337)
+    # The watcher writes its mark on its thread just after it counts the scan.
+    state = await until(lambda: (s := feed_state(chain_id=31337)) and s["mode"] == "poll" and s, "the poll mark")
     assert state is not None and state["mode"] == "poll"
 
 
@@ -238,7 +239,8 @@ async def test_a_stopped_watcher_finishes_its_scan_and_hands_the_chain_back_to_b
     node, a1 = await linked(anvil, user, rpc_url=anvil.url, ws_url=proxy.url)
     watcher = await start()
     await connected(watcher)
-    assert await in_thread(feed_state, chain_id=31337) is not None
+    # The watcher writes its mark on its thread just after it counts the scan.
+    assert await until(lambda: feed_state(chain_id=31337) is not None, "the feed's mark after its first scan")
     assert await in_thread(scan_due_chains) == []  # served by the feed process
 
     # The next scan is held on its thread until the stop has begun.
