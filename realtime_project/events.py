@@ -140,11 +140,18 @@ class Subscription(Generic[E]):
 
 
 def _close_db_connections(*, everything: bool = False) -> None:
-    """Close this thread's database connections: those Django deems old, or all of them."""
-    if everything:
-        connections.close_all()
-    else:
-        close_old_connections()
+    """Close this thread's database connections: those Django deems old, or all of them.
+
+    Best effort: the subscriber's thread must outlive a failure here (checking a
+    connection can itself raise, e.g. where database access is refused, as pytest-django
+    does outside database tests), so it is logged, not raised."""
+    try:
+        if everything:
+            connections.close_all()
+        else:
+            close_old_connections()
+    except Exception:
+        logger.warning("event subscriber could not close its database connections", exc_info=True)
 
 
 class EventBus:
