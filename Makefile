@@ -53,9 +53,13 @@ pytest: $(VENV)/.dev client contracts/node_modules/.package-lock.json
 # that use such a fixture are marked by tests/conftest.py). PostgreSQL as in `make test`.
 FAST_MARKERS = not redis and not e2e and not browser and not evm
 
+# pytest-xdist: FAST_WORKERS processes (each its own test database, pytest-django's _gw0,
+# _gw1, ...): the unit layer mostly waits on real timers, so workers overlap the waits.
+FAST_WORKERS ?= 4
+
 test-fast: $(VENV)/.dev
 	@mkdir -p var
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -n $(FAST_WORKERS) -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 client-test:
 	@if [ -f client/package.json ]; then scripts/test-client.sh; fi
