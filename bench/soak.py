@@ -17,10 +17,13 @@ What it does:
 3. Connects `--clients` browser-like clients through the balancer (bench/chaos_clients.py:
    answer pings, honour `reconnect`, resubscribe with `since`): each subscribes to
    `--subs` random symbols and the market overview; the first `--signed-in` also to their
-   notifications. This process writes notifications at `--rate` per second (the product's
-   `notifications.api.send`, as a worker would), round robin over the signed-in users.
+   notifications. The clients run in `--client-procs` processes (bench/soak_clients.py,
+   each sampling its clients and reporting on stdout). This process writes notifications
+   at `--rate` per second (the product's `notifications.api.send`, as a worker would),
+   round robin over the signed-in users.
 4. Every `--kill-every` seconds it `kill -9`s the process group of one program chosen at
-   random (seeded) among every program of the cluster, the balancers included.
+   random (seeded) among every program of the cluster (or of `--only`), the balancers
+   included.
 5. Measures:
    - **availability**: the fraction of client-seconds (sampled every 0.5 s) with a live
      socket subscribed to all its channels whose newest data is no older than 2 s;
