@@ -53,9 +53,9 @@ pytest: $(VENV)/.dev client contracts/node_modules/.package-lock.json
 # that use such a fixture are marked by tests/conftest.py). PostgreSQL as in `make test`.
 FAST_MARKERS = not redis and not e2e and not browser and not evm
 
-# pytest-xdist: FAST_WORKERS processes (each its own test database, pytest-django's _gw0,
+# pytest-xdist: FAST_WORKERS processes (3 was fastest on 2 cores: README) (each its own test database, pytest-django's _gw0,
 # _gw1, ...): the unit layer mostly waits on real timers, so workers overlap the waits.
-FAST_WORKERS ?= 4
+FAST_WORKERS ?= 3
 
 test-fast: $(VENV)/.dev
 	@mkdir -p var
