@@ -23,6 +23,7 @@ from realtime_project.gateway import runtime
 from realtime_project.security import secret_key_problem
 from tests.support.redis_server import RedisServer
 from tests.support.servers import ServerProcess, server_env
+from tests.support.xdist_groups import run_first
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -33,32 +34,62 @@ if secret_key_problem(django_settings.SECRET_KEY, dev_key=django_settings.DEV_SE
     django_settings.SECRET_KEY = secrets.token_urlsafe(50)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_postgres_flush() -> Iterator[None]:
-    """Flush with DELETE instead of TRUNCATE between transactional tests on PostgreSQL.
+#: Tables with rows right after the migrations (content types, permissions, the prices
+#: app's seeded symbols and sources...), copied once per session: each flush puts them back.
+_SNAPSHOTS: dict[str, str] = {}
 
-    TRUNCATE gives every table (and index) new files: with ~45 tables that is the
-    largest cost of the suite on PostgreSQL. The tests leave a few rows behind, which
-    DELETE removes in milliseconds; Django's PostgreSQL foreign keys are DEFERRABLE
-    INITIALLY DEFERRED, so order does not matter inside the flush transaction.
-    Sequences restart too (as SQLite's do after a flush): `serialized_rollback` tests
-    restore rows by primary key, and content types recreated after a flush must get
-    the same keys again or the restore collides with them.
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_postgres_flush(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Flush between transactional tests on PostgreSQL back to the database as the
+    migrations left it, quickly.
+
+    - DELETE instead of TRUNCATE: TRUNCATE gives every table (and index) new files; with
+      ~45 tables that was the largest cost of the suite. Django's PostgreSQL foreign keys
+      are DEFERRABLE INITIALLY DEFERRED, so order does not matter inside the flush.
+    - The rows the migrations wrote (seeded symbols and sources, content types,
+      permissions) are copied into snapshot tables once, and every flush restores them,
+      with each sequence set past its table's rows: a test sees the same database whether
+      a transactional test ran before it or not, so the suite is order-independent (as
+      pytest-xdist's workers need: each runs modules in the order they are handed out).
     """
     from django.db import connection
     from django.db.backends.postgresql.operations import DatabaseOperations
 
+    if connection.vendor != "postgresql":
+        yield
+        return
     original = DatabaseOperations.sql_flush
     sequences: list[dict[str, str]] = []
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for table in connection.introspection.django_table_names(only_existing=True, include_views=False):
+            quoted = connection.ops.quote_name(table)
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {quoted})")
+            if cursor.fetchone()[0]:
+                snapshot = connection.ops.quote_name(f"_snapshot_{table}")
+                cursor.execute(f"DROP TABLE IF EXISTS {snapshot}")
+                cursor.execute(f"CREATE TABLE {snapshot} AS SELECT * FROM {quoted}")
+                _SNAPSHOTS[table] = snapshot
+        sequences.extend(connection.introspection.sequence_list())
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):  # type: ignore[no-untyped-def]
         if not tables:
             return original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-        if not sequences:
-            sequences.extend(connection.introspection.sequence_list())
         wanted = set(tables)
         statements = [f"DELETE FROM {style.SQL_FIELD(self.quote_name(table))};" for table in tables]
-        return statements + self.sequence_reset_by_name_sql(style, [s for s in sequences if s["table"] in wanted])
+        statements += [
+            f"INSERT INTO {self.quote_name(t)} SELECT * FROM {s};" for t, s in _SNAPSHOTS.items() if t in wanted
+        ]
+        for seq in sequences:
+            if seq["table"] not in wanted:
+                continue
+            table, column = self.quote_name(seq["table"]), self.quote_name(seq["column"])
+            # Past the restored rows (or back to 1 on an empty table), as after the migrations.
+            statements.append(
+                f"SELECT setval('{self.quote_name(seq['name'])}', "
+                f"COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false);"
+            )
+        return statements
 
     DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
     yield
@@ -108,6 +139,10 @@ IMPLIED_MARKERS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # The long groups first: they start while other workers take the modules
+        # (tests/support/xdist_groups.py); a stable sort keeps every other order.
+        items.sort(key=lambda item: run_first(item.nodeid))
     for item in items:
         for fixture, marker in IMPLIED_MARKERS.items():
             if fixture in item.fixturenames:  # type: ignore[attr-defined]
@@ -116,6 +151,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if asyncio.iscoroutinefunction(getattr(item, "function", None)):
             item.fixturenames.append("_stop_hubs")  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which answers for every --dist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` under pytest-xdist: modules and the two groups as units of work."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.support.xdist_groups import GroupScheduling
+
+    return GroupScheduling(config, log)
 
 
 @pytest_asyncio.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,20 +17,6 @@ def exchanges() -> Iterator[FakeExchanges]:
     fakes = FakeExchanges().start()
     yield fakes
     fakes.stop()
-
-
-@pytest.fixture
-def seeded_defaults(transactional_db: None) -> None:
-    """The default symbols, sources and mappings, as the data migration seeds them.
-
-    A transactional test's flush empties every table; re-seeding explicitly (rather than
-    `serialized_rollback`, which restores rows by primary key and collides on PostgreSQL
-    with content types recreated after the flush) keeps these tests order-independent.
-    """
-    from django.apps import apps
-
-    importlib.import_module("prices.migrations.0002_seed_defaults").seed(apps, None)
-    importlib.import_module("prices.migrations.0003_streams").seed(apps, None)
 
 
 def config(exchanges: FakeExchanges, kind: str, **extra: Any) -> SourceConfig:

@@ -14,7 +14,7 @@ from realtime_project import runtime as project_runtime
 from tests.support.ws import Client
 
 # The flush after a transactional test drops the seeded symbols: re-seed them.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_defaults")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from .fakes import FakeExchanges
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("seeded_defaults"),
     pytest.mark.redis,
     pytest.mark.e2e,
 ]

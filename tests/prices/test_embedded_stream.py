@@ -14,7 +14,7 @@ import websockets
 
 from tests.support.ws import recv_live
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_defaults"), pytest.mark.e2e]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 
 async def frames(ws: Any, count: int, channel: str, timeout: float = 30) -> list[dict[str, Any]]:

@@ -26,7 +26,6 @@ from .venues import FakeVenue
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("seeded_defaults"),
     pytest.mark.redis,
     pytest.mark.e2e,
 ]

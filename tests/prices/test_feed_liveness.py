@@ -25,7 +25,7 @@ from .fakes import FakeExchanges, Fault
 from .streamkit import Published, until
 from .venues import FakeVenue
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("seeded_defaults")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 BTC = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "BTC/USD", "okx": "BTC-USDT"}
 #: Simulated seconds per step of the clock (the measurement's resolution).

@@ -164,7 +164,6 @@ def test_prune_history_keeps_the_retention(ticked: FakeExchanges, settings: Any)
 
 
 @pytest.mark.django_db(transaction=True)  # /readyz reads from another thread
-@pytest.mark.usefixtures("seeded_defaults")
 def test_readiness_check_in_readyz(ticked: FakeExchanges, client: Client) -> None:
     body = client.get("/readyz").json()
     prices = body["apps"]["prices"]

@@ -81,7 +81,6 @@ def binance() -> Iterator[FakeVenue]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("seeded_defaults")
 async def test_the_feed_streams_from_the_overridden_url(
     settings: Any, monkeypatch: pytest.MonkeyPatch, binance: FakeVenue
 ) -> None:

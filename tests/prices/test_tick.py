@@ -324,7 +324,6 @@ def test_persisted_rows_match_the_published_updates(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("seeded_defaults")
 def test_a_slow_alert_evaluation_never_delays_the_tick(
     exchanges: FakeExchanges, ticker: PriceTicker, batches: Published, monkeypatch: pytest.MonkeyPatch
 ) -> None:
