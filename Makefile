@@ -45,9 +45,15 @@ typecheck: $(VENV)/.dev
 contracts/node_modules/.package-lock.json: contracts/package-lock.json
 	cd contracts && npm ci --no-audit --no-fund --loglevel=error
 
+# The whole suite in TEST_WORKERS pytest-xdist processes: test modules as units of work,
+# tests/deploy/ (the supervised clusters) and tests/browser/ (one Chromium) each on one
+# worker (tests/support/xdist_groups.py). TEST_WORKERS=0: one process, as before.
+TEST_WORKERS ?= 3
+
 pytest: $(VENV)/.dev client contracts/node_modules/.package-lock.json
 	@mkdir -p var
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest \
+		-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The unit layer: no Redis, no server processes, no EVM, no Chromium (the markers; tests
 # that use such a fixture are marked by tests/conftest.py). PostgreSQL as in `make test`.
