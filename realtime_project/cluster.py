@@ -50,6 +50,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -76,17 +77,33 @@ GATEWAY_HOST = "127.0.0.1"
 #: The balancers' programs in deploy/supervisord.conf: each runs `run_dir/<name>.cfg` and
 #: answers on `run_dir/<name>.sock`; both listen on the cluster's one address.
 BALANCERS = ("haproxy", "haproxy2")
+_BALANCER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 def render_haproxy(
-    *, bind: str, gateways: Sequence[str], check_host: str = "localhost", stats_socket: str = "/run/haproxy/admin.sock"
+    *,
+    bind: str,
+    gateways: Sequence[str],
+    check_host: str = "localhost",
+    stats_socket: str = "/run/haproxy/admin.sock",
+    balancer: str = "haproxy",
+    balancers: Sequence[str] = (),
 ) -> str:
-    """The balancer's configuration for `gateways` ("host:port" each) from the one template."""
+    """The configuration of balancer `balancer` (one of `balancers`: default, only it) for
+    `gateways` ("host:port" each) from the one template."""
     if not gateways:
         raise ValueError("at least one gateway")
+    names = list(balancers) or [balancer]
+    if balancer not in names or not all(_BALANCER_NAME.match(name) for name in names):
+        raise ValueError(f"balancer names: letters, digits, '_', '.', '-' (got {balancer!r} of {names!r})")
     servers = "\n".join(f"    server gw{i} {address} check" for i, address in enumerate(gateways, 1))
     return Template(HAPROXY_TEMPLATE.read_text()).substitute(
-        bind=bind, check_host=check_host, servers=servers, stats_socket=stats_socket
+        bind=bind,
+        check_host=check_host,
+        servers=servers,
+        stats_socket=stats_socket,
+        balancer=balancer,
+        balancers=",".join(names),
     )
 
 
@@ -187,6 +204,8 @@ class Cluster:
                 gateways=[f"{GATEWAY_HOST}:{port}" for port in spec.gateways],
                 check_host="localhost",
                 stats_socket=str(self.stats_socket(balancer)),
+                balancer=balancer,
+                balancers=BALANCERS,
             )
             (spec.run_dir / f"{balancer}.cfg").write_text(haproxy)
         if self.config_path != SUPERVISORD_CONF:
@@ -491,7 +510,12 @@ def _status(args: argparse.Namespace) -> int:
 def _haproxy(args: argparse.Namespace) -> int:
     print(
         render_haproxy(
-            bind=args.bind, gateways=args.gateway, check_host=args.check_host, stats_socket=args.stats_socket
+            bind=args.bind,
+            gateways=args.gateway,
+            check_host=args.check_host,
+            stats_socket=args.stats_socket,
+            balancer=args.name,
+            balancers=args.balancers.split(",") if args.balancers else (),
         ),
         end="",
     )
@@ -511,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gateway", action="append", required=True, help="host:port, once per gateway")
     p.add_argument("--check-host", default="localhost", help="a Host in the gateways' ALLOWED_HOSTS")
     p.add_argument("--stats-socket", default="/run/haproxy/admin.sock")
+    p.add_argument("--name", default="haproxy", help="this balancer's name (X-Realtime-Balancer)")
+    p.add_argument("--balancers", default="", help="every balancer's name, comma-separated (default: --name)")
     p.set_defaults(fn=_haproxy)
     args = parser.parse_args(argv)
     if args.command != "haproxy" and shutil.which(HAPROXY) is None and not Path(HAPROXY).exists():

@@ -71,6 +71,17 @@ DEFAULTS: dict[str, Any] = {
     "DRAIN_GRACE_SECONDS": 2.0,
     # Presence entries of a gateway expire this long after its last heartbeat.
     "PRESENCE_TTL": 30.0,
+    # Rebalancing (rebalance.py): every REBALANCE_INTERVAL s (0: off) a gateway with more
+    # than its share of connections (of the gateways', or of a balancer's) asks at most
+    # REBALANCE_MAX_MOVES clients open for REBALANCE_MIN_AGE s to move, by a handover
+    # that keeps their socket open HANDOVER_MS (docs/protocol.md). An excess under
+    # max(REBALANCE_MIN_EXCESS, REBALANCE_TOLERANCE x share) is left alone.
+    "REBALANCE_INTERVAL": 2.0,
+    "REBALANCE_TOLERANCE": 0.1,
+    "REBALANCE_MIN_EXCESS": 20,
+    "REBALANCE_MAX_MOVES": 100,
+    "REBALANCE_MIN_AGE": 10.0,
+    "HANDOVER_MS": 10_000,
     "GATEWAY_ID": "",
     # --- the server process (realtime_project/server.py) ---
     # Freeze start-up objects out of the garbage collector and collect less often
@@ -110,6 +121,12 @@ class GatewaySettings:
     drain_grace_seconds: float = 2.0
     presence_ttl: float = 30.0
     gateway_id: str = ""
+    rebalance_interval: float = 2.0
+    rebalance_tolerance: float = 0.1
+    rebalance_min_excess: int = 20
+    rebalance_max_moves: int = 100
+    rebalance_min_age: float = 10.0
+    handover_ms: int = 10_000
     rate_limit_bytes_per_token: int = 4096
     max_connections_per_address: int = 256
     max_connections: int = 20_000
@@ -172,6 +189,12 @@ def _gateway_settings(merged: Mapping[str, Any]) -> GatewaySettings:
         drain_grace_seconds=float(merged["DRAIN_GRACE_SECONDS"]),
         presence_ttl=float(merged["PRESENCE_TTL"]),
         gateway_id=gateway_id,
+        rebalance_interval=max(0.0, float(merged["REBALANCE_INTERVAL"])),
+        rebalance_tolerance=max(0.0, float(merged["REBALANCE_TOLERANCE"])),
+        rebalance_min_excess=max(1, int(merged["REBALANCE_MIN_EXCESS"])),
+        rebalance_max_moves=max(0, int(merged["REBALANCE_MAX_MOVES"])),
+        rebalance_min_age=max(0.0, float(merged["REBALANCE_MIN_AGE"])),
+        handover_ms=max(1, int(merged["HANDOVER_MS"])),
         rate_limit_bytes_per_token=max(1, int(merged["RATE_LIMIT_BYTES_PER_TOKEN"])),
         max_connections_per_address=int(merged["MAX_CONNECTIONS_PER_ADDRESS"]),
         max_connections=int(merged["MAX_CONNECTIONS"]),

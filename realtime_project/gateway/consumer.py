@@ -38,6 +38,7 @@ from .middleware import charge, intake_cost
 from .namespaces import ANONYMOUS, Principal
 from .protocol import decode_frame, error_text, frame_size, peek_id, reply_frame, safe_id, welcome_frame
 from .ratelimit import TokenBucket
+from .rebalance import META_BALANCER, META_BALANCERS, balancer_of
 from .router import NO_REPLY, Request, router
 from .serving import get_hub
 
@@ -156,6 +157,9 @@ class GatewayConsumer:
             credential=credential,
         )
         conn.session = f"{settings.gateway_id}:{conn.id}"
+        balancer, balancers = balancer_of(self.scope.get("headers") or ())
+        if balancer:  # which balancer it came through: rebalance.py evens them out
+            conn.meta[META_BALANCER], conn.meta[META_BALANCERS] = balancer, balancers
         self.conn, self.hub = conn, hub
         await hub.add_connection(conn)
         set_text_hook(self.scope.get(RAW_SEND_KEY), self._read_pong)

@@ -23,6 +23,7 @@ OUT_WELCOME, OUT_REPLY, OUT_ERROR, OUT_MESSAGE, OUT_PING, OUT_PONG = (
 OUT_SUBSCRIBED, OUT_UNSUBSCRIBED, OUT_AUTHENTICATED, OUT_RECONNECT = (
     FRAMES_OUT.labels(kind) for kind in ("subscribed", "unsubscribed", "authenticated", "reconnect")
 )
+REBALANCE_MOVES = Counter("realtime_rebalance_moves_total", "Clients asked to move to another gateway (handover)")
 ERRORS = Counter("realtime_errors_total", "Error frames sent, by code", ["code"])
 PUBLICATIONS = Counter("realtime_publications_total", "Publications fanned out by this process")
 SHARED_FRAMES = Counter(

@@ -253,8 +253,13 @@ def authenticated_frame(frame_id: FrameId, user_id: int | None) -> str:
     return dumps({"type": "authenticated", "id": frame_id, "user": {"id": user_id}})
 
 
-def reconnect_frame(reason: str, after_ms: int) -> str:
-    return dumps({"type": "reconnect", "reason": reason, "after_ms": after_ms})
+def reconnect_frame(reason: str, after_ms: int, *, handover_ms: int | None = None) -> str:
+    """Go elsewhere: after `after_ms` (drain), or at once keeping this socket open for
+    `handover_ms` while the new one subscribes (make-before-break, docs/protocol.md)."""
+    frame: dict[str, Any] = {"type": "reconnect", "reason": reason, "after_ms": after_ms}
+    if handover_ms is not None:
+        frame["handover_ms"] = handover_ms
+    return dumps(frame)
 
 
 # --- field validation -----------------------------------------------------------------

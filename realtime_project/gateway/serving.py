@@ -1,5 +1,6 @@
 """The hub a gateway serves from: the running loop's hub, started on first use together
-with the loops that run beside it (session revalidation; presence, with Redis).
+with the loops that run beside it (session revalidation; presence and rebalancing, with
+Redis).
 
 Only gateways (the consumer, the server's start-up) import this module. The runtime
 module below it keeps the hub and is imported by publishers and by presence's readers
@@ -12,7 +13,9 @@ from __future__ import annotations
 from .auth import revalidate
 from .conf import gateway_settings
 from .hub import Hub
+from .presence import CLIENT as PRESENCE_CLIENT
 from .presence import presence_loop
+from .rebalance import rebalance_loop
 from .revalidation import revalidation_loop
 from .runtime import HUB
 
@@ -25,4 +28,6 @@ async def get_hub() -> Hub:
         hub.spawn(revalidation_loop(hub, revalidate), "hub-revalidate")
         if gateway_settings().history_redis_url:
             hub.spawn(presence_loop(hub), "hub-presence")
+            if gateway_settings().rebalance_interval > 0:
+                hub.spawn(rebalance_loop(hub, PRESENCE_CLIENT.get()), "hub-rebalance")
     return hub

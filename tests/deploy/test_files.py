@@ -53,8 +53,11 @@ def test_rendered_configuration_is_valid_for_haproxy(tmp_path: Path, bind: str) 
         gateways=["10.0.0.11:8000", "10.0.0.12:8000", "10.0.0.13:8000"],
         check_host="rt.example.com",
         stats_socket=str(tmp_path / "admin.sock"),
+        balancer="lb2",
+        balancers=["lb1", "lb2"],
     )
-    assert config.count("server gw3 10.0.0.13:8000 check") == 2  # checked on /readyz, and alive
+    assert config.count("server gw3 10.0.0.13:8000 check") == 2
+    assert "set-header X-Realtime-Balancer lb2\n" in config and "set-header X-Realtime-Balancers lb1,lb2\n" in config  # checked on /readyz, and alive
     assert "balance leastconn" in config and "uri /readyz" in config and "$" not in config
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
@@ -62,9 +65,13 @@ def test_rendered_configuration_is_valid_for_haproxy(tmp_path: Path, bind: str) 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_render_needs_a_gateway() -> None:
+def test_render_needs_a_gateway_and_plain_balancer_names() -> None:
     with pytest.raises(ValueError):
         render_haproxy(bind=":80", gateways=[])
+    with pytest.raises(ValueError):  # a name that would break the header line
+        render_haproxy(bind=":80", gateways=["10.0.0.11:8000"], balancer="a b")
+    with pytest.raises(ValueError):  # this balancer must be one of them
+        render_haproxy(bind=":80", gateways=["10.0.0.11:8000"], balancer="c", balancers=["a", "b"])
 
 
 def supervisor_programs() -> dict[str, str]:
