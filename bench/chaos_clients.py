@@ -3,7 +3,10 @@ WebSocket clients that keep one socket through the balancer, resubscribe with `s
 after any disconnect, and account for every frame.
 
 Each client behaves like the TypeScript client (client/src/core): it answers pings,
-honours `reconnect` frames, reconnects with the same full-jitter backoff (first retry
+honours `reconnect` frames (a handover, `handover_ms`, make-before-break: the new socket
+opens and resubscribes with `since` while the old one still delivers, then the old one is
+closed; the same seq arriving on both is dropped, and counted as `handover_duplicates`,
+not as a repeat), reconnects with the same full-jitter backoff (first retry
 within 250 ms, doubling to a 4 s cap, the attempt counter reset once a socket has lived
 5 s: `backoff.ts`, `reconnection.ts`), so availability is what browsers would get, and
 resumes each channel from its last `{epoch, seq}`. It records:
@@ -48,6 +51,17 @@ class Track:
 
 
 @dataclass
+class Socket:
+    """One socket of a client: during a handover there are two."""
+
+    ws: Any
+    #: channel -> (epoch, seq) of the newest message taken from this socket.
+    last: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    #: In a handover (old or new socket): a seq the other socket delivered first is no repeat.
+    overlap: bool = False
+
+
+@dataclass
 class Client:
     index: int
     url: str
@@ -75,6 +89,10 @@ class Client:
     price_times: list[float] = field(default_factory=list)
     subscribed: set[str] = field(default_factory=set)
     errors: Counter[str] = field(default_factory=Counter)
+    #: Handovers completed (moved to a new socket with no outage), and the messages that
+    #: arrived on both sockets during one (dropped, as the browser client drops them).
+    handovers: int = 0
+    handover_duplicates: int = 0
     _stop: bool = False
 
     # --- state ---------------------------------------------------------------------------
@@ -111,7 +129,7 @@ class Client:
             self.reconnects.append((self._lost_at, self._connect_at, self._open_at, now))
             self._lost_at = None
 
-    def _on_message(self, frame: dict[str, Any], now: float) -> None:
+    def _on_message(self, frame: dict[str, Any], now: float, sock: Socket | None = None) -> None:
         channel = frame.get("channel")
         if channel not in self.tracks:
             return
@@ -131,11 +149,17 @@ class Client:
                     track.gaps += 1
                 track.epoch = epoch
             elif seq <= track.seq:
-                track.repeats += 1
+                seen = sock.last.get(channel) if sock is not None else None
+                if sock is not None and sock.overlap and (seen is None or seen[0] != epoch or seen[1] < seq):
+                    self.handover_duplicates += 1  # the other socket of the handover had it
+                else:
+                    track.repeats += 1
                 return
             elif seq != track.seq + 1:
                 track.gaps += 1
             track.seq = seq
+            if sock is not None:
+                sock.last[channel] = (epoch, seq)
         track.messages += 1
         data = frame.get("data")
         if not isinstance(data, dict):
@@ -151,35 +175,117 @@ class Client:
         if isinstance(stamp, (int, float)) and stamp > 0:
             self.latencies.append(time.time() * 1000 - stamp)
 
-    async def _session(self) -> float | None:
-        """One socket's life; returns the server's reconnect delay (s), if it gave one."""
+    async def _connect(self) -> Socket:
+        """A new socket, with every channel subscribed (with `since` where a position is known)."""
         url = self.url if self.ticket is None else f"{self.url}?ticket={self.ticket()}"
-        self._connect_at = time.monotonic()
         # proxy=None: no proxy lookup in the environment per connect (harness cost, not the product).
-        async with websockets.connect(url, open_timeout=10, max_size=2**22, proxy=None) as ws:
-            self.connects += 1
-            self._open_at = time.monotonic()
-            for channel in self.channels:
-                track = self.tracks.get(channel)
-                frame: dict[str, Any] = {"type": "subscribe", "id": channel, "channel": channel}
-                if track is not None and track.epoch is not None:
-                    frame["since"] = {"epoch": track.epoch, "seq": track.seq}
-                await ws.send(json.dumps(frame))
-            async for raw in ws:
+        ws = await websockets.connect(url, open_timeout=10, max_size=2**22, proxy=None)
+        self.connects += 1
+        for channel in self.channels:
+            track = self.tracks.get(channel)
+            frame: dict[str, Any] = {"type": "subscribe", "id": channel, "channel": channel}
+            if track is not None and track.epoch is not None:
+                frame["since"] = {"epoch": track.epoch, "seq": track.seq}
+            await ws.send(json.dumps(frame))
+        return Socket(ws)
+
+    async def _session(self) -> float | None:
+        """One session: a socket, then each socket a handover moves it to; returns the
+        server's reconnect delay (s), if it gave one."""
+        self._connect_at = time.monotonic()
+        sock = await self._connect()
+        self._open_at = time.monotonic()
+        try:
+            while True:
+                result = await self._pump(sock)
+                if not isinstance(result, Socket):
+                    return result
+                sock = result  # handed over: the session goes on with no outage
+        finally:
+            await sock.ws.close()
+
+    async def _pump(self, sock: Socket) -> float | Socket | None:
+        """Read `sock` until it ends; a finished handover returns the new socket."""
+        moving: asyncio.Task[Socket | None] | None = None
+        try:
+            async for raw in sock.ws:
                 if self._stop:
                     return None
                 frame = json.loads(raw)
                 kind, now = frame.get("type"), time.monotonic()
                 if kind == "message":
-                    self._on_message(frame, now)
+                    self._on_message(frame, now, sock)
                 elif kind == "ping":
-                    await ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
+                    await sock.ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
                 elif kind == "subscribed":
                     self._on_subscribed(frame, now)
+                elif kind == "reconnect" and frame.get("handover_ms"):
+                    if moving is None:
+                        sock.overlap = True
+                        moving = asyncio.create_task(self._handover())
                 elif kind == "reconnect":
                     return float(frame.get("after_ms") or 0) / 1000
                 elif kind == "error":
                     self.errors[str(frame.get("code"))] += 1
+                if moving is not None and moving.done():
+                    new = moving.result() if not moving.exception() else None
+                    moving = None
+                    if new is not None:
+                        await sock.ws.close()
+                        self.handovers += 1
+                        return new
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if moving is not None and not moving.done() and self._stop:
+                moving.cancel()
+        if moving is None or self._stop:
+            return None
+        # The old socket ended before the new one was subscribed everywhere (the server's
+        # handover deadline): an outage until it is, as for any lost socket.
+        now = time.monotonic()
+        if self.live:
+            self.outages.append((now, None))
+            self._lost_at = self._connect_at = self._open_at = now
+        self.subscribed.clear()
+        try:
+            new = await moving
+        except (OSError, websockets.WebSocketException, TimeoutError):
+            new = None
+        if new is None:
+            return None
+        self.handovers += 1
+        for channel in self.channels:  # every one is subscribed on the new socket
+            self._on_subscribed({"channel": channel, "recovered": True}, time.monotonic())
+        return new
+
+    async def _handover(self) -> Socket | None:
+        """Open the new socket and read it until every channel is subscribed on it."""
+        try:
+            new = await self._connect()
+        except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+            self.errors[f"handover:{type(exc).__name__}"] += 1
+            return None
+        new.overlap = True
+        subscribed: set[str] = set()
+        try:
+            async for raw in new.ws:
+                frame = json.loads(raw)
+                kind, now = frame.get("type"), time.monotonic()
+                if kind == "message":
+                    self._on_message(frame, now, new)
+                elif kind == "ping":
+                    await new.ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
+                elif kind == "subscribed":
+                    self._on_subscribed(frame, now)
+                    subscribed.add(frame["channel"])
+                    if len(subscribed) == len(self.channels):
+                        return new
+                elif kind == "error":
+                    self.errors[str(frame.get("code"))] += 1
+        except websockets.ConnectionClosed:
+            pass
+        await new.ws.close()
         return None
 
     async def run(self) -> None:
@@ -231,5 +337,7 @@ def summary(clients: list[Client]) -> dict[str, Any]:
         "repeats": sum(t.repeats for t in tracks),
         "resets": sum(t.resets for t in tracks),
         "connects": sum(c.connects for c in clients),
+        "handovers": sum(c.handovers for c in clients),
+        "handover_duplicates": sum(c.handover_duplicates for c in clients),
         "errors": dict(sum((c.errors for c in clients), Counter())),
     }
