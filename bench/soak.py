@@ -389,7 +389,7 @@ async def soak(args: argparse.Namespace, env: dict[str, str], symbols: list[str]
     price_lat = [lat for c in clients for lat in c["latencies"]]
     recoveries = [k["recovered_after_s"] for k in kills if k.get("recovered_after_s") is not None]
     stream: dict[str, Any] = {"clients": len(clients)}
-    for key in ("live", "messages", "gaps", "repeats", "resets", "connects"):
+    for key in ("live", "messages", "gaps", "repeats", "resets", "connects", "handovers", "handover_duplicates"):
         stream[key] = sum(int(r["summary"].get(key, 0)) for r in results)
     stream["errors"] = dict(sum((Counter(r["summary"].get("errors", {})) for r in results), Counter()))
     out.update(
