@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { backoffCeiling, fullJitter } from "../src/core/backoff";
 import { OfflineQueue } from "../src/core/offlineQueue";
 import { OptimisticState } from "../src/core/optimistic";
+import { Pacer } from "../src/core/pacer";
 import { QualityTracker } from "../src/core/quality";
 import { Coalescer, LatestPerKey, intervalScheduler } from "../src/core/throttle";
 import { desiredSubscription } from "../src/core/visibility";
@@ -170,5 +171,30 @@ describe("decodeServerFrame", () => {
     expect(decodeServerFrame('{"type":"reconnect","after_ms":"soon"}')).toEqual({ ok: true, frame: { type: "reconnect", reason: undefined, after_ms: NaN } });
     expect(decodeServerFrame('{"type":"ping"}').ok).toBe(false);
     expect(decodeServerFrame(new Uint8Array(2)).ok).toBe(false);
+  });
+});
+
+describe("Pacer.continueFrom (handover switch)", () => {
+  it("takes the other pacer's limits, spent tokens and backlog, in order", () => {
+    // Each writes to its own list here; in the client both write to "the socket".
+    const timers = new FakeTimers();
+    const oldWrites: string[] = [];
+    const newWrites: string[] = [];
+    const current = new Pacer(timers, (t) => oldWrites.push(t));
+    current.configure(10, 10);
+    const handover = new Pacer(timers, (t) => newWrites.push(t));
+    handover.configure(2, 2); // rate 1.8/s, burst 1
+    handover.send("sub1");
+    handover.send("sub2"); // waits for a token
+    current.continueFrom(handover);
+    expect(handover.backlog).toBe(0);
+    expect(current.backlog).toBe(1);
+    current.send("req"); // behind the backlog: the burst was spent on the handover's socket
+    expect(oldWrites).toEqual([]);
+    timers.advance(600);
+    expect(oldWrites).toEqual(["sub2"]);
+    timers.advance(600);
+    expect(oldWrites).toEqual(["sub2", "req"]);
+    expect(newWrites).toEqual(["sub1"]);
   });
 });

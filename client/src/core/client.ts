@@ -4,13 +4,14 @@ import { fullJitter } from "./backoff";
 import { ClientCloseCode, ClientErrorCode, CloseCode, ErrorCode, RealtimeError } from "./codes";
 import { Emitter, type Disposer } from "./emitter";
 import { browserEnv, type BrowserEnv } from "./env";
+import { Handover, type HandoverHost, type Move, type Planned } from "./handover";
 import { HeartbeatMonitor } from "./heartbeat";
 import { Outbox } from "./outbox";
-import { decodeServerFrame, type FrameId, type MessageFrame, type ServerFrame, type WelcomeFrame } from "./protocol";
+import { decodeServerFrame, type FrameId, type MessageFrame, type Position, type ReconnectFrame, type ServerFrame, type SubscribedFrame, type WelcomeFrame } from "./protocol";
 import type { Quality } from "./quality";
 import { ReconnectionManager, type RetryHint } from "./reconnection";
 import { browserSocketFactory, defaultUrl, type SocketFactory, type SocketLike } from "./socket";
-import { StateSync } from "./stateSync";
+import { StateSync, type MessageVerdict } from "./stateSync";
 import { SubscriptionRegistry, type Sub } from "./subscriptions";
 import { systemTimers, type Timers } from "./timers";
 import type { ChannelListener, ChannelStatus, ClientEvents, ClientOptions, ClientState, ConnectionStatus, MessageMeta } from "./types";
@@ -37,6 +38,8 @@ export class WebSocketClient {
   private socket: SocketLike | null = null;
   /** Incremented per socket: events of an old socket are ignored. */
   private generation = 0;
+  /** A make-before-break reconnect in progress: the new socket until the switch. */
+  private handover: Handover | null = null;
   private nextId = 1;
   private welcomeTimer: unknown = null;
   private welcome: WelcomeFrame | null = null;
@@ -66,7 +69,13 @@ export class WebSocketClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.welcomeTimeoutMs = options.welcomeTimeoutMs ?? WELCOME_TIMEOUT_MS;
     this.subs = new SubscriptionRegistry(this.log);
-    this.outbox = new Outbox(this.timers, (text) => this.write(text), options.queueCapacity ?? 100, () => this.statusChanged());
+    this.outbox = new Outbox(
+      this.timers,
+      (text) => this.write(text),
+      options.queueCapacity ?? 100,
+      () => this.statusChanged(),
+      () => this.maybeSwitch(),
+    );
     this.heartbeat = new HeartbeatMonitor(
       this.timers,
       {
@@ -177,6 +186,7 @@ export class WebSocketClient {
     }
     this.setState("closed");
     this.reconnection.cancel();
+    this.abortHandover(ClientCloseCode.Requested, "client disconnect");
     this.dropSocket(ClientCloseCode.Requested, "client disconnect");
     for (const sub of this.subs.values()) sub.onServer = false;
     this.outbox.closeAll();
@@ -215,12 +225,18 @@ export class WebSocketClient {
     this.events.clear();
   }
 
+  /** The URL for a new socket: `url` (at once), or what its function gives now (a fresh ticket). */
+  private resolveUrl(): string | Promise<string> {
+    const source = this.options.url ?? defaultUrl();
+    return typeof source === "function" ? Promise.resolve(source()) : source;
+  }
+
   private async openSocket(): Promise<void> {
     const generation = ++this.generation;
     let url: string;
     try {
-      const source = this.options.url ?? defaultUrl();
-      url = typeof source === "function" ? await source() : source;
+      const resolved = this.resolveUrl();
+      url = typeof resolved === "string" ? resolved : await resolved;
     } catch (err) {
       this.log.warn("realtime: could not get the WebSocket URL", err);
       if (generation === this.generation) this.linkLost({}, null);
@@ -236,6 +252,10 @@ export class WebSocketClient {
       return;
     }
     this.socket = socket;
+    this.attach(socket, generation);
+  }
+
+  private attach(socket: SocketLike, generation: number): void {
     socket.onopen = () => {
       if (generation !== this.generation) return;
       this.welcomeTimer = this.timers.setTimeout(() => {
@@ -276,6 +296,15 @@ export class WebSocketClient {
   /** The link is gone (closed, dead, refused, told to reconnect): schedule a retry. */
   private linkLost(hint: RetryHint, closeOurselves: number | null): void {
     if (hint.closeCode !== undefined) this.lastCloseCode = hint.closeCode;
+    const handover = this.handover;
+    if (handover !== null && handover.welcomed && this.stateValue === "open") {
+      // The old socket is gone mid-handover and the new one is open: switch now; its
+      // resubscribes still pending continue there.
+      this.log.debug("realtime: the old socket is gone during a handover: switching now", hint);
+      this.switchTo(handover, closeOurselves ?? CloseCode.Normal);
+      return;
+    }
+    this.abortHandover(CloseCode.Normal, "reconnecting");
     this.dropSocket(closeOurselves ?? CloseCode.Normal, "reconnecting");
     for (const sub of this.subs.values()) {
       sub.onServer = false;
@@ -304,6 +333,7 @@ export class WebSocketClient {
       return;
     }
     this.handle(result.frame);
+    if (this.handover !== null) this.maybeSwitch(); // that may have been the last reply the old socket owed
   }
 
   private handle(frame: ServerFrame): void {
@@ -340,6 +370,7 @@ export class WebSocketClient {
       case "error":
         return this.onError(frame.id, new RealtimeError(frame.code, frame.message, frame.details));
       case "reconnect":
+        if (frame.handover_ms !== undefined && frame.handover_ms > 0 && this.stateValue === "open") return this.startHandover(frame);
         // Drain: go now and come back after the server's (clamped) delay.
         this.linkLost({ serverAfterMs: frame.after_ms, closeCode: CloseCode.ServiceRestart }, CloseCode.Normal);
         return;
@@ -366,28 +397,36 @@ export class WebSocketClient {
 
   private onMessage(frame: MessageFrame): void {
     const sub = this.subs.lookup(frame.channel);
-    const meta: MessageMeta = { channel: frame.channel, seq: frame.seq, epoch: frame.epoch, snapshot: frame.snapshot === true };
     if (sub === undefined) {
       // `user` channel messages and stragglers of a channel we just left.
-      this.events.emit("message", { channel: frame.channel, data: frame.data, meta });
+      this.events.emit("message", { channel: frame.channel, data: frame.data, meta: metaOf(frame) });
       return;
     }
-    if (sub.pendingId !== null || !sub.onServer) return; // resubscribing: the replay will bring it
-    const verdict = this.sync.onMessage(sub.channel, frame);
-    if (verdict === "duplicate") {
-      this.log.debug(`realtime: duplicate ${frame.channel} seq ${frame.seq} dropped`);
-      return;
-    }
+    if (!this.settledHere(sub)) return; // resubscribing: the replay will bring it
+    const verdict = this.apply(sub, frame);
     if (verdict === "gap" || verdict === "epoch") {
       this.log.debug(`realtime: ${verdict} on ${frame.channel} at seq ${frame.seq}: resubscribing with since`);
       this.resync(sub);
-      return;
     }
-    this.subs.deliver(sub, frame.data, meta);
-    this.events.emit("message", { channel: sub.channel, data: frame.data, meta });
   }
 
-  private onSubscribed(frame: Extract<ServerFrame, { type: "subscribed" }>): void {
+  /** Subscribed on the socket, no subscribe in flight: its messages count. */
+  private settledHere(sub: Sub): boolean {
+    return sub.onServer && sub.pendingId === null && this.subs.has(sub);
+  }
+
+  /** The position logic, for the socket and a handover's new socket alike: delivers what is new. */
+  private apply(sub: Sub, frame: MessageFrame): MessageVerdict {
+    const verdict = this.sync.onMessage(sub.channel, frame);
+    if (verdict === "duplicate") this.log.debug(`realtime: duplicate ${frame.channel} seq ${frame.seq} dropped`);
+    if (verdict !== "apply") return verdict;
+    const meta = metaOf(frame);
+    this.subs.deliver(sub, frame.data, meta);
+    this.events.emit("message", { channel: sub.channel, data: frame.data, meta });
+    return verdict;
+  }
+
+  private onSubscribed(frame: SubscribedFrame): void {
     if (frame.id === null) return;
     const known = this.outbox.pending.has(frame.id);
     const sub = this.subs.byPendingId(frame.id);
@@ -401,8 +440,13 @@ export class WebSocketClient {
     }
     sub.pendingId = null;
     sub.retries = 0;
+    this.confirm(sub, frame, sub.sentSince, sub.sentMaxRate !== undefined);
+  }
+
+  /** A `subscribed` of `sub` (on the socket, or on a handover's new socket). */
+  private confirm(sub: Sub, frame: SubscribedFrame, sentSince: Position | undefined, conflated: boolean): void {
     this.subs.setCanonical(sub, frame.channel);
-    const outcome = this.sync.onSubscribed(sub.channel, frame, sub.sentSince, sub.sentMaxRate !== undefined);
+    const outcome = this.sync.onSubscribed(sub.channel, frame, sentSince, conflated);
     this.subs.setStatus(sub, "active", null);
     if (outcome === "reset") {
       this.subs.reset(sub);
@@ -413,15 +457,17 @@ export class WebSocketClient {
   private onError(id: FrameId | null, error: RealtimeError): void {
     if (id !== null) {
       const sub = this.subs.byPendingId(id);
-      if (sub !== undefined) {
-        sub.pendingId = null;
-        sub.onServer = false;
-        this.subs.setStatus(sub, "error", error);
-        if (TRANSIENT_SUBSCRIBE_ERRORS.has(error.code)) this.retrySubscribe(sub);
-      }
+      if (sub !== undefined) this.subscribeFailed(sub, error);
       if (this.outbox.pending.reject(id, error)) return;
     }
     this.events.emit("serverError", error);
+  }
+
+  private subscribeFailed(sub: Sub, error: RealtimeError): void {
+    sub.pendingId = null;
+    sub.onServer = false;
+    this.subs.setStatus(sub, "error", error);
+    if (TRANSIENT_SUBSCRIBE_ERRORS.has(error.code)) this.retrySubscribe(sub);
   }
 
   /**
@@ -437,6 +483,109 @@ export class WebSocketClient {
       if (generation !== this.generation || this.stateValue !== "open" || !this.subs.has(sub)) return;
       if (!sub.onServer && sub.status === "error") this.sendSubscribe(sub);
     }, delay);
+  }
+
+  // --- handover (make-before-break reconnect, handover.ts) ----------------------------
+
+  /** `reconnect` with `handover_ms`: open a new socket now, keep this one until the switch. */
+  private startHandover(frame: ReconnectFrame): void {
+    if (this.handover !== null) {
+      this.log.debug("realtime: ignored a reconnect with handover_ms during a handover");
+      return;
+    }
+    this.log.debug(`realtime: handover (${frame.reason ?? "no reason"}) within ${frame.handover_ms} ms`);
+    this.handover = new Handover(this.handoverHost());
+    void this.handover.start();
+  }
+
+  private handoverHost(): HandoverHost {
+    return {
+      timers: this.timers,
+      log: this.log,
+      welcomeTimeoutMs: this.welcomeTimeoutMs,
+      requestTimeoutMs: this.requestTimeoutMs,
+      connect: async () => this.factory(await this.resolveUrl()),
+      allocateId: () => this.allocateId(),
+      plan: () => this.handoverPlan(),
+      resumed: (sub, frame, since, conflated) => {
+        // Only a continuation of our position is kept; anything else is left to the switch.
+        if (!this.settledHere(sub) || frame.recovered !== true || this.sync.position(sub.channel)?.epoch !== frame.epoch) return false;
+        this.confirm(sub, frame, since, conflated);
+        return true;
+      },
+      message: (sub, frame) => (this.settledHere(sub) ? this.apply(sub, frame) : "dropped"),
+      ready: () => this.maybeSwitch(),
+      failed: (reason) => {
+        this.handover = null;
+        this.log.debug(`realtime: handover failed (${reason}): staying on this socket`);
+        this.outbox.flush(); // what waited for the switch goes on this socket
+      },
+    };
+  }
+
+  /** What a reconnect would resubscribe, for the subscriptions settled on the socket (the rest wait for the switch). */
+  private handoverPlan(): Planned[] {
+    const plan: Planned[] = [];
+    for (const sub of this.subs.values()) {
+      const since = this.sync.since(sub.channel);
+      const desired = desiredSubscription(sub.options, this.env.isVisible());
+      if (!this.settledHere(sub) || since === undefined || !desired.active) continue;
+      plan.push({ sub, channel: this.subs.wireName(sub), since, maxRate: desired.maxRate });
+    }
+    return plan;
+  }
+
+  private maybeSwitch(): void {
+    const handover = this.handover;
+    if (handover === null || !handover.settled || this.outbox.awaitingReplies) return;
+    this.switchTo(handover, CloseCode.Normal);
+  }
+
+  /** The handover's socket becomes the socket; the old one is closed with `oldCode`. The state stays open. */
+  private switchTo(handover: Handover, oldCode: number): void {
+    this.handover = null;
+    const next = handover.release();
+    this.dropSocket(oldCode, "handover"); // requests it still owed (only if it died first) fail with connection_lost
+    this.socket = next.socket;
+    this.attach(next.socket, this.generation);
+    this.welcome = next.welcome;
+    this.outbox.adoptPacer(next.pacer);
+    // Starts with a client ping: its pong gives this gateway's clock offset.
+    this.heartbeat.start(next.welcome.heartbeat.interval, next.welcome.heartbeat.timeout);
+    for (const [sub, move] of next.moves) {
+      // Left meanwhile (first: the channel may have been joined again since).
+      if (!this.subs.has(sub) && move.state !== "failed") this.sendUnsubscribe(move.channel);
+    }
+    for (const sub of this.subs.values()) this.moveSubscription(sub, next.moves.get(sub));
+    this.outbox.flush();
+    this.log.debug(`realtime: handover done (${next.welcome.session})`);
+    this.events.emit("welcome", next.welcome);
+    this.statusChanged();
+  }
+
+  /** At the switch: keep what the new socket has, else do what a reconnect would. */
+  private moveSubscription(sub: Sub, move: Move | undefined): void {
+    const kept = move !== undefined && !move.stale && this.settledHere(sub);
+    if (kept && move.state !== "failed") {
+      sub.sentSince = move.since;
+      sub.sentMaxRate = move.maxRate;
+      this.sync.setConflated(sub.channel, move.maxRate !== undefined);
+      if (move.state === "pending") {
+        sub.pendingId = move.id; // the old socket died first: its `subscribed` comes to onSubscribed
+        this.trackSubscribe(sub, move.id);
+      }
+      return;
+    }
+    if (kept) return this.subscribeFailed(sub, move.error ?? new RealtimeError(ErrorCode.Internal, "resubscribe failed"));
+    if (move !== undefined && move.state !== "failed") this.sendUnsubscribe(move.channel);
+    sub.onServer = false;
+    sub.pendingId = null;
+    this.sendSubscribe(sub);
+  }
+
+  private abortHandover(code: number, reason: string): void {
+    this.handover?.abort(code, reason);
+    this.handover = null;
   }
 
   // --- subscriptions -----------------------------------------------------------------
@@ -477,6 +626,7 @@ export class WebSocketClient {
   }
 
   private sendSubscribe(sub: Sub): void {
+    this.handover?.invalidate(sub); // asked again on the old socket: the new one's copy is stale
     const desired = desiredSubscription(sub.options, this.env.isVisible());
     if (!desired.active) {
       sub.onServer = false;
@@ -493,22 +643,28 @@ export class WebSocketClient {
     sub.sentMaxRate = desired.maxRate;
     sub.onServer = true;
     this.sync.setConflated(sub.channel, desired.maxRate !== undefined);
+    this.trackSubscribe(sub, id);
+    this.outbox.sendNow(JSON.stringify(frame));
+  }
+
+  private trackSubscribe(sub: Sub, id: FrameId): void {
     this.outbox.track(id, "subscribe", this.requestTimeoutMs, true).catch((err: RealtimeError) => {
       if (err.code === ClientErrorCode.Timeout && sub.pendingId === id && this.subs.has(sub)) {
         this.resync(sub); // no answer: try again on this connection
       }
     });
-    this.outbox.sendNow(JSON.stringify(frame));
+  }
+
+  private sendUnsubscribe(channel: string): void {
+    const id = this.allocateId();
+    this.outbox.track(id, "unsubscribe", this.requestTimeoutMs, true).catch(() => undefined);
+    this.outbox.sendNow(JSON.stringify({ type: "unsubscribe", id, channel }));
   }
 
   /** Unsubscribe and subscribe again with `since` (gap, new epoch, rate change). */
   private resync(sub: Sub): void {
     if (this.stateValue !== "open") return;
-    if (sub.onServer && sub.pendingId === null) {
-      const id = this.allocateId();
-      this.outbox.track(id, "unsubscribe", this.requestTimeoutMs, true).catch(() => undefined);
-      this.outbox.sendNow(JSON.stringify({ type: "unsubscribe", id, channel: this.subs.wireName(sub) }));
-    }
+    if (sub.onServer && sub.pendingId === null) this.sendUnsubscribe(this.subs.wireName(sub));
     this.sendSubscribe(sub);
   }
 
@@ -548,12 +704,13 @@ export class WebSocketClient {
     }
     const id = this.allocateId();
     const text = JSON.stringify({ ...payload, type, id });
-    return this.outbox.request(id, type, text, options.timeoutMs ?? this.requestTimeoutMs, this.isOpen()) as Promise<T>;
+    return this.outbox.request(id, type, text, options.timeoutMs ?? this.requestTimeoutMs, this.acceptsRequests()) as Promise<T>;
   }
 
   /** Send a frame without waiting for an answer; queued while offline. Returns false if refused (queue full). */
   send(frame: { type: string } & Record<string, unknown>): boolean {
-    return this.sendFrame(frame);
+    if (this.stateValue === "closed") return false;
+    return this.outbox.post(JSON.stringify(frame), this.acceptsRequests());
   }
 
   private sendFrame(frame: Record<string, unknown>): boolean {
@@ -563,6 +720,18 @@ export class WebSocketClient {
 
   private isOpen(): boolean {
     return this.stateValue === "open" && this.socket !== null;
+  }
+
+  /**
+   * The application's requests and frames are written now, or wait in the queue: while
+   * offline, and during a handover until the switch. Queued rather than written on the
+   * old socket: a reply to a request written there would be lost when the switch closes
+   * it (and sending it again on the new socket could do it twice). Queued, each goes out
+   * once, after the resubscribes, on the new socket (or on the old one if the handover
+   * fails), and the switch waits until the old socket owes no reply (maybeSwitch).
+   */
+  private acceptsRequests(): boolean {
+    return this.isOpen() && this.handover === null;
   }
 
   private write(text: string): void {
@@ -579,4 +748,8 @@ export class WebSocketClient {
     this.statusCache = null;
     this.events.emit("status", this.getStatus());
   }
+}
+
+function metaOf(frame: MessageFrame): MessageMeta {
+  return { channel: frame.channel, seq: frame.seq, epoch: frame.epoch, snapshot: frame.snapshot === true };
 }

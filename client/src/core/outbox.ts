@@ -23,6 +23,8 @@ export class Outbox {
     queueCapacity: number,
     /** The queue's size changed (status displays show it). */
     private readonly onQueueChange: () => void,
+    /** A request got no answer in time (it no longer waits for one). */
+    private readonly onTimeout: () => void = () => undefined,
   ) {
     this.pending = new PendingRequests(timers);
     this.queue = new OfflineQueue(queueCapacity);
@@ -37,6 +39,16 @@ export class Outbox {
     this.pacer.configure(rate, burst);
   }
 
+  /** A handover's new socket became the socket: pace as its pacer did (see Pacer.continueFrom). */
+  adoptPacer(pacer: Pacer): void {
+    this.pacer.continueFrom(pacer);
+  }
+
+  /** A request written to the socket still waits for its reply (or error, or timeout). */
+  get awaitingReplies(): boolean {
+    return this.pending.hasSent();
+  }
+
   /** Write through the pacer (the socket is open). */
   sendNow(text: string): void {
     this.pacer.send(text);
@@ -47,6 +59,7 @@ export class Outbox {
     const promise = this.pending.add(id, type, timeoutMs, () => {
       // Timed out: if it is still queued it must never be sent (the UI rolled it back).
       if (this.queue.remove((item) => item.id === id) !== undefined) this.onQueueChange();
+      this.onTimeout();
     });
     const entry = this.pending.get(id);
     if (entry !== undefined) entry.sent = sent;

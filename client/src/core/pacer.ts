@@ -41,6 +41,21 @@ export class Pacer {
     this.arm();
   }
 
+  /**
+   * Carry on from `other` (a handover's pacer, whose socket becomes the socket): its
+   * limits, tokens and backlog, so the frames just written there still count.
+   */
+  continueFrom(other: Pacer): void {
+    this.reset();
+    this.rate = other.rate;
+    this.burst = other.burst;
+    this.tokens = other.tokens;
+    this.updatedAt = other.updatedAt;
+    this.waiting.push(...other.waiting);
+    other.reset();
+    if (this.waiting.length > 0) this.arm();
+  }
+
   /** Drop the backlog (the socket is gone; requests in it fail as connection_lost). */
   reset(): void {
     this.waiting.length = 0;

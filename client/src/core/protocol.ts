@@ -76,6 +76,11 @@ export interface ReconnectFrame {
   type: "reconnect";
   reason?: string;
   after_ms: number;
+  /**
+   * Make-before-break ("handover"): the server keeps this socket open this long (ms)
+   * while the client opens a new one and moves its subscriptions; absent or 0: a drain.
+   */
+  handover_ms?: number;
 }
 
 export interface AuthenticatedFrame {
@@ -195,10 +200,15 @@ export function decodeServerFrame(raw: unknown): DecodeResult {
     case "pong":
       if (!isOptId(f.id)) return bad("pong with a malformed id");
       return { ok: true, frame: { type: "pong", id: (f.id as FrameId | undefined) ?? null, server_time: isFiniteNum(f.server_time) ? f.server_time : undefined } };
-    case "reconnect":
+    case "reconnect": {
       // A missing or absurd after_ms is clamped by the reconnection manager, not refused:
-      // the server still wants us to reconnect.
-      return { ok: true, frame: { type: "reconnect", reason: typeof f.reason === "string" ? f.reason : undefined, after_ms: isFiniteNum(f.after_ms) ? f.after_ms : NaN } };
+      // the server still wants us to reconnect. handover_ms, when present, must be exact.
+      if (f.handover_ms !== undefined && !(isInt(f.handover_ms) && f.handover_ms >= 0))
+        return bad("reconnect.handover_ms not a non-negative integer");
+      const frame: ReconnectFrame = { type: "reconnect", reason: typeof f.reason === "string" ? f.reason : undefined, after_ms: isFiniteNum(f.after_ms) ? f.after_ms : NaN };
+      if (f.handover_ms !== undefined) frame.handover_ms = f.handover_ms;
+      return { ok: true, frame };
+    }
     case "authenticated":
       return { ok: true, frame: { type: "authenticated", id: isId(f.id) ? f.id : null, user: isObj(f.user) && isInt(f.user.id) ? { id: f.user.id } : null } };
     default:

@@ -63,6 +63,12 @@ export class PendingRequests {
     return true;
   }
 
+  /** Some request written to the socket still waits for its answer. */
+  hasSent(): boolean {
+    for (const entry of this.map.values()) if (entry.sent) return true;
+    return false;
+  }
+
   /** The socket died: requests already written have an unknown outcome. */
   rejectSent(error: () => RealtimeError): void {
     for (const entry of [...this.map.values()]) {

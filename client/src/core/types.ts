@@ -45,6 +45,7 @@ export interface ConnectionStatus {
 export interface ClientEvents {
   state: { from: ClientState; to: ClientState };
   status: ConnectionStatus;
+  /** A connection's `welcome`: after each connect or reconnect, and at a handover's switch (the new socket's). */
   welcome: WelcomeFrame;
   message: { channel: string; data: unknown; meta: MessageMeta };
   reset: { channel: string };
