@@ -75,12 +75,14 @@ DEFAULTS: dict[str, Any] = {
     # than its share of connections (of the gateways', or of a balancer's) asks at most
     # REBALANCE_MAX_MOVES clients open for REBALANCE_MIN_AGE s to move, by a handover
     # that keeps their socket open HANDOVER_MS (docs/protocol.md). An excess under
-    # max(REBALANCE_MIN_EXCESS, REBALANCE_TOLERANCE x share) is left alone.
+    # max(REBALANCE_MIN_EXCESS, REBALANCE_TOLERANCE x share) is left alone; nobody moves
+    # while more connections arrived in the last REBALANCE_SETTLE s than were asked to.
     "REBALANCE_INTERVAL": 2.0,
     "REBALANCE_TOLERANCE": 0.1,
     "REBALANCE_MIN_EXCESS": 20,
     "REBALANCE_MAX_MOVES": 100,
     "REBALANCE_MIN_AGE": 10.0,
+    "REBALANCE_SETTLE": 5.0,
     "HANDOVER_MS": 10_000,
     "GATEWAY_ID": "",
     # --- the server process (realtime_project/server.py) ---
@@ -126,6 +128,7 @@ class GatewaySettings:
     rebalance_min_excess: int = 20
     rebalance_max_moves: int = 100
     rebalance_min_age: float = 10.0
+    rebalance_settle: float = 5.0
     handover_ms: int = 10_000
     rate_limit_bytes_per_token: int = 4096
     max_connections_per_address: int = 256
@@ -194,6 +197,7 @@ def _gateway_settings(merged: Mapping[str, Any]) -> GatewaySettings:
         rebalance_min_excess=max(1, int(merged["REBALANCE_MIN_EXCESS"])),
         rebalance_max_moves=max(0, int(merged["REBALANCE_MAX_MOVES"])),
         rebalance_min_age=max(0.0, float(merged["REBALANCE_MIN_AGE"])),
+        rebalance_settle=max(0.0, float(merged["REBALANCE_SETTLE"])),
         handover_ms=max(1, int(merged["HANDOVER_MS"])),
         rate_limit_bytes_per_token=max(1, int(merged["RATE_LIMIT_BYTES_PER_TOKEN"])),
         max_connections_per_address=int(merged["MAX_CONNECTIONS_PER_ADDRESS"]),

@@ -15,8 +15,12 @@ docs/protocol.md): the client opens a new socket through the balancer, resubscri
 `since`, then closes this one, so the move costs no outage and loses nothing; this socket
 is closed with 1012 once `handover_ms` has passed. A client that does not know handovers
 reconnects as after a drain. Moves are damped (half the excess per round, at most
-`REBALANCE_MAX_MOVES`), only connections older than `REBALANCE_MIN_AGE` move, and a
-connection is asked once.
+`REBALANCE_MAX_MOVES`), only connections older than `REBALANCE_MIN_AGE` move, a
+connection is asked once, and nobody moves while the cluster takes a reconnection storm:
+when more connections arrived in the last `REBALANCE_SETTLE` seconds than the gateways
+asked to move, a process just died and its clients are coming back through the survivors.
+Moving others then would only add handshakes to the storm, and send them where the dead
+process cannot take them yet (the balancer still has it down).
 
 `plan` is the pure decision; `rebalance_loop` the I/O around it (started with presence,
 serving.py). `REBALANCE_INTERVAL` 0 turns it off.
@@ -31,6 +35,7 @@ import math
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,9 +72,22 @@ class Load:
     balancers: Mapping[str, int] = field(default_factory=dict)
     #: Every balancer the gateway's clients named (one with no connections included).
     known: tuple[str, ...] = ()
+    #: Connections that arrived, and that this gateway asked to move, in the last
+    #: REBALANCE_SETTLE seconds.
+    arrived: int = 0
+    asked: int = 0
 
     def to_json(self) -> str:
-        return json.dumps({"g": self.gateway, "c": self.connections, "b": dict(self.balancers), "k": list(self.known)})
+        return json.dumps(
+            {
+                "g": self.gateway,
+                "c": self.connections,
+                "b": dict(self.balancers),
+                "k": list(self.known),
+                "r": self.arrived,
+                "m": self.asked,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: str) -> Load | None:
@@ -80,6 +98,8 @@ class Load:
                 connections=max(0, int(data["c"])),
                 balancers={str(k): max(0, int(v)) for k, v in dict(data.get("b") or {}).items()},
                 known=tuple(str(k) for k in data.get("k") or ())[:MAX_BALANCERS],
+                arrived=max(0, int(data.get("r") or 0)),
+                asked=max(0, int(data.get("m") or 0)),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
@@ -103,6 +123,10 @@ def plan(mine: Load, loads: Sequence[Load], tuning: Tuning = Tuning()) -> dict[s
     """How many of `mine`'s connections to move, by the balancer they came through
     ("": any). `loads` are every live gateway's, `mine` included."""
     moves: dict[str, int] = {}
+    total = sum(load.connections for load in loads)
+    storm = sum(load.arrived for load in loads) - sum(load.asked for load in loads)
+    if storm > max(tuning.min_excess, tuning.tolerance * total):
+        return moves  # clients of a dead process are reconnecting: let the storm settle
     # Balancers: a moved client comes back through a random balancer (SO_REUSEPORT), the
     # overloaded one included, so to move one away the fleet asks n / (n - 1).
     names = sorted({name for load in loads for name in (*load.known, *load.balancers)})
@@ -154,10 +178,13 @@ def _interned(names: tuple[str, ...]) -> tuple[str, ...]:
     return _INTERNED.setdefault(names, names)
 
 
-def load_of(hub: Hub, gateway: str) -> Load:
-    """This gateway's load; connections already moving away do not count."""
-    count, per, known = 0, dict[str, int](), set[str]()
+def load_of(hub: Hub, gateway: str, *, now: float = 0.0, settle: float = 0.0, asked: int = 0) -> Load:
+    """This gateway's load; connections already moving away do not count. `asked`: how
+    many it asked to move in the last `settle` seconds (before `now`, monotonic)."""
+    count, arrived, per, known = 0, 0, dict[str, int](), set[str]()
     for conn in hub.connections:
+        if now - conn.connected_at < settle:
+            arrived += 1
         if conn.closing or conn.meta.get(META_MOVING):
             continue
         count += 1
@@ -165,12 +192,10 @@ def load_of(hub: Hub, gateway: str) -> Load:
         if name:
             per[name] = per.get(name, 0) + 1
         known.update(conn.meta.get(META_BALANCERS, ()))
-    return Load(gateway=gateway, connections=count, balancers=per, known=tuple(sorted(known)))
+    return Load(gateway, count, per, tuple(sorted(known)), arrived=arrived, asked=asked)
 
 
-def choose(
-    hub: Hub, moves: Mapping[str, int], now: float, min_age: float, rng: random.Random
-) -> list[Connection]:
+def choose(hub: Hub, moves: Mapping[str, int], now: float, min_age: float, rng: random.Random) -> list[Connection]:
     """The connections to move: `moves[name]` of those through balancer `name` (then any
     for ""), open for at least `min_age` seconds, not moving already."""
     eligible = [
@@ -227,21 +252,40 @@ async def withdraw(client: Any, gateway: str) -> None:
     await pipe.execute()
 
 
-async def rebalance_once(hub: Hub, client: Any, rng: random.Random) -> int:
+class Asked:
+    """When this gateway asked how many clients to move (for `Load.asked`)."""
+
+    def __init__(self) -> None:
+        self._rounds: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, count: int) -> None:
+        if count:
+            self._rounds.append((now, count))
+
+    def since(self, start: float) -> int:
+        while self._rounds and self._rounds[0][0] < start:
+            self._rounds.popleft()
+        return sum(count for _, count in self._rounds)
+
+
+async def rebalance_once(hub: Hub, client: Any, rng: random.Random, asked: Asked | None = None) -> int:
     """One round: publish, read, move; returns how many connections were asked to move."""
     settings = gateway_settings()
     if hub.draining:
         await withdraw(client, settings.gateway_id)
         return 0
-    mine = load_of(hub, settings.gateway_id)
+    asked = asked if asked is not None else Asked()
+    now, settle = hub.clock.monotonic(), settings.rebalance_settle
+    mine = load_of(hub, settings.gateway_id, now=now, settle=settle, asked=asked.since(now - settle))
     loads = await exchange(client, mine, ttl=3 * settings.rebalance_interval)
     tuning = Tuning(settings.rebalance_tolerance, settings.rebalance_min_excess, settings.rebalance_max_moves)
     moves = plan(mine, loads, tuning)
     if not moves:
         return 0
-    chosen = choose(hub, moves, hub.clock.monotonic(), settings.rebalance_min_age, rng)
+    chosen = choose(hub, moves, now, settings.rebalance_min_age, rng)
     for conn in chosen:
         hand_over(conn, settings.handover_ms)
+    asked.add(now, len(chosen))
     if chosen:
         logger.info(
             "rebalance: moving %d of %d connections (%s); cluster: %s",
@@ -256,13 +300,14 @@ async def rebalance_once(hub: Hub, client: Any, rng: random.Random) -> int:
 async def rebalance_loop(hub: Hub, client: Any, rng: random.Random | None = None) -> None:
     """Every REBALANCE_INTERVAL: one round (a failure is logged once and retried)."""
     rng = rng or random.Random()
+    asked = Asked()
     failing = False
     while True:
         interval = gateway_settings().rebalance_interval
         # Gateways started together do not decide in lockstep.
         await asyncio.sleep(interval * rng.uniform(0.8, 1.2))
         try:
-            await rebalance_once(hub, client, rng)
+            await rebalance_once(hub, client, rng, asked)
             failing = False
         except asyncio.CancelledError:
             raise

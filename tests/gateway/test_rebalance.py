@@ -73,11 +73,25 @@ def test_balancer_moves_count_toward_the_gateway_excess() -> None:
     assert moves == {"lb1": 300}
 
 
+def test_nobody_moves_during_a_reconnection_storm() -> None:
+    # gateway b died and restarted; its 500 clients just reconnected to a (arrived: 500).
+    survivor, restarted = Load("a", 1000, arrived=500), Load("b", 0)
+    assert plan(survivor, [survivor, restarted], TUNING) == {}
+    # Once it has settled (or the arrivals are the moves the gateways asked for), it moves.
+    settled = Load("a", 1000, arrived=40)
+    assert plan(settled, [settled, restarted], TUNING) == {"": 100}
+    asked = Load("a", 900, asked=100)
+    moved_in = Load("b", 100, arrived=100)
+    assert plan(asked, [asked, moved_in], TUNING) == {"": 100}
+    # Arrivals under max(min_excess, tolerance x connections) are ordinary traffic.
+    assert plan(Load("a", 1000, arrived=99), [Load("a", 1000, arrived=99), restarted], TUNING) == {"": 100}
+
+
 def test_load_from_garbage_is_none() -> None:
     for raw in ("", "[]", "{}", '{"g": "a", "c": "x"}', '{"g": "a"}', "not json", '{"g": "a", "c": 1, "b": 3}'):
         assert Load.from_json(raw) is None, raw
-    back = Load.from_json(Load("a", 3, {"lb1": 2}, ("lb1", "lb2")).to_json())
-    assert back == Load("a", 3, {"lb1": 2}, ("lb1", "lb2"))
+    back = Load.from_json(Load("a", 3, {"lb1": 2}, ("lb1", "lb2"), arrived=4, asked=5).to_json())
+    assert back == Load("a", 3, {"lb1": 2}, ("lb1", "lb2"), arrived=4, asked=5)
 
 
 def test_balancer_headers_are_plain_names_or_nothing() -> None:
@@ -179,6 +193,7 @@ ENV = {
     "REALTIME_REBALANCE_INTERVAL": "0.3",
     "REALTIME_REBALANCE_MIN_EXCESS": "2",
     "REALTIME_REBALANCE_MIN_AGE": "0",
+    "REALTIME_REBALANCE_SETTLE": "0.5",
     "REALTIME_HANDOVER_MS": "3000",
 }
 
