@@ -56,8 +56,9 @@ def test_rendered_configuration_is_valid_for_haproxy(tmp_path: Path, bind: str) 
         balancer="lb2",
         balancers=["lb1", "lb2"],
     )
-    assert config.count("server gw3 10.0.0.13:8000 check") == 2
-    assert "set-header X-Realtime-Balancer lb2\n" in config and "set-header X-Realtime-Balancers lb1,lb2\n" in config  # checked on /readyz, and alive
+    assert config.count("server gw3 10.0.0.13:8000 check") == 2  # checked on /readyz, and alive
+    assert "set-header X-Realtime-Balancer lb2\n" in config
+    assert "set-header X-Realtime-Balancers lb1,lb2\n" in config
     assert "balance leastconn" in config and "uri /readyz" in config and "$" not in config
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
