@@ -341,3 +341,33 @@ async def test_a_venue_that_is_down_is_retried_with_backoff(venue: FakeVenue) ->
         assert not stream.live() and venue.refused >= 3
         venue.down(False)
         await until(stream.live, "connected once the venue is back")
+
+
+async def test_closing_a_connection_never_swallows_the_callers_cancellation() -> None:
+    """Stopping the feed cancels the link while it closes a connection and waits for that
+    connection's reader: the cancellation must reach the link, or it reconnects forever
+    and the stop hangs (seen under load: a test's teardown waited for its stream 2 min)."""
+    from types import SimpleNamespace
+
+    from prices.streams.client import _Connection, _Link
+
+    class Socket:
+        async def close(self, code: int, reason: str) -> None:
+            return None
+
+    async def reader_that_finishes_its_work_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)
+
+    link = _Link(SimpleNamespace(liveness_changed=lambda: None), [], 0)  # type: ignore[arg-type]
+    conn = _Connection(Socket(), 0.0, 1, None)  # type: ignore[arg-type]
+    conn.reader = asyncio.create_task(reader_that_finishes_its_work_when_cancelled())
+    closing = asyncio.create_task(link._close(conn, "stopped"))
+    await asyncio.sleep(0.05)  # the reader is cancelled and finishing
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    await asyncio.wait({conn.reader})
+    assert conn.closed == "stopped"
