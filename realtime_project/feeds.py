@@ -507,7 +507,8 @@ class FeedThread:
             self._started.set()
             while not self._ready():
                 try:
-                    await asyncio.wait_for(self._stop.wait(), 0.1)
+                    async with asyncio.timeout(0.1):
+                        await self._stop.wait()
                     return
                 except TimeoutError:
                     continue

@@ -353,7 +353,8 @@ async def lead(
                 await pause(wait)
                 continue
             try:
-                await asyncio.wait_for(stop.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await stop.wait()
             except TimeoutError:
                 pass
     finally:

@@ -95,7 +95,8 @@ async def presence_loop(hub: Hub) -> None:
             failing = True
         hub.presence_changed.clear()
         try:
-            await asyncio.wait_for(hub.presence_changed.wait(), interval)
+            async with asyncio.timeout(interval):
+                await hub.presence_changed.wait()
             await asyncio.sleep(PRESENCE_DEBOUNCE)  # coalesce a burst of (dis)connections
         except TimeoutError:
             pass

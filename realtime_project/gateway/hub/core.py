@@ -110,7 +110,8 @@ class Hub:
             if self.intake is not None:
                 self._tasks.append(loop.create_task(self.intake.run(), name="hub-intake"))
                 try:  # Redis down at boot: subscribes answer `unavailable` until it is up
-                    await asyncio.wait_for(self._intake_ready.wait(), INTAKE_START_TIMEOUT)
+                    async with asyncio.timeout(INTAKE_START_TIMEOUT):
+                        await self._intake_ready.wait()
                 except TimeoutError:
                     logger.warning("hub started without its Redis pub/sub connection; retrying")
             else:
