@@ -490,6 +490,8 @@ async def test_cold_subscribes_share_one_snapshot_of_the_app(layer: str) -> None
         assert calls == ["tcold"]
         # A publication moves the channel: later subscribers start from it, no hook call.
         await apublish("tcold", {"state": "warm"})
+        for client in clients:  # applied by the hub (through Redis, with that layer) before a late subscribe
+            assert (await client.recv())["data"] == {"state": "warm"}
         late, _ = await subscriber("tcold")
         assert (await late.recv())["data"] == {"state": "warm"}
         assert calls == ["tcold"]
