@@ -79,6 +79,13 @@ def shared(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None, djan
         cluster.stop()
         gate.close()
         redis.stop()
+        # What the module and its cluster wrote outside any test (the seeded market and
+        # schedule, prices the cluster stored after the last test's flush) must not reach
+        # the tests that run after it on this worker: back to the migrated database.
+        from django.core.management import call_command
+
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture
