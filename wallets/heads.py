@@ -285,8 +285,7 @@ class HeadStream:
         """
         while True:
             await self.clock.sleep(self.stall_after)
-            async with asyncio.timeout(self.request_timeout):
-                number = int(await w3.eth.block_number)
+            number = int(await asyncio.wait_for(w3.eth.block_number, self.request_timeout))
             seen = max(self.last_head.number if self.last_head else 0, self._connected_at_number or 0)
             if number > seen + STALL_BLOCKS and self.heads == self._heads_at_check:
                 raise TimeoutError(f"the node is at block {number} but pushed no head past {seen}")
