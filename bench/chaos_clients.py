@@ -213,20 +213,14 @@ class Client:
                     return None
                 frame = json.loads(raw)
                 kind, now = frame.get("type"), time.monotonic()
-                if kind == "message":
-                    self._on_message(frame, now, sock)
-                elif kind == "ping":
-                    await sock.ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
-                elif kind == "subscribed":
-                    self._on_subscribed(frame, now)
-                elif kind == "reconnect" and frame.get("handover_ms"):
+                if kind == "reconnect" and frame.get("handover_ms"):
                     if moving is None:
                         sock.overlap = True
                         moving = asyncio.create_task(self._handover())
                 elif kind == "reconnect":
                     return float(frame.get("after_ms") or 0) / 1000
-                elif kind == "error":
-                    self.errors[str(frame.get("code"))] += 1
+                else:
+                    await self._take(sock, frame, now)
                 if moving is not None and moving.done():
                     new = moving.result() if not moving.exception() else None
                     moving = None
@@ -259,6 +253,18 @@ class Client:
             self._on_subscribed({"channel": channel, "recovered": True}, time.monotonic())
         return new
 
+    async def _take(self, sock: Socket, frame: dict[str, Any], now: float) -> None:
+        """What every socket of the client does with a frame (but `reconnect`)."""
+        kind = frame.get("type")
+        if kind == "message":
+            self._on_message(frame, now, sock)
+        elif kind == "ping":
+            await sock.ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
+        elif kind == "subscribed":
+            self._on_subscribed(frame, now)
+        elif kind == "error":
+            self.errors[str(frame.get("code"))] += 1
+
     async def _handover(self) -> Socket | None:
         """Open the new socket and read it until every channel is subscribed on it."""
         try:
@@ -272,17 +278,11 @@ class Client:
             async for raw in new.ws:
                 frame = json.loads(raw)
                 kind, now = frame.get("type"), time.monotonic()
-                if kind == "message":
-                    self._on_message(frame, now, new)
-                elif kind == "ping":
-                    await new.ws.send(json.dumps({"type": "pong", "id": frame.get("id")}))
-                elif kind == "subscribed":
-                    self._on_subscribed(frame, now)
+                await self._take(new, frame, now)
+                if kind == "subscribed":
                     subscribed.add(frame["channel"])
                     if len(subscribed) == len(self.channels):
                         return new
-                elif kind == "error":
-                    self.errors[str(frame.get("code"))] += 1
         except websockets.ConnectionClosed:
             pass
         await new.ws.close()
